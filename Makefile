@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make synth` (main job) and `make test`.
+# Each bootstraps what it needs: a Python 3.11 venv and the pinned npm tools.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGE ?= dev
+STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.json"))["context"]["stages"]))')
+# Node 22 from package.json first on PATH: the CDK CLI and jsii run on it.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+CDK := $(CURDIR)/node_modules/.bin/cdk
+
+.PHONY: synth test lint deploy destroy diff clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(VENV)/.installed node_modules/.installed
+
+## synth: synthesize every stage (cdk-nag gate included) and cfn-lint the templates
+synth: deps
+	rm -rf cdk.out
+	@for stage in $(STAGES); do \
+		echo "== synth $$stage"; \
+		$(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage '**' || exit 1; \
+	done
+	@# cfn-lint exit code: bit 2 = errors, 1 = crash; warnings (4) are printed, not fatal.
+	$(VENV)/bin/cfn-lint cdk.out/*/assembly-*/*.template.json; test $$(( $$? & 3 )) -eq 0
+	@echo "All stages synthesized; cdk-nag and cfn-lint clean: $(STAGES)"
+
+## test: the whole test suite
+test: deps
+	$(PY) -m pytest
+
+## deploy / destroy / diff: one stage on real AWS (STAGE=dev|staging|prod)
+deploy: deps
+	$(CDK) deploy -c stage=$(STAGE) --all --require-approval broadening
+
+diff: deps
+	$(CDK) diff -c stage=$(STAGE) --all
+
+destroy: deps
+	$(CDK) destroy -c stage=$(STAGE) --all --force
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,1 @@
+"""CDK stacks and constructs that put a TF Hub model behind a SageMaker endpoint."""

@@ -1,0 +1,296 @@
+"""Stage configuration: the one validated, frozen object each stage is built from.
+
+`cdk.json` context holds the raw settings (`project`, `stages.<name>`). This
+module turns one stage's raw settings into a `StageConfig` or raises a
+`ConfigError` whose single line names the key, the bad value and what is
+allowed. Nothing here reads the environment or calls AWS: `app.py` passes the
+fallback account and region in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from stacks import images
+
+# TF Serving discovers `<model_name>/<version>/saved_model.pb`; SageMaker names
+# and S3 keys must be able to carry the model name too.
+_MODEL_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62})$")
+# Endpoint names: alphanumerics and single hyphens, 63 characters at most.
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$")
+_ENDPOINT_NAME_MAX = 63
+_ACCOUNT = re.compile(r"^\d{12}$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+
+SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
+SERVERLESS_MAX_CONCURRENCY = (1, 200)
+INSTANCE_COUNT = (1, 100)
+REMOVAL_POLICIES = ("destroy", "retain")
+ARTIFACTS_PREFIX = "artifacts/"
+_ARTIFACT_SUFFIXES = (".tar.gz", "/")
+
+
+class ConfigError(ValueError):
+    """A stage setting is missing or not allowed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    version: int
+    hub_handle: str
+
+
+@dataclass(frozen=True)
+class InstanceServing:
+    instance_type: str
+    instance_count: int
+
+
+@dataclass(frozen=True)
+class ServerlessServing:
+    memory_mb: int
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    project: str
+    stage: str
+    account: str | None
+    region: str
+    model: ModelConfig
+    serving: InstanceServing | ServerlessServing
+    # Key of a TF Serving artifact inside the stage bucket: a `model.tar.gz`
+    # or an uncompressed prefix ending in `/`.
+    pinned_artifact_key: str
+    retain_data: bool
+    tags: tuple[tuple[str, str], ...]
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.project}-{self.stage}"
+
+    @property
+    def is_serverless(self) -> bool:
+        return isinstance(self.serving, ServerlessServing)
+
+    @property
+    def instance_type(self) -> str | None:
+        """The endpoint's instance type; None when serverless."""
+        return self.serving.instance_type if isinstance(self.serving, InstanceServing) else None
+
+
+def load_stage_config(
+    context: Mapping[str, Any],
+    stage: str,
+    *,
+    default_account: str | None = None,
+    default_region: str | None = None,
+) -> StageConfig:
+    """Validate `context` (cdk.json's context) for `stage`.
+
+    Only the dev stage may take its account and region from the fallbacks
+    (`CDK_DEFAULT_ACCOUNT` / `CDK_DEFAULT_REGION`, read by app.py): staging and
+    prod must name theirs so a promotion never lands in the wrong account.
+    """
+    project = _string(context, "project", "project")
+    if not _ENDPOINT_NAME.match(project):
+        raise ConfigError(
+            f"project: {project!r} is not allowed; use letters, digits and single hyphens"
+        )
+    stages = context.get("stages")
+    if not isinstance(stages, Mapping) or not stages:
+        raise ConfigError("stages: missing; declare at least one stage in cdk.json context")
+    if stage not in stages:
+        raise ConfigError(
+            f"stage: {stage!r} is not declared; allowed: {', '.join(sorted(stages))}"
+        )
+    endpoint_name = f"{project}-{stage}"
+    if len(endpoint_name) > _ENDPOINT_NAME_MAX or not _ENDPOINT_NAME.match(endpoint_name):
+        raise ConfigError(
+            f"stage: {stage!r} makes endpoint name {endpoint_name!r}, which is not a valid "
+            f"SageMaker endpoint name (letters, digits, single hyphens, {_ENDPOINT_NAME_MAX} "
+            "characters at most)"
+        )
+
+    raw = _mapping(stages, stage, f"stages.{stage}")
+    where = f"stages.{stage}"
+    _no_unknown_keys(
+        raw,
+        where,
+        {"account", "region", "model", "serving", "pinned_artifact", "removal_policy", "tags"},
+    )
+    may_fall_back = stage == "dev"
+    account = _account(raw, where, default_account, may_fall_back)
+    region = _region(raw, where, default_region, may_fall_back)
+    model = _model(_mapping(raw, "model", f"{where}.model"), f"{where}.model")
+    return StageConfig(
+        project=project,
+        stage=stage,
+        account=account,
+        region=region,
+        model=model,
+        serving=_serving(_mapping(raw, "serving", f"{where}.serving"), f"{where}.serving"),
+        pinned_artifact_key=_pinned_artifact(raw, where),
+        retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
+        tags=_tags(raw.get("tags", {}), f"{where}.tags"),
+    )
+
+
+def _account(
+    raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_back: bool
+) -> str | None:
+    value = raw.get("account")
+    if value is None and may_fall_back:
+        if fallback is None:
+            # dev with no account anywhere synthesizes an account-agnostic template.
+            return None
+        value = fallback
+    if value is None:
+        raise ConfigError(f"{where}.account: missing; set the 12-digit AWS account id")
+    if not isinstance(value, str) or not _ACCOUNT.match(value):
+        raise ConfigError(f"{where}.account: {value!r} is not allowed; expected a 12-digit account id")
+    return value
+
+
+def _region(
+    raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_back: bool
+) -> str:
+    value = raw.get("region")
+    if value is None:
+        value = fallback if may_fall_back else None
+        if value is None:
+            hint = " (or CDK_DEFAULT_REGION / AWS_REGION)" if may_fall_back else ""
+            raise ConfigError(f"{where}.region: missing; set it in cdk.json{hint}")
+    allowed = images.supported_regions()
+    if value not in allowed:
+        raise ConfigError(
+            f"{where}.region: {value!r} is not allowed; the TF Serving image "
+            f"{images.SERVING_TF_VERSION} exists in: {', '.join(allowed)}"
+        )
+    return value
+
+
+def _model(raw: Mapping[str, Any], where: str) -> ModelConfig:
+    _no_unknown_keys(raw, where, {"name", "version", "hub_handle"})
+    name = _string(raw, "name", f"{where}.name")
+    if not _MODEL_NAME.match(name):
+        raise ConfigError(
+            f"{where}.name: {name!r} is not allowed; use letters, digits, '-' and '_' "
+            "(63 characters at most, starting with a letter or digit)"
+        )
+    return ModelConfig(
+        name=name,
+        version=_integer(raw, "version", f"{where}.version", low=1, high=2**31 - 1),
+        hub_handle=_string(raw, "hub_handle", f"{where}.hub_handle"),
+    )
+
+
+def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | ServerlessServing:
+    modes = {"instances", "serverless"}
+    _no_unknown_keys(raw, where, modes)
+    if len(raw) != 1:
+        raise ConfigError(
+            f"{where}: {sorted(raw)!r} is not allowed; set exactly one of 'instances' or 'serverless'"
+        )
+    if "instances" in raw:
+        sub = f"{where}.instances"
+        inst = _mapping(raw, "instances", sub)
+        _no_unknown_keys(inst, sub, {"type", "count"})
+        instance_type = _string(inst, "type", f"{sub}.type")
+        if not _INSTANCE_TYPE.match(instance_type):
+            raise ConfigError(
+                f"{sub}.type: {instance_type!r} is not allowed; expected a SageMaker "
+                "instance type such as 'ml.m5.large' (it starts with 'ml.')"
+            )
+        return InstanceServing(
+            instance_type=instance_type,
+            instance_count=_integer(inst, "count", f"{sub}.count", *INSTANCE_COUNT),
+        )
+    sub = f"{where}.serverless"
+    sls = _mapping(raw, "serverless", sub)
+    _no_unknown_keys(sls, sub, {"memory_mb", "max_concurrency"})
+    memory = _integer(sls, "memory_mb", f"{sub}.memory_mb", low=1, high=10**6)
+    if memory not in SERVERLESS_MEMORY_MB:
+        raise ConfigError(
+            f"{sub}.memory_mb: {memory!r} is not allowed; allowed: "
+            f"{', '.join(map(str, SERVERLESS_MEMORY_MB))}"
+        )
+    return ServerlessServing(
+        memory_mb=memory,
+        max_concurrency=_integer(
+            sls, "max_concurrency", f"{sub}.max_concurrency", *SERVERLESS_MAX_CONCURRENCY
+        ),
+    )
+
+
+def _pinned_artifact(raw: Mapping[str, Any], where: str) -> str:
+    key = _string(raw, "pinned_artifact", f"{where}.pinned_artifact")
+    if not key.startswith(ARTIFACTS_PREFIX) or not key.endswith(_ARTIFACT_SUFFIXES):
+        raise ConfigError(
+            f"{where}.pinned_artifact: {key!r} is not allowed; expected a key in the stage "
+            f"bucket under '{ARTIFACTS_PREFIX}' ending in '.tar.gz' (compressed) or '/' "
+            "(uncompressed prefix)"
+        )
+    return key
+
+
+def _tags(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object of string to string")
+    for key, value in raw.items():
+        if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+            raise ConfigError(
+                f"{where}: key {key!r} is not allowed; 1-128 letters, digits, spaces or "
+                "_ . : / = + - @, not starting with 'aws:'"
+            )
+        if not isinstance(value, str) or not _TAG_VALUE.match(value):
+            raise ConfigError(
+                f"{where}.{key}: {value!r} is not allowed; a string of up to 256 letters, "
+                "digits, spaces or _ . : / = + - @"
+            )
+    return tuple(sorted(raw.items()))
+
+
+def _no_unknown_keys(raw: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _mapping(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {value!r} is not allowed; expected an object")
+    return value
+
+
+def _string(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {value!r} is not allowed; expected a non-empty string")
+    return value
+
+
+def _integer(raw: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = raw.get(key)
+    # bool is an int subclass in Python; `true` is never a count.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"{where}: {value!r} is not allowed; expected a whole number from {low} to {high}"
+        )
+    return value
+
+
+def _choice(raw: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+    value = raw.get(key)
+    if value not in allowed:
+        raise ConfigError(f"{where}.{key}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value

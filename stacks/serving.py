@@ -1,0 +1,181 @@
+"""Serving: the SageMaker Model, EndpointConfig and Endpoint for one stage.
+
+Model and EndpointConfig are immutable in SageMaker, so their names are left
+to CloudFormation: a change replaces them and the Endpoint, which keeps the
+stable name clients call, is updated in place to the new config. The execution
+role and its policy come from the storage stack, deployed first, so the Model
+never races its role's permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.config import InstanceServing, StageConfig
+from stacks.images import ContainerImage, serving_image
+
+VARIANT_NAME = "AllTraffic"
+_SAMPLE_REQUEST = {"instances": ["hello world"]}
+# Instance families whose volumes are local NVMe instance store, encrypted by
+# the hardware; CreateEndpointConfig rejects a KmsKeyId for them.
+_INSTANCE_STORE_FAMILY = re.compile(r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2)\.")
+
+
+def has_instance_store(instance_type: str) -> bool:
+    return bool(_INSTANCE_STORE_FAMILY.match(instance_type))
+
+
+class TfServingEndpoint(Construct):
+    """A TF Serving model behind a real-time or serverless endpoint."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        image: ContainerImage,
+        execution_role: iam.IRole,
+        model_data_uri: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Serverless endpoints do not support network isolation; on instances
+        # the container gets no network access at all.
+        isolated = not config.is_serverless
+        container = sagemaker.CfnModel.ContainerDefinitionProperty(
+            image=image.uri,
+            environment={"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": config.model.name},
+            **_model_data(model_data_uri),
+        )
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=execution_role.role_arn,
+            enable_network_isolation=isolated,
+            primary_container=container,
+        )
+        Validations.of(self.model).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SM1",
+                reason=(
+                    "Network isolation is on: the container has no network access, so a "
+                    "VPC would add cost and nothing else."
+                    if isolated
+                    else "Serverless inference runs in SageMaker's managed network and "
+                    "supports neither VPC configuration nor network isolation."
+                ),
+            )
+        )
+
+        config_kwargs = {}
+        serving = config.serving
+        if isinstance(serving, InstanceServing):
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT_NAME,
+                model_name=self.model.attr_model_name,
+                initial_variant_weight=1.0,
+                instance_type=serving.instance_type,
+                initial_instance_count=serving.instance_count,
+            )
+            if not has_instance_store(serving.instance_type):
+                self.volume_key = kms.Key(
+                    self,
+                    "VolumeKey",
+                    description=f"Encrypts the ML storage volumes of endpoint {config.endpoint_name}",
+                    enable_key_rotation=True,
+                    pending_window=Duration.days(7),
+                    removal_policy=RemovalPolicy.DESTROY,
+                )
+                config_kwargs["kms_key_id"] = self.volume_key.key_arn
+        else:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT_NAME,
+                model_name=self.model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=serving.memory_mb,
+                    max_concurrency=serving.max_concurrency,
+                ),
+            )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self, "Config", production_variants=[variant], **config_kwargs
+        )
+        if "kms_key_id" not in config_kwargs:
+            Validations.of(self.endpoint_config).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SM2",
+                    reason="Serverless endpoints have no ML storage volume to encrypt."
+                    if config.is_serverless
+                    else "This instance type's storage is local NVMe instance store, "
+                    "hardware-encrypted; SageMaker rejects a KmsKeyId for it.",
+                )
+            )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=config.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+
+
+def _model_data(uri: str) -> dict:
+    if uri.endswith("/"):
+        # An uncompressed SavedModel tree: no gzip on either side.
+        return {
+            "model_data_source": sagemaker.CfnModel.ModelDataSourceProperty(
+                s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                    s3_uri=uri, s3_data_type="S3Prefix", compression_type="None"
+                )
+            )
+        }
+    return {"model_data_url": uri}
+
+
+class ServingStack(Stack):
+    """Composes the endpoint for one stage from the storage stack's bucket and role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        bucket: s3.IBucket,
+        execution_role: iam.IRole,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        artifact_uri = f"s3://{bucket.bucket_name}/{config.pinned_artifact_key}"
+        self.serving = TfServingEndpoint(
+            self,
+            "TfServing",
+            config=config,
+            image=serving_image(config.region, config.instance_type),
+            execution_role=execution_role,
+            model_data_uri=artifact_uri,
+        )
+
+        CfnOutput(self, "EndpointName", value=self.serving.endpoint.attr_endpoint_name)
+        CfnOutput(self, "ArtifactLocation", value=artifact_uri)
+        CfnOutput(
+            self,
+            "InvokeCommand",
+            description="Calls the endpoint with the AWS CLI and prints the response",
+            value=invoke_command(config.endpoint_name, config.region),
+        )
+
+
+def invoke_command(endpoint_name: str, region: str) -> str:
+    body = json.dumps(_SAMPLE_REQUEST)
+    return (
+        f"aws sagemaker-runtime invoke-endpoint --region {region} "
+        f"--endpoint-name {endpoint_name} --content-type application/json "
+        f"--cli-binary-format raw-in-base64-out --body '{body}' /dev/stdout"
+    )

@@ -1,0 +1,61 @@
+"""One deployment stage: storage and serving stacks, tagged, under the compliance gate."""
+
+from __future__ import annotations
+
+from aws_cdk import App, Environment, Stage, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+
+from stacks.config import StageConfig, load_stage_config
+from stacks.serving import ServingStack
+from stacks.storage import StorageStack
+
+
+class ModelServingStage(Stage):
+    """Everything one stage needs; stack names are `<project>-<stage>-<part>`."""
+
+    def __init__(self, scope: Construct, config: StageConfig) -> None:
+        env = Environment(account=config.account, region=config.region)
+        super().__init__(scope, config.stage.capitalize(), env=env)
+        prefix = f"{config.project}-{config.stage}"
+        self.storage = StorageStack(
+            self,
+            "Storage",
+            stack_name=f"{prefix}-storage",
+            description=f"{config.project} {config.stage}: model artifacts and training data",
+            config=config,
+        )
+        self.serving = ServingStack(
+            self,
+            "Serving",
+            stack_name=f"{prefix}-serving",
+            description=f"{config.project} {config.stage}: SageMaker model and endpoint",
+            config=config,
+            bucket=self.storage.store.bucket,
+            execution_role=self.storage.execution_role.role,
+        )
+        tags = Tags.of(self)
+        tags.add("project", config.project)
+        tags.add("stage", config.stage)
+        for key, value in config.tags:
+            tags.add(key, value)
+        # The AwsSolutions pack runs at synth; any unacknowledged finding fails it.
+        Validations.of(self).add_plugins(AwsSolutionsChecks(self))
+
+
+def add_stage(
+    app: App,
+    stage: str,
+    *,
+    default_account: str | None = None,
+    default_region: str | None = None,
+) -> ModelServingStage:
+    """Validate `stage` from the app's cdk.json context and add it to `app`.
+
+    Raises `ConfigError` before any construct is created.
+    """
+    context = {key: app.node.try_get_context(key) for key in ("project", "stages")}
+    config = load_stage_config(
+        context, stage, default_account=default_account, default_region=default_region
+    )
+    return ModelServingStage(app, config)

@@ -1,0 +1,135 @@
+"""The stage's stateful storage: artifact bucket, its access-log bucket, the
+placeholder training data the packaging job's `train` channel needs, and the
+SageMaker execution role that may read them.
+
+It lives in its own stack so the serving stack can be destroyed and rebuilt
+without touching model artifacts.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.config import ARTIFACTS_PREFIX, StageConfig
+from stacks.execution_role import SageMakerExecutionRole
+from stacks.images import serving_image
+
+TRAINING_DATA_PREFIX = "trainingData/"
+TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
+# The seed's job ignores this file; SageMaker only needs the channel to exist.
+_PLACEHOLDER_CSV = "placeholder\n"
+
+NONCURRENT_VERSION_DAYS = 30
+ACCESS_LOG_DAYS = 90
+_INCOMPLETE_UPLOAD_DAYS = 7
+
+
+class ArtifactStore(Construct):
+    """Versioned, encrypted, SSL-only bucket for artifacts and training inputs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        # auto_delete_objects empties a bucket before CloudFormation deletes it;
+        # without it `cdk destroy` of a non-empty dev bucket fails.
+        empty_on_destroy = not retain
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
+            removal_policy=removal,
+            auto_delete_objects=empty_on_destroy,
+        )
+        Validations.of(self.access_logs).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the server access log destination; logging it into "
+                "itself or a third bucket would only log the logger.",
+            )
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="artifact-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(_INCOMPLETE_UPLOAD_DAYS),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=empty_on_destroy,
+        )
+
+        self._put_placeholder_training_data()
+
+    def _put_placeholder_training_data(self) -> None:
+        put = cr.AwsSdkCall(
+            service="s3",
+            action="PutObject",
+            parameters={
+                "Bucket": self.bucket.bucket_name,
+                "Key": TRAINING_DATA_KEY,
+                "Body": _PLACEHOLDER_CSV,
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(TRAINING_DATA_KEY),
+        )
+        writer = cr.AwsCustomResource(
+            self,
+            "PlaceholderTrainingData",
+            on_create=put,
+            on_update=put,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["s3:PutObject"],
+                        resources=[self.bucket.arn_for_objects(TRAINING_DATA_KEY)],
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        Validations.of(_aws_custom_resource_provider(self)).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                reason="CDK's AwsCustomResource provider uses the AWS-managed basic execution "
+                "policy, which only allows writing its own CloudWatch Logs.",
+            )
+        )
+
+
+def _aws_custom_resource_provider(scope: Construct) -> Construct:
+    # The provider Lambda is a stack-wide singleton named after this UUID; its
+    # role is where findings about it land.
+    uuid = cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+    return Stack.of(scope).node.find_child(f"AWS{uuid}")
+
+
+class StorageStack(Stack):
+    """Composes the artifact store and the execution role; the serving stack uses both."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.store = ArtifactStore(self, "Artifacts", retain=config.retain_data)
+        self.execution_role = SageMakerExecutionRole(
+            self,
+            "ExecutionRole",
+            bucket=self.store.bucket,
+            read_prefixes=[ARTIFACTS_PREFIX],
+            images=[serving_image(config.region, config.instance_type)],
+            endpoint_name=config.endpoint_name,
+        )
