@@ -1,0 +1,65 @@
+"""Shared fixtures: the real cdk.json context, and each stage synthesized once."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+from typing import Any, Callable
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.stage import ModelServingStage, add_stage
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STAGES = ("dev", "staging", "prod")
+# dev has no region in cdk.json; the CLI would pass CDK_DEFAULT_REGION.
+DEV_REGION = "us-east-1"
+
+# jsii runs the CDK on the Node.js pinned in package.json when it is installed.
+_NODE_BIN = ROOT / "node_modules" / ".bin"
+if _NODE_BIN.is_dir():
+    os.environ["PATH"] = f"{_NODE_BIN}{os.pathsep}{os.environ['PATH']}"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    """A private copy of cdk.json's context that a test may edit."""
+    return copy.deepcopy(cdk_json_context())
+
+
+def synth_stage(
+    stage: str, outdir: pathlib.Path, context: dict[str, Any] | None = None
+) -> ModelServingStage:
+    app = cdk.App(outdir=str(outdir), context=context or cdk_json_context())
+    return add_stage(app, stage, default_region=DEV_REGION)
+
+
+class SynthesizedStage:
+    def __init__(self, stage: ModelServingStage, outdir: pathlib.Path) -> None:
+        self.stage = stage
+        self.storage = Template.from_stack(stage.storage)
+        self.serving = Template.from_stack(stage.serving)
+        self.assembly = cdk.App.of(stage).synth()
+        self.outdir = outdir
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory) -> Callable[[str], SynthesizedStage]:
+    """Each stage of the real cdk.json, synthesized once per test session."""
+    cache: dict[str, SynthesizedStage] = {}
+
+    def get(stage: str) -> SynthesizedStage:
+        if stage not in cache:
+            outdir = tmp_path_factory.mktemp(f"cdk-{stage}")
+            cache[stage] = SynthesizedStage(synth_stage(stage, outdir), outdir)
+        return cache[stage]
+
+    return get

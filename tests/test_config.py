@@ -1,0 +1,176 @@
+"""Stage configuration: every bad value fails with one line naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config import (
+    ConfigError,
+    InstanceServing,
+    ServerlessServing,
+    load_stage_config,
+)
+from tests.conftest import STAGES
+
+
+def load(context, stage="dev", **kwargs):
+    kwargs.setdefault("default_region", "us-east-1")
+    return load_stage_config(context, stage, **kwargs)
+
+
+def assert_error(context, stage, *fragments, **kwargs):
+    with pytest.raises(ConfigError) as caught:
+        load(context, stage, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_declared_stage_loads(context, stage):
+    config = load(context, stage)
+    assert config.stage == stage
+    assert config.endpoint_name == f"{context['project']}-{stage}"
+
+
+def test_dev_defaults_are_the_seed_model_on_serverless(context):
+    config = load(context, "dev")
+    assert config.model.name == "universal-sentence-encoder"
+    assert config.model.version == 4
+    assert config.model.hub_handle.endswith("google/universal-sentence-encoder/4")
+    assert isinstance(config.serving, ServerlessServing)
+    assert not config.retain_data
+
+
+def test_prod_serves_on_instances_and_retains_data(context):
+    config = load(context, "prod")
+    assert isinstance(config.serving, InstanceServing)
+    assert config.serving.instance_type.startswith("ml.")
+    assert config.retain_data
+
+
+def test_config_is_frozen(context):
+    config = load(context, "dev")
+    with pytest.raises(AttributeError):
+        config.stage = "prod"
+
+
+def test_unknown_stage_names_the_declared_ones(context):
+    assert_error(context, "qa", "stage", "'qa'", "dev, prod, staging")
+
+
+def test_instance_type_needs_the_ml_prefix(context):
+    context["stages"]["prod"]["serving"]["instances"]["type"] = "m5.large"
+    assert_error(
+        context, "prod", "stages.prod.serving.instances.type", "'m5.large'", "starts with 'ml.'"
+    )
+
+
+@pytest.mark.parametrize("memory", [1000, 512, 7168, 2048.5])
+def test_serverless_memory_must_be_on_the_1024_grid(context, memory):
+    context["stages"]["dev"]["serving"]["serverless"]["memory_mb"] = memory
+    assert_error(
+        context,
+        "dev",
+        "stages.dev.serving.serverless.memory_mb",
+        repr(memory),
+    )
+
+
+def test_serverless_memory_error_lists_the_grid(context):
+    context["stages"]["dev"]["serving"]["serverless"]["memory_mb"] = 1000
+    assert_error(context, "dev", "1024, 2048, 3072, 4096, 5120, 6144")
+
+
+@pytest.mark.parametrize("count", ["two", "2", 1.5, True, 0, None])
+def test_instance_count_must_be_a_whole_number(context, count):
+    context["stages"]["prod"]["serving"]["instances"]["count"] = count
+    assert_error(
+        context, "prod", "stages.prod.serving.instances.count", repr(count), "whole number from 1"
+    )
+
+
+@pytest.mark.parametrize("account", ["12345", "12345678901a", 123456789012])
+def test_account_must_be_twelve_digits(context, account):
+    context["stages"]["staging"]["account"] = account
+    assert_error(context, "staging", "stages.staging.account", repr(account), "12-digit")
+
+
+def test_unknown_region_lists_the_supported_ones(context):
+    context["stages"]["prod"]["region"] = "eu-west-9"
+    message = assert_error(context, "prod", "stages.prod.region", "'eu-west-9'", "af-south-1")
+    assert "us-east-1" in message
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ((), "stages.dev.colour"),
+        (("model",), "stages.dev.model.colour"),
+        (("serving",), "stages.dev.serving.colour"),
+        (("serving", "serverless"), "stages.dev.serving.serverless.colour"),
+    ],
+)
+def test_unknown_keys_are_rejected_where_they_stand(context, path, where):
+    node = context["stages"]["dev"]
+    for key in path:
+        node = node[key]
+    node["colour"] = "blue"
+    assert_error(context, "dev", where, "unknown key", "allowed:")
+
+
+def test_serving_needs_exactly_one_mode(context):
+    context["stages"]["dev"]["serving"]["instances"] = {"type": "ml.m5.large", "count": 1}
+    assert_error(context, "dev", "stages.dev.serving", "exactly one of 'instances' or 'serverless'")
+
+
+def test_removal_policy_is_destroy_or_retain(context):
+    context["stages"]["dev"]["removal_policy"] = "snapshot"
+    assert_error(context, "dev", "stages.dev.removal_policy", "'snapshot'", "destroy, retain")
+
+
+def test_pinned_artifact_must_be_an_archive_or_prefix_under_artifacts(context):
+    context["stages"]["dev"]["pinned_artifact"] = "models/use.zip"
+    assert_error(context, "dev", "stages.dev.pinned_artifact", "'models/use.zip'", "'.tar.gz'")
+
+
+def test_model_name_must_fit_tf_serving_and_sagemaker(context):
+    context["stages"]["dev"]["model"]["name"] = "use/4"
+    assert_error(context, "dev", "stages.dev.model.name", "'use/4'")
+
+
+def test_model_version_is_a_positive_integer(context):
+    context["stages"]["dev"]["model"]["version"] = "latest"
+    assert_error(context, "dev", "stages.dev.model.version", "'latest'", "whole number")
+
+
+def test_tags_are_strings(context):
+    context["stages"]["dev"]["tags"] = {"owner": 7}
+    assert_error(context, "dev", "stages.dev.tags.owner", "7")
+
+
+def test_dev_falls_back_to_the_cli_account_and_region(context):
+    config = load(context, "dev", default_account="123456789012", default_region="ap-east-1")
+    assert (config.account, config.region) == ("123456789012", "ap-east-1")
+
+
+def test_dev_without_any_account_is_account_agnostic(context):
+    assert load(context, "dev", default_account=None).account is None
+
+
+def test_dev_without_any_region_says_where_to_set_it(context):
+    assert_error(context, "dev", "stages.dev.region", "CDK_DEFAULT_REGION", default_region=None)
+
+
+def test_other_stages_never_fall_back(context):
+    del context["stages"]["prod"]["account"]
+    assert_error(
+        context, "prod", "stages.prod.account", "missing", default_account="123456789012"
+    )
+
+
+def test_project_name_must_make_a_valid_endpoint_name(context):
+    context["project"] = "tfhub_serving"
+    assert_error(context, "dev", "project", "'tfhub_serving'")

@@ -1,0 +1,150 @@
+"""Serving stack: Model, EndpointConfig and Endpoint as the stage config says."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.serving import has_instance_store
+from tests.conftest import STAGES, synth_stage
+
+
+def only(template, resource_type):
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, found
+    return next(iter(found.values()))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_model_and_config_names_are_generated_endpoint_name_is_stable(synthesized, stage):
+    serving = synthesized(stage).serving
+    serving.has_resource_properties("AWS::SageMaker::Model", {"ModelName": Match.absent()})
+    serving.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig", {"EndpointConfigName": Match.absent()}
+    )
+    serving.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "EndpointName": f"tfhub-serving-{stage}",
+            "EndpointConfigName": {"Fn::GetAtt": [Match.any_value(), "EndpointConfigName"]},
+        },
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_model_serves_the_pinned_artifact_with_the_tf_serving_image(synthesized, stage):
+    synth = synthesized(stage)
+    model = only(synth.serving, "AWS::SageMaker::Model")["Properties"]
+    container = model["PrimaryContainer"]
+    region = synth.stage.serving.region
+    assert container["Image"] == (
+        f"763104351884.dkr.ecr.{region}.amazonaws.com/tensorflow-inference:2.20.0-cpu-py312"
+    )
+    assert container["Environment"] == {
+        "SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "universal-sentence-encoder"
+    }
+    url = container["ModelDataUrl"]["Fn::Join"][1]
+    assert url[0] == "s3://"
+    assert url[-1] == "/artifacts/universal-sentence-encoder/4/model.tar.gz"
+    assert "ExecutionRole" in str(model["ExecutionRoleArn"])
+
+
+def test_instance_endpoints_are_network_isolated(synthesized):
+    for stage in ("staging", "prod"):
+        model = only(synthesized(stage).serving, "AWS::SageMaker::Model")
+        assert model["Properties"]["EnableNetworkIsolation"] is True
+
+
+def test_serverless_dev_leaves_isolation_off_because_serverless_rejects_it(synthesized):
+    model = only(synthesized("dev").serving, "AWS::SageMaker::Model")
+    assert model["Properties"]["EnableNetworkIsolation"] is False
+
+
+def test_dev_endpoint_is_serverless(synthesized):
+    config = only(synthesized("dev").serving, "AWS::SageMaker::EndpointConfig")["Properties"]
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant
+    assert "KmsKeyId" not in config
+
+
+def test_prod_endpoint_runs_on_instances_with_a_rotating_volume_key(synthesized):
+    serving = synthesized("prod").serving
+    config = only(serving, "AWS::SageMaker::EndpointConfig")["Properties"]
+    (variant,) = config["ProductionVariants"]
+    assert variant["InstanceType"] == "ml.m5.xlarge"
+    assert variant["InitialInstanceCount"] == 2
+    assert variant["VariantName"] == "AllTraffic"
+    (key_id,) = serving.find_resources("AWS::KMS::Key", {"Properties": {"EnableKeyRotation": True}})
+    assert config["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "expected"),
+    [
+        ("ml.m5.large", False),
+        ("ml.c6i.xlarge", False),
+        ("ml.m5d.large", True),
+        ("ml.g4dn.xlarge", True),
+        ("ml.g5.xlarge", True),
+        ("ml.inf2.xlarge", False),
+    ],
+)
+def test_instance_store_families_get_no_kms_key(instance_type, expected):
+    assert has_instance_store(instance_type) is expected
+
+
+def test_instance_store_type_synthesizes_without_kms_key(context, tmp_path):
+    context["stages"]["staging"]["serving"]["instances"]["type"] = "ml.g5.xlarge"
+    stage = synth_stage("staging", tmp_path, context)
+    serving = Template.from_stack(stage.serving)
+    serving.resource_count_is("AWS::KMS::Key", 0)
+    serving.has_resource_properties("AWS::SageMaker::EndpointConfig", {"KmsKeyId": Match.absent()})
+    model = only(serving, "AWS::SageMaker::Model")
+    assert model["Properties"]["PrimaryContainer"]["Image"].endswith(
+        "tensorflow-inference:2.20.0-gpu-py312"
+    )
+
+
+def test_uncompressed_artifact_prefix_uses_model_data_source(context, tmp_path):
+    context["stages"]["dev"]["pinned_artifact"] = "artifacts/use/4/"
+    stage = synth_stage("dev", tmp_path, context)
+    model = only(Template.from_stack(stage.serving), "AWS::SageMaker::Model")
+    container = model["Properties"]["PrimaryContainer"]
+    assert "ModelDataUrl" not in container
+    source = container["ModelDataSource"]["S3DataSource"]
+    assert source["S3DataType"] == "S3Prefix"
+    assert source["CompressionType"] == "None"
+    assert source["S3Uri"]["Fn::Join"][1][-1] == "/artifacts/use/4/"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_outputs_name_endpoint_artifact_and_a_ready_invoke_command(synthesized, stage):
+    synth = synthesized(stage)
+    outputs = synth.serving.find_outputs("*")
+    assert set(outputs) == {"EndpointName", "ArtifactLocation", "InvokeCommand"}
+    command = outputs["InvokeCommand"]["Value"]
+    assert command.startswith("aws sagemaker-runtime invoke-endpoint ")
+    assert f"--endpoint-name tfhub-serving-{stage} " in command
+    assert f"--region {synth.stage.serving.region} " in command
+    assert "--body '{\"instances\": [\"hello world\"]}'" in command
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_serving_deploys_after_storage_so_the_role_policy_exists_first(synthesized, stage):
+    stage_ = synthesized(stage).stage
+    assert stage_.storage in stage_.serving.dependencies
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_sagemaker_resource_carries_the_stage_tags(synthesized, stage):
+    serving = synthesized(stage).serving
+    for resource_type in (
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+    ):
+        tags = {t["Key"]: t["Value"] for t in only(serving, resource_type)["Properties"]["Tags"]}
+        assert tags["stage"] == stage
+        assert tags["project"] == "tfhub-serving"
+        assert tags["cost-center"] == f"ml-{stage}"
