@@ -33,20 +33,21 @@ class ArtifactStore(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
-        # auto_delete_objects empties a bucket before CloudFormation deletes it;
-        # without it `cdk destroy` of a non-empty dev bucket fails.
-        empty_on_destroy = not retain
-
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
+        # What both buckets share. auto_delete_objects empties a bucket before
+        # CloudFormation deletes it; without it `cdk destroy` of a non-empty
+        # dev bucket fails.
+        common = dict(
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
-            removal_policy=removal,
-            auto_delete_objects=empty_on_destroy,
+            **common,
         )
         Validations.of(self.access_logs).acknowledge(
             Acknowledgment(
@@ -59,9 +60,6 @@ class ArtifactStore(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="artifact-bucket/",
@@ -71,8 +69,7 @@ class ArtifactStore(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(_INCOMPLETE_UPLOAD_DAYS),
                 )
             ],
-            removal_policy=removal,
-            auto_delete_objects=empty_on_destroy,
+            **common,
         )
 
         self._put_placeholder_training_data()
