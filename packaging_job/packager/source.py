@@ -1,0 +1,144 @@
+"""Where a hub handle's bytes come from: a stream of a compressed archive, or a tree.
+
+Handles: tfhub.dev and Kaggle model URLs, any http(s) URL serving a hub
+compressed archive, `s3://` archives or SavedModel prefixes, and local paths.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import PackagingError
+
+COMPRESSED_QUERY = "tf-hub-format=compressed"
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+HTTP_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a handle resolves to: an archive to stream, or a directory tree."""
+
+    handle: str
+    url: str
+    is_archive: bool
+
+
+def resolve(handle: str) -> Resolved:
+    handle = handle.strip()
+    scheme = urlsplit(handle).scheme
+    if scheme in ("http", "https"):
+        return Resolved(handle, compressed_url(handle), is_archive=True)
+    if scheme == "s3":
+        return Resolved(handle, handle, is_archive=not handle.endswith("/"))
+    if scheme in ("", "file"):
+        path = urlsplit(handle).path if scheme == "file" else handle
+        if not os.path.exists(path):
+            raise PackagingError(f"Local handle {path!r} does not exist.")
+        return Resolved(handle, os.path.abspath(path), is_archive=os.path.isfile(path))
+    raise PackagingError(
+        f"Unsupported hub handle {handle!r}: use an http(s) URL (tfhub.dev, Kaggle or a "
+        "compressed hub archive), an s3:// URI or a local path."
+    )
+
+
+def compressed_url(url: str) -> str:
+    """The URL of the hub's compressed (tar.gz) download for a model URL."""
+    parts = urlsplit(url)
+    if parts.path.endswith(_ARCHIVE_SUFFIXES) or "tf-hub-format=" in parts.query:
+        return url
+    query = f"{parts.query}&{COMPRESSED_QUERY}" if parts.query else COMPRESSED_QUERY
+    return urlunsplit(parts._replace(query=query))
+
+
+@contextmanager
+def open_archive(resolved: Resolved, s3_client=None) -> Iterator[IO[bytes]]:
+    """A binary stream of the archive; nothing is buffered whole in memory."""
+    scheme = urlsplit(resolved.url).scheme
+    if scheme in ("http", "https"):
+        with _open_http(resolved.url) as stream:
+            yield stream
+    elif scheme == "s3":
+        bucket, key = _split_s3(resolved.url)
+        body = _s3_get(s3_client, bucket, key)
+        try:
+            yield body
+        finally:
+            body.close()
+    else:
+        with open(resolved.url, "rb") as stream:
+            yield stream
+
+
+@contextmanager
+def _open_http(url: str) -> Iterator[IO[bytes]]:
+    request = urllib.request.Request(url, headers={"User-Agent": "tfhub-sagemaker-packager"})
+    try:
+        response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        hint = (
+            "check the handle's spelling and version"
+            if 400 <= error.code < 500
+            else "the server failed; retry later"
+        )
+        raise PackagingError(f"HTTP {error.code} {error.reason} from {url}: {hint}.") from error
+    except (urllib.error.URLError, socket.timeout, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise PackagingError(
+            f"Cannot reach {urlsplit(url).netloc} ({reason}). The job needs internet egress "
+            "to download from a hub; without it, stage the archive in S3 and pass its s3:// URI."
+        ) from error
+    with response:
+        yield response
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def _s3_get(client, bucket: str, key: str):
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise PackagingError(
+            f"Cannot read s3://{bucket}/{key} ({code}): check the URI and that the job's "
+            "execution role may read it."
+        ) from error
+
+
+def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
+    """Copy a SavedModel directory (local or S3 prefix) into `destination`."""
+    if urlsplit(resolved.url).scheme != "s3":
+        shutil.copytree(resolved.url, destination, dirs_exist_ok=True)
+        return
+    bucket, prefix = _split_s3(resolved.url)
+    found = False
+    for page in client_pages(s3_client, bucket, prefix):
+        for obj in page.get("Contents", []):
+            relative = obj["Key"][len(prefix):]
+            if not relative or relative.endswith("/"):
+                continue
+            target = os.path.realpath(os.path.join(destination, relative))
+            if not target.startswith(os.path.realpath(destination) + os.sep):
+                raise PackagingError(f"Unsafe key {obj['Key']!r} under s3://{bucket}/{prefix}.")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            s3_client.download_file(bucket, obj["Key"], target)
+            found = True
+    if not found:
+        raise PackagingError(f"No objects under s3://{bucket}/{prefix}: check the prefix.")
+
+
+def client_pages(client, bucket: str, prefix: str):
+    return client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

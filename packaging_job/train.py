@@ -1,0 +1,83 @@
+"""SageMaker script-mode entry point of the packaging job.
+
+Options arrive as hyperparameters (`--name value`); the artifact goes to
+SM_MODEL_DIR, and a failure's message to SM_OUTPUT_DIR/failure, which SageMaker
+shows as the job's FailureReason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from packager.errors import PackagingError
+from packager.package import package
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+
+    def option(name: str, **kwargs) -> None:
+        # The toolkit passes hyperparameter keys as given: accept - and _ alike.
+        parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", **kwargs)
+
+    option("hub-handle", required=True)
+    option("model-name", required=True)
+    option("model-version", type=int, default=1)
+    option("signature", default="serving_default")
+    option("sample-input", type=json.loads, default=None, help="JSON instances or columns")
+    option("verify-load", type=_flag, default=False)
+    option("serving-tf-version", default=None)
+    option("model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    args, _unknown = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    s3_client = None
+    if args.hub_handle.startswith("s3://"):
+        import boto3
+
+        s3_client = boto3.client("s3")
+    try:
+        package(
+            args.hub_handle,
+            args.model_dir,
+            args.model_name,
+            args.model_version,
+            signature=args.signature,
+            sample_input=args.sample_input,
+            verify_load=args.verify_load,
+            serving_tf_version=args.serving_tf_version,
+            s3_client=s3_client,
+            log=lambda message: print(message, flush=True),
+        )
+    except PackagingError as error:
+        _report_failure(str(error))
+        return 1
+    return 0
+
+
+def _report_failure(message: str) -> None:
+    print(f"Packaging failed: {message}", file=sys.stderr, flush=True)
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        # Written first, so the toolkit's generic traceback does not replace it.
+        with open(os.path.join(output_dir, "failure"), "w") as handle:
+            handle.write(message)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
