@@ -18,8 +18,10 @@ from stacks import images
 # TF Serving discovers `<model_name>/<version>/saved_model.pb`; SageMaker names
 # and S3 keys must be able to carry the model name too.
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62})$")
-# Endpoint names: alphanumerics and single hyphens, 63 characters at most.
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$")
+# SageMaker endpoint names: alphanumerics and hyphens, 63 characters at most.
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-*[a-zA-Z0-9])*$")
+# The project also starts stack names, which must begin with a letter.
+_PROJECT = re.compile(r"^[a-zA-Z](?:-*[a-zA-Z0-9])*$")
 _ENDPOINT_NAME_MAX = 63
 _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
@@ -99,9 +101,10 @@ def load_stage_config(
     prod must name theirs so a promotion never lands in the wrong account.
     """
     project = _string(context, "project", "project")
-    if not _ENDPOINT_NAME.match(project):
+    if not _PROJECT.match(project):
         raise ConfigError(
-            f"project: {project!r} is not allowed; use letters, digits and single hyphens"
+            f"project: {project!r} is not allowed; start with a letter, then letters, "
+            "digits and hyphens (no trailing hyphen)"
         )
     stages = context.get("stages")
     if not isinstance(stages, Mapping) or not stages:
@@ -114,7 +117,7 @@ def load_stage_config(
     if len(endpoint_name) > _ENDPOINT_NAME_MAX or not _ENDPOINT_NAME.match(endpoint_name):
         raise ConfigError(
             f"stage: {stage!r} makes endpoint name {endpoint_name!r}, which is not a valid "
-            f"SageMaker endpoint name (letters, digits, single hyphens, {_ENDPOINT_NAME_MAX} "
+            f"SageMaker endpoint name (letters, digits, hyphens, {_ENDPOINT_NAME_MAX} "
             "characters at most)"
         )
 

@@ -24,6 +24,7 @@ class ModelServingStage(Stage):
             stack_name=f"{prefix}-storage",
             description=f"{config.project} {config.stage}: model artifacts and training data",
             config=config,
+            termination_protection=config.retain_data,
         )
         self.serving = ServingStack(
             self,
@@ -33,6 +34,7 @@ class ModelServingStage(Stage):
             config=config,
             bucket=self.storage.store.bucket,
             execution_role=self.storage.execution_role.role,
+            termination_protection=config.retain_data,
         )
         tags = Tags.of(self)
         tags.add("project", config.project)

@@ -174,3 +174,14 @@ def test_other_stages_never_fall_back(context):
 def test_project_name_must_make_a_valid_endpoint_name(context):
     context["project"] = "tfhub_serving"
     assert_error(context, "dev", "project", "'tfhub_serving'")
+
+
+@pytest.mark.parametrize("project", ["9serving", "-serving", "serving-"])
+def test_project_must_start_stack_names_with_a_letter(context, project):
+    context["project"] = project
+    assert_error(context, "dev", "project", repr(project), "start with a letter")
+
+
+def test_repeated_hyphens_are_valid_like_in_sagemaker(context):
+    context["project"] = "tfhub--serving"
+    assert load(context, "dev").endpoint_name == "tfhub--serving-dev"

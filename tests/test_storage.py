@@ -171,3 +171,19 @@ def test_execution_role_pulls_only_the_inference_repository(synthesized, stage, 
     pull = execution_role_statements(synthesized(stage).storage)["PullImages"]
     region = synthesized(stage).stage.serving.region
     assert pull["Resource"] == f"arn:aws:ecr:{region}:{account}:repository/tensorflow-inference"
+
+
+@pytest.mark.parametrize(("stage", "protected"), [("dev", False), ("staging", False), ("prod", True)])
+def test_stages_that_retain_data_are_termination_protected(synthesized, stage, protected):
+    stage_ = synthesized(stage).stage
+    assert stage_.storage.termination_protection is protected
+    assert stage_.serving.termination_protection is protected
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_serving_imports_storage_outputs_through_strong_references(synthesized, stage):
+    # Exports lock the storage stack while serving uses them, and need no
+    # cloudformation:DescribeStacks on the deploy role (weak references do).
+    serving_json = str(synthesized(stage).serving.to_json())
+    assert "Fn::ImportValue" in serving_json
+    assert "Fn::GetStackOutput" not in serving_json
