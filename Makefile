@@ -10,7 +10,7 @@ STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test lint deploy destroy diff clean
+.PHONY: synth test local deploy destroy diff clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ synth: deps
 	@# cfn-lint exit code: bit 2 = errors, 1 = crash; warnings (4) are printed, not fatal.
 	$(VENV)/bin/cfn-lint cdk.out/*/assembly-*/*.template.json; test $$(( $$? & 3 )) -eq 0
 	@echo "All stages synthesized; cdk-nag and cfn-lint clean: $(STAGES)"
+
+## local: package HANDLE (default: a demo model made on the spot) through the
+## real SageMaker training toolkit, then load it as TF Serving would
+local: deps
+	$(PY) -m tools.local_job --handle "$(HANDLE)"
 
 ## test: the whole test suite
 test: deps

@@ -14,7 +14,7 @@ sys.path.insert(0, str(JOB_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tests.packaging.hub_server import HubServer  # noqa: E402
-from tests.packaging.models import compressed_archive, save_text_model  # noqa: E402
+from tools.demo_model import compressed_archive, save_text_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from moto import mock_aws
 from packager.errors import PackagingError
 from packager.manifest import file_digests, tree_digest
 from packager.package import package
-from tests.packaging.models import archive_with_member
+from tools.demo_model import archive_with_member
 
 SAMPLE = ["Hello", "nope"]
 

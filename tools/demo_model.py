@@ -1,4 +1,7 @@
-"""Small SavedModels built on the spot, and hub-style compressed archives of them."""
+"""Small SavedModels built on the spot, and hub-style compressed archives of them.
+
+Used by `make local` (a demo model with no internet) and by the tests.
+"""
 
 from __future__ import annotations
 
