@@ -85,7 +85,7 @@ class ArtifactStore(Construct):
             },
             physical_resource_id=cr.PhysicalResourceId.of(TRAINING_DATA_KEY),
         )
-        writer = cr.AwsCustomResource(
+        cr.AwsCustomResource(
             self,
             "PlaceholderTrainingData",
             on_create=put,

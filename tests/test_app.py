@@ -8,7 +8,6 @@ import pathlib
 import shutil
 import subprocess
 
-import pytest
 
 from tests.conftest import ROOT, cdk_json_context
 
