@@ -8,7 +8,6 @@ import pathlib
 import shutil
 import subprocess
 
-
 from tests.conftest import ROOT, cdk_json_context
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
