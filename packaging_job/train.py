@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     option("sample-input", type=json.loads, default=None, help="JSON instances or columns")
     option("verify-load", type=_flag, default=False)
     option("serving-tf-version", default=None)
+    option("inference-code", default=None, help="path of a .py file, relative to this folder")
     option("model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     args, _unknown = parser.parse_known_args(argv)
     return args
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             sample_input=args.sample_input,
             verify_load=args.verify_load,
             serving_tf_version=args.serving_tf_version,
+            inference_code=_in_submit_dir(args.inference_code),
             s3_client=s3_client,
             log=lambda message: print(message, flush=True),
         )
@@ -67,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         _report_failure(str(error))
         return 1
     return 0
+
+
+def _in_submit_dir(path: str | None) -> str | None:
+    # The toolkit runs this script from the submit directory's copy.
+    if not path:
+        return None
+    return path if os.path.isabs(path) else os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
 
 
 def _report_failure(message: str) -> None:

@@ -62,10 +62,37 @@ def save_text_model(folder: str) -> str:
 def compressed_archive(model_folder: str) -> bytes:
     """The hub's compressed format: a tar.gz of the SavedModel folder's contents."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    write_archive(model_folder, buffer)
+    return buffer.getvalue()
+
+
+def write_archive(model_folder: str, target, compresslevel: int = 9) -> None:
+    """Write the hub's compressed format for `model_folder` to a file object."""
+    with tarfile.open(fileobj=target, mode="w:gz", compresslevel=compresslevel) as archive:
         for name in sorted(os.listdir(model_folder)):
             archive.add(os.path.join(model_folder, name), arcname=name)
-    return buffer.getvalue()
+
+
+class Weights(tf.Module):
+    """A hub-like model whose size is its weights: `megabytes` of float32 variables."""
+
+    def __init__(self, megabytes: int, chunk_megabytes: int = 64) -> None:
+        super().__init__()
+        rows = chunk_megabytes * (1 << 20) // (4 * 256)
+        self.chunks = [
+            tf.Variable(tf.random.stateless_uniform([rows, 256], seed=[i, 7]))
+            for i in range(max(1, megabytes // chunk_megabytes))
+        ]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32)])
+    def project(self, inputs):
+        return {"scores": tf.add_n([tf.reduce_sum(inputs @ tf.transpose(c[:8]), -1) for c in self.chunks])}
+
+
+def save_weights_model(folder: str, megabytes: int) -> str:
+    module = Weights(megabytes)
+    tf.saved_model.save(module, folder, signatures={"serving_default": module.project})
+    return folder
 
 
 def archive_with_member(name: str, data: bytes = b"x", link_to: str | None = None) -> bytes:

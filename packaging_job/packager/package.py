@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from . import archive, manifest, savedmodel, source, verify
 from .errors import PackagingError
+from .inference_code import add_inference_code
 
 MANIFEST_NAME = "manifest.json"
 
@@ -24,23 +25,28 @@ def package(
     sample_input: Any | None = None,
     verify_load: bool = False,
     serving_tf_version: str | None = None,
+    inference_code: str | None = None,
     s3_client=None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Write `<model_dir>/<name>/<version>/` and `<model_dir>/manifest.json`.
+    """Write `<model_dir>/<name>/<version>/`, `manifest.json` and, if given,
+    `code/inference.py`.
 
-    On any failure nothing is left under `model_dir` but what was there before.
-    A TF2 hub model is already a SavedModel: its files are moved into place as
+    Everything is assembled in a staging folder and moved into `model_dir` at
+    the end, so on any failure nothing is left but what was there before. A
+    TF2 hub model is already a SavedModel: its files are moved into place as
     they are, never deserialized and saved again.
     """
     resolved = source.resolve(handle)
-    target = os.path.join(model_dir, model_name, str(model_version))
-    if os.path.exists(target):
-        raise PackagingError(f"{target} already exists; the model directory must start empty.")
+    entries = [model_name, MANIFEST_NAME] + (["code"] if inference_code else [])
+    taken = [name for name in entries if os.path.exists(os.path.join(model_dir, name))]
+    if taken:
+        raise PackagingError(f"{model_dir} already holds {taken}; the model directory must start empty.")
     os.makedirs(model_dir, exist_ok=True)
-    # Staging inside model_dir keeps the final move a same-filesystem rename.
+    # Staging inside model_dir keeps the final moves same-filesystem renames.
     staging = tempfile.mkdtemp(prefix=".staging-", dir=model_dir)
-    published = False
+    artifact = os.path.join(staging, "artifact")
+    published: list[str] = []
     try:
         fetched = os.path.join(staging, "source")
         os.makedirs(fetched)
@@ -74,26 +80,25 @@ def package(
             "tree_digest": manifest.tree_digest(files),
             "files": files,
         }
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.rename(root, target)
-        published = True
-        manifest_path = os.path.join(model_dir, MANIFEST_NAME)
-        with open(manifest_path + ".tmp", "w") as handle_:
+        version_dir = os.path.join(artifact, model_name, str(model_version))
+        os.makedirs(os.path.dirname(version_dir))
+        os.rename(root, version_dir)
+        if inference_code:
+            add_inference_code(inference_code, artifact)
+        with open(os.path.join(artifact, MANIFEST_NAME), "w") as handle_:
             json.dump(record, handle_, indent=2, sort_keys=True)
-        os.replace(manifest_path + ".tmp", manifest_path)
+        for name in entries:
+            os.rename(os.path.join(artifact, name), os.path.join(model_dir, name))
+            published.append(name)
         log(f"Packaged {model_name}/{model_version}: {record['total_bytes']} bytes, tree {record['tree_digest'][:12]}")
         return record
     except BaseException:
-        if published:
-            shutil.rmtree(target, ignore_errors=True)
-        _remove_empty(os.path.join(model_dir, model_name))
+        for name in published:
+            path = os.path.join(model_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _remove_empty(folder: str) -> None:
-    try:
-        os.rmdir(folder)
-    except OSError:
-        pass

@@ -10,6 +10,7 @@ from .errors import PackagingError
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
+
 def find_root(tree: str) -> str:
     """The shallowest folder under `tree` holding a saved_model.pb(txt)."""
     for folder, dirs, files in os.walk(tree):
@@ -52,42 +53,84 @@ class SavedModelInfo:
 
 
 def read_info(root: str) -> SavedModelInfo:
-    """Parse the SavedModel proto for its signatures and writer's TF version."""
-    import tensorflow as tf
-    from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
+    """Parse saved_model.pb for its signatures and the writer's TF version.
 
-    proto = saved_model_pb2.SavedModel()
+    Importing TensorFlow costs ~650 MB of RSS and seconds; the protobuf
+    messages alone cost ~15 MB, so the model is inspected without TF.
+    """
     binary = os.path.join(root, "saved_model.pb")
+    if not os.path.exists(binary):
+        raise PackagingError(
+            "Only a binary saved_model.pb is supported; this model has saved_model.pbtxt."
+        )
+    proto = _saved_model_message()()
     try:
-        if os.path.exists(binary):
-            with open(binary, "rb") as handle:
-                proto.ParseFromString(handle.read())
-        else:
-            with open(os.path.join(root, "saved_model.pbtxt")) as handle:
-                text_format.Parse(handle.read(), proto)
+        with open(binary, "rb") as handle:
+            proto.ParseFromString(handle.read())
     except Exception as error:  # protobuf raises its own DecodeError family
-        raise PackagingError(f"saved_model.pb is unreadable ({error}); the archive is corrupt.") from error
+        raise PackagingError(
+            f"saved_model.pb is unreadable ({error}); the archive is corrupt."
+        ) from error
     if not proto.meta_graphs:
         raise PackagingError("The SavedModel has no MetaGraph; it cannot be served.")
     meta = proto.meta_graphs[0]
-
-    def spec(info) -> TensorSpec:
-        shape = None
-        if not info.tensor_shape.unknown_rank:
-            shape = [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
-        return TensorSpec(info.name, tf.dtypes.as_dtype(info.dtype).name, shape)
-
     signatures = {
         key: Signature(
             key,
-            {k: spec(v) for k, v in sig.inputs.items()},
-            {k: spec(v) for k, v in sig.outputs.items()},
+            {k: _spec(v) for k, v in sig.inputs.items()},
+            {k: _spec(v) for k, v in sig.outputs.items()},
         )
         for key, sig in meta.signature_def.items()
         if not key.startswith("__")
     }
     return SavedModelInfo(meta.meta_info_def.tensorflow_version, signatures)
+
+
+def _spec(info) -> TensorSpec:
+    from tensorboard.compat.proto import types_pb2
+
+    shape = None
+    if not info.tensor_shape.unknown_rank:
+        shape = [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
+    name = types_pb2.DataType.Name(info.dtype).removeprefix("DT_").lower()
+    return TensorSpec(info.name, _DTYPE_NAMES.get(name, name), shape)
+
+
+# TF's dtype names where they differ from the proto enum's.
+_DTYPE_NAMES = {"float": "float32", "double": "float64", "half": "float16"}
+_MESSAGE = "packager.SavedModel"
+
+
+def _saved_model_message():
+    """TF's `SavedModel` message (wire-compatible), built on tensorboard's copy of
+    the MetaGraphDef proto, which TensorFlow's own package depends on."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorboard.compat.proto import meta_graph_pb2
+
+    pool = descriptor_pool.Default()
+    try:
+        descriptor = pool.FindMessageTypeByName(_MESSAGE)
+    except KeyError:
+        field = descriptor_pb2.FieldDescriptorProto
+        file = descriptor_pb2.FileDescriptorProto(
+            name="packager/saved_model.proto",
+            package="packager",
+            syntax="proto3",
+            dependency=[meta_graph_pb2.DESCRIPTOR.name],
+        )
+        message = file.message_type.add(name="SavedModel")
+        message.field.add(
+            name="saved_model_schema_version", number=1,
+            type=field.TYPE_INT64, label=field.LABEL_OPTIONAL,
+        )
+        message.field.add(
+            name="meta_graphs", number=2, type=field.TYPE_MESSAGE,
+            label=field.LABEL_REPEATED,
+            type_name=f".{meta_graph_pb2.MetaGraphDef.DESCRIPTOR.full_name}",
+        )
+        pool.Add(file)
+        descriptor = pool.FindMessageTypeByName(_MESSAGE)
+    return message_factory.GetMessageClass(descriptor)
 
 
 def require_signature(info: SavedModelInfo, key: str) -> Signature:

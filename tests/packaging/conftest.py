@@ -13,7 +13,7 @@ JOB_DIR = pathlib.Path(__file__).resolve().parents[2] / "packaging_job"
 sys.path.insert(0, str(JOB_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tests.packaging.hub_server import HubServer  # noqa: E402
+from tools.hub_server import HubServer  # noqa: E402
 from tools.demo_model import compressed_archive, save_text_model  # noqa: E402
 
 

@@ -178,3 +178,43 @@ def test_sample_that_does_not_fit_the_signature_fails(text_model, tmp_path):
     with pytest.raises(PackagingError, match=r"sample input does not run through signature 'scale'"):
         run(str(text_model), tmp_path, signature="scale", sample_input=[["one", "two"]])
     assert_nothing_left(tmp_path)
+
+
+HANDLERS = """
+import json
+
+def input_handler(data, context):
+    return json.dumps({"instances": json.loads(data.read().decode())["texts"]})
+
+def output_handler(response, context):
+    return response.content, context.accept_header
+"""
+
+
+def test_inference_code_goes_to_code_inference_py(text_model, tmp_path):
+    code = tmp_path / "handlers.py"
+    code.write_text(HANDLERS)
+    model_dir, _ = run(str(text_model), tmp_path, inference_code=str(code))
+    assert (model_dir / "code" / "inference.py").read_text() == HANDLERS
+    assert sorted(os.listdir(model_dir)) == ["code", "manifest.json", "text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("def handler(data, context:\n    pass\n", r"does not compile: .*line 1"),
+        ("def input_handler(data, context):\n    return data\n", r"defines neither handler\(\) nor both"),
+    ],
+)
+def test_bad_inference_code_fails_and_leaves_nothing(text_model, tmp_path, text, expected):
+    code = tmp_path / "handlers.py"
+    code.write_text(text)
+    with pytest.raises(PackagingError, match=expected):
+        run(str(text_model), tmp_path, inference_code=str(code))
+    assert_nothing_left(tmp_path)
+
+
+def test_a_model_directory_that_is_not_empty_is_refused(text_model, tmp_path):
+    (tmp_path / "model" / "text").mkdir(parents=True)
+    with pytest.raises(PackagingError, match=r"already holds \['text'\]"):
+        run(str(text_model), tmp_path)

@@ -1,0 +1,71 @@
+"""A loopback HTTP server that serves archives the way a hub does (tests, benchmark)."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class HubServer:
+    """Routes: path -> (status, body bytes or a file to stream).
+
+    `?tf-hub-format=compressed` is required for 200s, as a hub answers the
+    compressed download only when asked for it.
+    """
+
+    def __init__(self, bytes_per_second: float | None = None) -> None:
+        """`bytes_per_second` caps file downloads, like a real link would."""
+        self.routes: dict[str, tuple[int, bytes | pathlib.Path]] = {}
+        self.requests: list[str] = []
+        routes, requests = self.routes, self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                requests.append(self.path)
+                parts = urlsplit(self.path)
+                status, body = routes.get(parts.path, (404, b"not found"))
+                if status == 200 and parse_qs(parts.query).get("tf-hub-format") != ["compressed"]:
+                    status, body = 400, b"ask for ?tf-hub-format=compressed"
+                self.send_response(status)
+                if isinstance(body, pathlib.Path):
+                    self.send_header("Content-Length", str(body.stat().st_size))
+                    self.end_headers()
+                    _send_file(body, self.wfile, bytes_per_second)
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "HubServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _send_file(path: pathlib.Path, out, bytes_per_second: float | None) -> None:
+    start, sent = time.perf_counter(), 0
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+            sent += len(chunk)
+            if bytes_per_second:
+                ahead = sent / bytes_per_second - (time.perf_counter() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
