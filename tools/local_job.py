@@ -45,13 +45,18 @@ def write_layout(base: pathlib.Path, hyperparameters: dict[str, object]) -> None
     (base / "model").mkdir(exist_ok=True)
 
 
-def run_toolkit(base: pathlib.Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the toolkit in a child process: it reads SAGEMAKER_BASE_DIR at import."""
+def run_toolkit(
+    base: pathlib.Path, timeout: float = 600, capture: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the toolkit in a child process: it reads SAGEMAKER_BASE_DIR at import.
+
+    With `capture=False` its output (the job's progress) goes straight to the terminal.
+    """
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
     return subprocess.run(
         [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"],
         env=env,
-        capture_output=True,
+        capture_output=capture,
         text=True,
         timeout=timeout,
     )
@@ -82,11 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     print(f"Running the SageMaker training toolkit in {base}", flush=True)
-    result = run_toolkit(base)
-    sys.stdout.write(result.stdout[-4000:])
+    result = run_toolkit(base, timeout=3600, capture=False)
     if result.returncode != 0:
         failure = base / "output" / "failure"
-        print(f"Job failed: {failure.read_text() if failure.exists() else result.stderr[-2000:]}")
+        print(f"Job failed: {failure.read_text() if failure.exists() else 'see the log above'}")
         return 1
 
     import tensorflow as tf

@@ -53,7 +53,7 @@ def package(
         log(f"Fetching {resolved.url}")
         if resolved.is_archive:
             with source.open_archive(resolved, s3_client) as stream:
-                archive.extract(stream, fetched, resolved.url)
+                archive.extract(_Progress(stream, log), fetched, resolved.url)
         else:
             source.copy_tree(resolved, fetched, s3_client)
         root = savedmodel.find_root(fetched)
@@ -102,3 +102,21 @@ def package(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Progress:
+    """A read-through wrapper that logs every 64 MiB, so a long download shows life."""
+
+    _EVERY = 64 << 20
+
+    def __init__(self, stream, log: Callable[[str], None]) -> None:
+        self._stream, self._log = stream, log
+        self._read = self._next = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._read += len(chunk)
+        if self._read >= self._next + self._EVERY:
+            self._next = self._read - self._read % self._EVERY
+            self._log(f"  {self._read >> 20} MiB received")
+        return chunk

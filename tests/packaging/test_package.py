@@ -218,3 +218,23 @@ def test_a_model_directory_that_is_not_empty_is_refused(text_model, tmp_path):
     (tmp_path / "model" / "text").mkdir(parents=True)
     with pytest.raises(PackagingError, match=r"already holds \['text'\]"):
         run(str(text_model), tmp_path)
+
+
+def test_long_downloads_log_progress_every_64_mib():
+    from packager.package import _Progress
+
+    class Zeros:
+        def __init__(self, total):
+            self.left = total
+
+        def read(self, size=-1):
+            size = min(self.left, 10 << 20)
+            self.left -= size
+            return bytes(size)
+
+    logged = []
+    stream = _Progress(Zeros(200 << 20), logged.append)
+    while stream.read(1 << 20):
+        pass
+    # One line each time a 64 MiB boundary is crossed (64, 128, 192).
+    assert logged == ["  70 MiB received", "  130 MiB received", "  200 MiB received"]
