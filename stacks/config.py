@@ -60,6 +60,26 @@ class ServerlessServing:
 
 
 @dataclass(frozen=True)
+class PackagingConfig:
+    """How the training job that packages the hub model runs."""
+
+    instance_type: str
+    volume_gb: int
+    max_runtime_minutes: int
+    # Managed spot: SageMaker may wait this long in total for capacity.
+    spot_max_wait_minutes: int | None
+    volume_kms_key_arn: str | None
+    signature: str
+    sample_input: Any | None
+    verify_load: bool
+
+    @property
+    def budget_minutes(self) -> int:
+        """The longest the job itself may take, waiting for spot included."""
+        return self.spot_max_wait_minutes or self.max_runtime_minutes
+
+
+@dataclass(frozen=True)
 class StageConfig:
     project: str
     stage: str
@@ -67,9 +87,11 @@ class StageConfig:
     region: str
     model: ModelConfig
     serving: InstanceServing | ServerlessServing
-    # Key of a TF Serving artifact inside the stage bucket: a `model.tar.gz`
-    # or an uncompressed prefix ending in `/`.
-    pinned_artifact_key: str
+    # Exactly one of the two: package the hub model with a training job during
+    # deploy, or serve an artifact already in the stage bucket (promotions):
+    # a `model.tar.gz` key or an uncompressed prefix ending in `/`.
+    packaging: PackagingConfig | None
+    pinned_artifact_key: str | None
     retain_data: bool
     tags: tuple[tuple[str, str], ...]
 
@@ -126,8 +148,22 @@ def load_stage_config(
     _no_unknown_keys(
         raw,
         where,
-        {"account", "region", "model", "serving", "pinned_artifact", "removal_policy", "tags"},
+        {
+            "account",
+            "region",
+            "model",
+            "serving",
+            "packaging",
+            "pinned_artifact",
+            "removal_policy",
+            "tags",
+        },
     )
+    if ("packaging" in raw) == ("pinned_artifact" in raw):
+        raise ConfigError(
+            f"{where}: set exactly one of 'packaging' (run the packaging job on deploy) or "
+            "'pinned_artifact' (serve an artifact already in the stage bucket)"
+        )
     may_fall_back = stage == "dev"
     account = _account(raw, where, default_account, may_fall_back)
     region = _region(raw, where, default_region, may_fall_back)
@@ -139,7 +175,10 @@ def load_stage_config(
         region=region,
         model=model,
         serving=_serving(_mapping(raw, "serving", f"{where}.serving"), f"{where}.serving"),
-        pinned_artifact_key=_pinned_artifact(raw, where),
+        packaging=_packaging(raw["packaging"], f"{where}.packaging")
+        if "packaging" in raw
+        else None,
+        pinned_artifact_key=_pinned_artifact(raw, where) if "pinned_artifact" in raw else None,
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
     )
@@ -230,6 +269,75 @@ def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Serverless
             sls, "max_concurrency", f"{sub}.max_concurrency", *SERVERLESS_MAX_CONCURRENCY
         ),
     )
+
+
+# CloudFormation gives a custom resource one hour; provisioning the instance,
+# downloading the image and uploading the artifact take the rest.
+CLOUDFORMATION_LIMIT_MINUTES = 60
+JOB_OVERHEAD_MINUTES = 15
+MAX_JOB_MINUTES = CLOUDFORMATION_LIMIT_MINUTES - JOB_OVERHEAD_MINUTES - 5
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$")
+
+
+def _packaging(raw: Any, where: str) -> PackagingConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object")
+    _no_unknown_keys(
+        raw,
+        where,
+        {
+            "instance_type",
+            "volume_gb",
+            "max_runtime_minutes",
+            "spot_max_wait_minutes",
+            "volume_kms_key_arn",
+            "signature",
+            "sample_input",
+            "verify_load",
+        },
+    )
+    instance_type = _string(raw, "instance_type", f"{where}.instance_type")
+    if not _INSTANCE_TYPE.match(instance_type):
+        raise ConfigError(
+            f"{where}.instance_type: {instance_type!r} is not allowed; expected a SageMaker "
+            "instance type such as 'ml.m5.xlarge' (it starts with 'ml.')"
+        )
+    runtime = _job_minutes(raw, "max_runtime_minutes", where, low=1)
+    spot_wait = None
+    if "spot_max_wait_minutes" in raw:
+        # SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
+        spot_wait = _job_minutes(raw, "spot_max_wait_minutes", where, low=runtime)
+    key_arn = raw.get("volume_kms_key_arn")
+    if key_arn is not None and (not isinstance(key_arn, str) or not _KMS_KEY_ARN.match(key_arn)):
+        raise ConfigError(
+            f"{where}.volume_kms_key_arn: {key_arn!r} is not allowed; expected a KMS key ARN "
+            "(arn:aws:kms:REGION:ACCOUNT:key/ID)"
+        )
+    verify_load = raw.get("verify_load", True)
+    if not isinstance(verify_load, bool):
+        raise ConfigError(f"{where}.verify_load: {verify_load!r} is not allowed; allowed: true, false")
+    return PackagingConfig(
+        instance_type=instance_type,
+        volume_gb=_integer(raw, "volume_gb", f"{where}.volume_gb", 1, 16384),
+        max_runtime_minutes=runtime,
+        spot_max_wait_minutes=spot_wait,
+        volume_kms_key_arn=key_arn,
+        signature=_string(raw, "signature", f"{where}.signature") if "signature" in raw else "serving_default",
+        sample_input=raw.get("sample_input"),
+        verify_load=verify_load,
+    )
+
+
+def _job_minutes(raw: Mapping[str, Any], key: str, where: str, low: int) -> int:
+    value = _integer(raw, key, f"{where}.{key}", low, 24 * 60)
+    if value > MAX_JOB_MINUTES:
+        raise ConfigError(
+            f"{where}.{key}: {value} is not allowed; at most {MAX_JOB_MINUTES}: with "
+            f"{JOB_OVERHEAD_MINUTES} minutes for provisioning and upload, the deploy must wait "
+            f"for the job within CloudFormation's {CLOUDFORMATION_LIMIT_MINUTES}-minute limit "
+            "for a custom resource"
+        )
+    return value
 
 
 def _pinned_artifact(raw: Mapping[str, Any], where: str) -> str:

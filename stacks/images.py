@@ -15,9 +15,13 @@ from functools import lru_cache
 from sagemaker.core import image_uris
 from sagemaker.core.serverless_inference_config import ServerlessInferenceConfig
 
-# The one place the serving image version is pinned. A SavedModel must be
-# served by a TF at least as new as the one that wrote it.
+# The one place the image versions are pinned. A SavedModel must be served by
+# a TF at least as new as the one that wrote it, so the training image (which
+# loads and checks the model) may not be newer than the serving image. The
+# SDK has no 2.20 training image; 2.19 is the newest that fits.
 SERVING_TF_VERSION = "2.20.0"
+TRAINING_TF_VERSION = "2.19.0"
+TRAINING_PY_VERSION = "py312"
 _FRAMEWORK = "tensorflow"
 
 # The SDK logs at INFO for choices we make on purpose (e.g. CPU for serverless).
@@ -37,9 +41,26 @@ class ContainerImage:
 
 @lru_cache(maxsize=None)
 def supported_regions() -> tuple[str, ...]:
-    """Regions where the SDK knows the pinned TF Serving image."""
-    config = image_uris.config_for_framework(_FRAMEWORK)["inference"]
-    return tuple(sorted(config["versions"][SERVING_TF_VERSION]["registries"]))
+    """Regions where the SDK knows both pinned images."""
+    config = image_uris.config_for_framework(_FRAMEWORK)
+    serving = config["inference"]["versions"][SERVING_TF_VERSION]["registries"]
+    training = config["training"]["versions"][TRAINING_TF_VERSION]["registries"]
+    return tuple(sorted(set(serving) & set(training)))
+
+
+def check_versions(training: str = TRAINING_TF_VERSION, serving: str = SERVING_TF_VERSION) -> None:
+    """Refuse a training image whose TF is newer than the serving image's."""
+    if _minor(training) > _minor(serving):
+        raise ValueError(
+            f"The training image's TensorFlow {training} is newer than the serving image's "
+            f"{serving}: a model it verifies may not load in TF Serving. Pin "
+            "TRAINING_TF_VERSION at or below SERVING_TF_VERSION in stacks/images.py."
+        )
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
 
 
 def serving_image(region: str, instance_type: str | None) -> ContainerImage:
@@ -51,6 +72,20 @@ def serving_image(region: str, instance_type: str | None) -> ContainerImage:
         image_scope="inference",
         instance_type=instance_type,
         serverless_inference_config=ServerlessInferenceConfig() if instance_type is None else None,
+    )
+    return _parse(uri)
+
+
+def training_image(region: str, instance_type: str) -> ContainerImage:
+    """The TensorFlow training image the packaging job runs in."""
+    check_versions()
+    uri = image_uris.retrieve(
+        _FRAMEWORK,
+        region=region,
+        version=TRAINING_TF_VERSION,
+        py_version=TRAINING_PY_VERSION,
+        image_scope="training",
+        instance_type=instance_type,
     )
     return _parse(uri)
 

@@ -1,0 +1,300 @@
+"""The training-job custom resource handlers: requests against moto, state sequences with Stubber."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from io import BytesIO
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from stacks.packaging_handler import handler
+
+REGION = "us-east-1"
+PROPS = {
+    "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+    "JobNamePrefix": "tfhub-serving-dev-pkg",
+    "RoleArn": "arn:aws:iam::123456789012:role/exec",
+    "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.19.0-cpu-py312",
+    "SourceUri": "s3://cdk-assets/abc.tar.gz",
+    "SourceDigest": "abc",
+    "HubHandle": "https://tfhub.dev/google/universal-sentence-encoder/4",
+    "ModelName": "universal-sentence-encoder",
+    "ModelVersion": "4",
+    "Signature": "serving_default",
+    "SampleInput": '["hello world"]',
+    "VerifyLoad": "true",
+    "ServingTfVersion": "2.20.0",
+    "TrainUri": "s3://stage-bucket/trainingData/train/",
+    "OutputUri": "s3://stage-bucket/artifacts/packaging/",
+    "InstanceType": "ml.m5.xlarge",
+    "VolumeSizeGb": "30",
+    "MaxRuntimeSeconds": "2400",
+    "SpotMaxWaitSeconds": "",
+    "VolumeKmsKeyArn": "",
+    "Tags": {"stage": "dev", "project": "tfhub-serving"},
+}
+NAME = handler.job_name(handler.parse_properties(PROPS))
+
+
+def event(request, props=PROPS, physical_id=None, **extra):
+    body = {"RequestType": request, "ResourceProperties": props, "RequestId": "r1", **extra}
+    if physical_id:
+        body["PhysicalResourceId"] = physical_id
+    return body
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients():
+    handler._clients.clear()
+    yield
+    handler._clients.clear()
+
+
+@pytest.fixture
+def stubbed():
+    """SageMaker and S3 clients with Stubbers, installed where the handler looks."""
+    stubs = {}
+    for service in ("sagemaker", "s3"):
+        client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        handler._clients[service] = client
+        stubs[service] = Stubber(client)
+        stubs[service].activate()
+    yield stubs
+    for stub in stubs.values():
+        stub.assert_no_pending_responses()
+        stub.deactivate()
+
+
+def not_found(stub, name):
+    stub.add_client_error(
+        "describe_training_job",
+        service_error_code="ValidationException",
+        service_message="Requested resource not found.",
+        expected_params={"TrainingJobName": name},
+    )
+
+
+def created(stub, name, props=PROPS):
+    request = handler.training_job_request(name, handler.parse_properties(props))
+    stub.add_response("create_training_job", {"TrainingJobArn": f"arn:job/{name}"}, request)
+
+
+def described(stub, name, status, minutes_ago=1, **extra):
+    stub.add_response(
+        "describe_training_job",
+        {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
+            "TrainingJobStatus": status,
+            "SecondaryStatus": "Training",
+            "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://stage-bucket/artifacts/packaging/{name}/output/model/"},
+            "ResourceConfig": {"InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {},
+            "CreationTime": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes_ago),
+            **extra,
+        },
+        {"TrainingJobName": name},
+    )
+
+
+# --- requests, against moto -------------------------------------------------
+
+
+@mock_aws
+def test_create_sends_the_whole_training_job_request():
+    handler._clients["sagemaker"] = boto3.client("sagemaker", region_name=REGION)
+    result = handler.on_event(event("Create"))
+    assert result == {"PhysicalResourceId": NAME}
+    assert NAME.startswith("tfhub-serving-dev-pkg-") and len(NAME) == len("tfhub-serving-dev-pkg-") + 12
+
+    job = handler._clients["sagemaker"].describe_training_job(TrainingJobName=NAME)
+    assert job["AlgorithmSpecification"]["TrainingImage"] == PROPS["TrainingImage"]
+    assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert job["RoleArn"] == PROPS["RoleArn"]
+    assert {k: json.loads(v) for k, v in job["HyperParameters"].items()} == {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": "s3://cdk-assets/abc.tar.gz",
+        "hub-handle": "https://tfhub.dev/google/universal-sentence-encoder/4",
+        "model-name": "universal-sentence-encoder",
+        "model-version": 4,
+        "signature": "serving_default",
+        "verify-load": "true",
+        "serving-tf-version": "2.20.0",
+        "sample-input": '["hello world"]',
+    }
+    assert job["InputDataConfig"] == [
+        {
+            "ChannelName": "train",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://stage-bucket/trainingData/train/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "ContentType": "text/csv",
+        }
+    ]
+    assert job["OutputDataConfig"] == {
+        "S3OutputPath": "s3://stage-bucket/artifacts/packaging/",
+        "CompressionType": "NONE",
+    }
+    assert job["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 2400}
+    assert job["EnableManagedSpotTraining"] is False
+    tags = handler._clients["sagemaker"].list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"stage": "dev", "project": "tfhub-serving"}
+
+
+@mock_aws
+def test_completed_job_returns_artifact_prefix_and_tree_digest():
+    s3 = boto3.client("s3", region_name=REGION)
+    handler._clients.update(sagemaker=boto3.client("sagemaker", region_name=REGION), s3=s3)
+    name = handler.on_event(event("Create"))["PhysicalResourceId"]
+    s3.create_bucket(Bucket="stage-bucket")
+    describe = handler._clients["sagemaker"].describe_training_job
+    # moto reports a compressed path even for CompressionType NONE; SageMaker
+    # reports the prefix. Stub the one field moto gets wrong.
+    prefix = f"s3://stage-bucket/artifacts/packaging/{name}/output/model/"
+    handler._clients["sagemaker"].describe_training_job = lambda **kw: {
+        **describe(**kw), "ModelArtifacts": {"S3ModelArtifacts": prefix}
+    }
+    s3.put_object(
+        Bucket="stage-bucket",
+        Key=f"artifacts/packaging/{name}/output/model/manifest.json",
+        Body=json.dumps({"tree_digest": "d" * 64}),
+    )
+    result = handler.is_complete(event("Create", physical_id=name))
+    assert result == {
+        "IsComplete": True,
+        "Data": {"ArtifactUri": prefix, "TreeDigest": "d" * 64, "TrainingJobName": name},
+    }
+
+
+def test_spot_and_volume_key_reach_the_request():
+    props = handler.parse_properties(
+        {**PROPS, "SpotMaxWaitSeconds": "3000", "VolumeKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k"}
+    )
+    request = handler.training_job_request("job", props)
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 2400, "MaxWaitTimeInSeconds": 3000}
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/k"
+    # Neither shapes the artifact, so neither starts a new job.
+    assert handler.job_name(props) == NAME
+
+
+# --- state sequences, with Stubber ------------------------------------------
+
+
+def test_create_ok_waits_then_completes(stubbed):
+    sm, s3 = stubbed["sagemaker"], stubbed["s3"]
+    not_found(sm, NAME)
+    created(sm, NAME)
+    assert handler.on_event(event("Create")) == {"PhysicalResourceId": NAME}
+    described(sm, NAME, "InProgress")
+    assert handler.is_complete(event("Create", physical_id=NAME)) == {"IsComplete": False}
+    described(sm, NAME, "Completed")
+    manifest = json.dumps({"tree_digest": "e" * 64}).encode()
+    s3.add_response(
+        "get_object",
+        {"Body": StreamingBody(BytesIO(manifest), len(manifest))},
+        {"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{NAME}/output/model/manifest.json"},
+    )
+    data = handler.is_complete(event("Create", physical_id=NAME))["Data"]
+    assert data["ArtifactUri"].endswith(f"{NAME}/output/model/")
+    assert data["TreeDigest"] == "e" * 64
+
+
+def test_create_fail_raises_with_the_failure_reason(stubbed):
+    described(stubbed["sagemaker"], NAME, "Failed", FailureReason="HTTP 404 Not Found from https://tfhub.dev/x")
+    with pytest.raises(RuntimeError, match=rf"Packaging job {NAME} failed: HTTP 404 Not Found from https://tfhub.dev/x"):
+        handler.is_complete(event("Create", physical_id=NAME))
+
+
+def test_create_timeout_stops_the_job_before_raising(stubbed, monkeypatch):
+    monkeypatch.setenv("WAIT_LIMIT_SECONDS", "600")
+    sm = stubbed["sagemaker"]
+    described(sm, NAME, "InProgress", minutes_ago=11)
+    described(sm, NAME, "InProgress", minutes_ago=11)
+    sm.add_response("stop_training_job", {}, {"TrainingJobName": NAME})
+    with pytest.raises(RuntimeError, match=r"did not finish within 600 seconds, so it was stopped"):
+        handler.is_complete(event("Create", physical_id=NAME))
+
+
+def test_retried_create_adopts_the_running_job(stubbed):
+    described(stubbed["sagemaker"], NAME, "InProgress")
+    # No create_training_job is expected: the Stubber fails on any unplanned call.
+    assert handler.on_event(event("Create")) == {"PhysicalResourceId": NAME}
+
+
+def test_create_after_a_failed_job_of_that_name_takes_the_next_attempt(stubbed):
+    sm = stubbed["sagemaker"]
+    described(sm, NAME, "Failed")
+    not_found(sm, f"{NAME}-2")
+    created(sm, f"{NAME}-2")
+    assert handler.on_event(event("Create")) == {"PhysicalResourceId": f"{NAME}-2"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"MaxRuntimeSeconds": "1800"}, {"Tags": {"stage": "dev", "owner": "ml"}}, {"SpotMaxWaitSeconds": "2700"}],
+)
+def test_update_that_does_not_shape_the_artifact_starts_no_job(stubbed, change):
+    result = handler.on_event(event("Update", {**PROPS, **change}, physical_id=NAME, OldResourceProperties=PROPS))
+    assert result == {"PhysicalResourceId": NAME}
+
+
+def test_update_keeps_a_retried_attempts_id(stubbed):
+    result = handler.on_event(event("Update", PROPS, physical_id=f"{NAME}-2", OldResourceProperties=PROPS))
+    assert result == {"PhysicalResourceId": f"{NAME}-2"}
+
+
+def test_update_with_a_new_handle_starts_a_job_under_a_new_id(stubbed):
+    new = {**PROPS, "HubHandle": "https://tfhub.dev/google/universal-sentence-encoder-large/5"}
+    new_name = handler.job_name(handler.parse_properties(new))
+    assert new_name != NAME
+    sm = stubbed["sagemaker"]
+    not_found(sm, new_name)
+    created(sm, new_name, new)
+    result = handler.on_event(event("Update", new, physical_id=NAME, OldResourceProperties=PROPS))
+    assert result == {"PhysicalResourceId": new_name}
+
+
+def test_delete_stops_a_job_in_progress(stubbed):
+    sm = stubbed["sagemaker"]
+    described(sm, NAME, "InProgress")
+    sm.add_response("stop_training_job", {}, {"TrainingJobName": NAME})
+    assert handler.on_event(event("Delete", physical_id=NAME)) == {"PhysicalResourceId": NAME}
+    assert handler.is_complete(event("Delete", physical_id=NAME)) == {"IsComplete": True}
+
+
+@pytest.mark.parametrize("status", ["Failed", "Completed", "Stopped"])
+def test_delete_of_a_finished_job_leaves_it_and_its_artifacts(stubbed, status):
+    described(stubbed["sagemaker"], NAME, status)
+    assert handler.on_event(event("Delete", physical_id=NAME)) == {"PhysicalResourceId": NAME}
+
+
+def test_delete_after_a_create_that_never_started_a_job(stubbed):
+    # After a failed Create, CloudFormation may send Delete with an id no job has.
+    not_found(stubbed["sagemaker"], "r1")
+    assert handler.on_event(event("Delete", physical_id="r1")) == {"PhysicalResourceId": "r1"}
+
+
+def test_old_property_shape_without_optional_keys_is_handled():
+    minimal = {
+        key: value
+        for key, value in PROPS.items()
+        if key not in {"Signature", "SampleInput", "VerifyLoad", "ServingTfVersion", "SpotMaxWaitSeconds", "VolumeKmsKeyArn", "Tags"}
+    }
+    props = handler.parse_properties(minimal)
+    assert (props.signature, props.sample_input, props.verify_load) == ("serving_default", None, True)
+    request = handler.training_job_request("job", props)
+    assert "sample-input" not in request["HyperParameters"]
+    assert request["Tags"] == []
