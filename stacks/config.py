@@ -104,6 +104,17 @@ class StageConfig:
         return isinstance(self.serving, ServerlessServing)
 
     @property
+    def job_name_prefix(self) -> str:
+        """Prefix of this stage's packaging job names (IAM scopes to it); with the
+        digest and an attempt suffix, names stay within SageMaker's 63 characters."""
+        return f"{self.endpoint_name[:36].rstrip('-')}-pkg"
+
+    @property
+    def resource_tags(self) -> tuple[tuple[str, str], ...]:
+        """Every tag of the stage's resources, the project and stage tags included."""
+        return tuple(sorted({**dict(self.tags), "project": self.project, "stage": self.stage}.items()))
+
+    @property
     def instance_type(self) -> str | None:
         """The endpoint's instance type; None when serverless."""
         return self.serving.instance_type if isinstance(self.serving, InstanceServing) else None
@@ -164,6 +175,11 @@ def load_stage_config(
             f"{where}: set exactly one of 'packaging' (run the packaging job on deploy) or "
             "'pinned_artifact' (serve an artifact already in the stage bucket)"
         )
+    if "packaging" in raw:
+        try:
+            images.check_versions()
+        except ValueError as error:
+            raise ConfigError(f"stacks/images.py: {error}") from error
     may_fall_back = stage == "dev"
     account = _account(raw, where, default_account, may_fall_back)
     region = _region(raw, where, default_region, may_fall_back)

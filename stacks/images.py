@@ -48,8 +48,9 @@ def supported_regions() -> tuple[str, ...]:
     return tuple(sorted(set(serving) & set(training)))
 
 
-def check_versions(training: str = TRAINING_TF_VERSION, serving: str = SERVING_TF_VERSION) -> None:
+def check_versions() -> None:
     """Refuse a training image whose TF is newer than the serving image's."""
+    training, serving = TRAINING_TF_VERSION, SERVING_TF_VERSION
     if _minor(training) > _minor(serving):
         raise ValueError(
             f"The training image's TensorFlow {training} is newer than the serving image's "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -21,6 +21,8 @@ from constructs import Construct
 
 from stacks.config import InstanceServing, StageConfig
 from stacks.images import ContainerImage, serving_image
+from stacks.packaging import PackagingJob
+from stacks.storage import StorageExports
 
 VARIANT_NAME = "AllTraffic"
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
@@ -45,6 +47,7 @@ class TfServingEndpoint(Construct):
         image: ContainerImage,
         execution_role: iam.IRole,
         model_data_uri: str,
+        model_data_is_prefix: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         # Serverless endpoints do not support network isolation; on instances
@@ -53,7 +56,7 @@ class TfServingEndpoint(Construct):
         container = sagemaker.CfnModel.ContainerDefinitionProperty(
             image=image.uri,
             environment={"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": config.model.name},
-            **_model_data(model_data_uri),
+            **_model_data(model_data_uri, model_data_is_prefix),
         )
         self.model = sagemaker.CfnModel(
             self,
@@ -125,8 +128,8 @@ class TfServingEndpoint(Construct):
         )
 
 
-def _model_data(uri: str) -> dict:
-    if uri.endswith("/"):
+def _model_data(uri: str, is_prefix: bool) -> dict:
+    if is_prefix:
         # An uncompressed SavedModel tree: no gzip on either side.
         return {
             "model_data_source": sagemaker.CfnModel.ModelDataSourceProperty(
@@ -139,7 +142,7 @@ def _model_data(uri: str) -> dict:
 
 
 class ServingStack(Stack):
-    """Composes the endpoint for one stage from the storage stack's bucket and role."""
+    """Composes the endpoint (and the packaging job) from the storage stack's exports."""
 
     def __init__(
         self,
@@ -147,12 +150,30 @@ class ServingStack(Stack):
         construct_id: str,
         *,
         config: StageConfig,
-        bucket: s3.IBucket,
-        execution_role: iam.IRole,
+        storage: StorageExports,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        artifact_uri = f"s3://{bucket.bucket_name}/{config.pinned_artifact_key}"
+        bucket = s3.Bucket.from_bucket_attributes(
+            self,
+            "ArtifactBucket",
+            bucket_arn=Fn.import_value(storage.bucket_arn),
+            bucket_name=Fn.import_value(storage.bucket_name),
+        )
+        execution_role = iam.Role.from_role_arn(
+            self, "ExecutionRole", Fn.import_value(storage.role_arn)
+        )
+        if config.packaging:
+            # The artifact is whatever the packaging job wrote: an S3 prefix.
+            self.packaging = PackagingJob(
+                self, "Packaging", config=config, bucket=bucket, execution_role=execution_role
+            )
+            artifact_uri, is_prefix = self.packaging.artifact_uri, True
+            CfnOutput(self, "TreeDigest", value=self.packaging.tree_digest)
+            CfnOutput(self, "PackagingJobName", value=self.packaging.job_name)
+        else:
+            artifact_uri = f"s3://{bucket.bucket_name}/{config.pinned_artifact_key}"
+            is_prefix = config.pinned_artifact_key.endswith("/")
         self.serving = TfServingEndpoint(
             self,
             "TfServing",
@@ -160,6 +181,7 @@ class ServingStack(Stack):
             image=serving_image(config.region, config.instance_type),
             execution_role=execution_role,
             model_data_uri=artifact_uri,
+            model_data_is_prefix=is_prefix,
         )
 
         CfnOutput(self, "EndpointName", value=self.serving.endpoint.attr_endpoint_name)

@@ -32,10 +32,10 @@ class ModelServingStage(Stage):
             stack_name=f"{prefix}-serving",
             description=f"{config.project} {config.stage}: SageMaker model and endpoint",
             config=config,
-            bucket=self.storage.store.bucket,
-            execution_role=self.storage.execution_role.role,
+            storage=self.storage.exports,
             termination_protection=config.retain_data,
         )
+        self.serving.add_dependency(self.storage)
         tags = Tags.of(self)
         tags.add("project", config.project)
         tags.add("stage", config.stage)

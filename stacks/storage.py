@@ -8,6 +8,8 @@ without touching model artifacts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -15,10 +17,12 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import ARTIFACTS_PREFIX, StageConfig
-from stacks.execution_role import SageMakerExecutionRole
-from stacks.images import serving_image
+from stacks.execution_role import SageMakerExecutionRole, TrainingAccess
+from stacks.images import serving_image, training_image
 
 TRAINING_DATA_PREFIX = "trainingData/"
+# The packaging job writes <prefix><job name>/output/model/ (uncompressed).
+PACKAGING_OUTPUT_PREFIX = f"{ARTIFACTS_PREFIX}packaging/"
 TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
 # The seed's job ignores this file; SageMaker only needs the channel to exist.
 _PLACEHOLDER_CSV = "placeholder\n"
@@ -116,17 +120,52 @@ def _aws_custom_resource_provider(scope: Construct) -> Construct:
     return Stack.of(scope).node.find_child(f"AWS{uuid}")
 
 
+@dataclass(frozen=True)
+class StorageExports:
+    """Names of the CloudFormation exports the serving stack imports.
+
+    Named on purpose: the serving stack's IAM findings then name the export
+    (e.g. `tfhub-serving-dev-bucket-arn/artifacts/...`), which is what lets each
+    be acknowledged precisely; and the storage stack cannot be deleted while
+    a serving stack imports them.
+    """
+
+    bucket_name: str
+    bucket_arn: str
+    role_arn: str
+
+
 class StorageStack(Stack):
     """Composes the artifact store and the execution role; the serving stack uses both."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.store = ArtifactStore(self, "Artifacts", retain=config.retain_data)
+        images = [serving_image(config.region, config.instance_type)]
+        training = None
+        if config.packaging:
+            images.append(training_image(config.region, config.packaging.instance_type))
+            training = TrainingAccess(
+                read_prefix=TRAINING_DATA_PREFIX,
+                write_prefix=PACKAGING_OUTPUT_PREFIX,
+                job_name_prefix=config.job_name_prefix,
+                volume_key_arn=config.packaging.volume_kms_key_arn,
+            )
         self.execution_role = SageMakerExecutionRole(
             self,
             "ExecutionRole",
             bucket=self.store.bucket,
             read_prefixes=[ARTIFACTS_PREFIX],
-            images=[serving_image(config.region, config.instance_type)],
+            images=images,
             endpoint_name=config.endpoint_name,
+            training=training,
         )
+        prefix = f"{config.project}-{config.stage}"
+        self.exports = StorageExports(
+            bucket_name=f"{prefix}-bucket-name",
+            bucket_arn=f"{prefix}-bucket-arn",
+            role_arn=f"{prefix}-execution-role-arn",
+        )
+        self.export_value(self.store.bucket.bucket_name, name=self.exports.bucket_name)
+        self.export_value(self.store.bucket.bucket_arn, name=self.exports.bucket_arn)
+        self.export_value(self.execution_role.role.role_arn, name=self.exports.role_arn)

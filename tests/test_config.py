@@ -132,8 +132,57 @@ def test_removal_policy_is_destroy_or_retain(context):
 
 
 def test_pinned_artifact_must_be_an_archive_or_prefix_under_artifacts(context):
-    context["stages"]["dev"]["pinned_artifact"] = "models/use.zip"
-    assert_error(context, "dev", "stages.dev.pinned_artifact", "'models/use.zip'", "'.tar.gz'")
+    context["stages"]["staging"]["pinned_artifact"] = "models/use.zip"
+    assert_error(context, "staging", "stages.staging.pinned_artifact", "'models/use.zip'", "'.tar.gz'")
+
+
+def test_a_stage_packages_on_deploy_or_serves_a_pinned_artifact_not_both(context):
+    context["stages"]["dev"]["pinned_artifact"] = "artifacts/use/4/model.tar.gz"
+    assert_error(context, "dev", "stages.dev", "exactly one of 'packaging'")
+    del context["stages"]["staging"]["pinned_artifact"]
+    assert_error(context, "staging", "stages.staging", "exactly one of 'packaging'")
+
+
+def test_dev_packages_the_seed_model_on_deploy(context):
+    packaging = load(context, "dev").packaging
+    assert packaging.instance_type == "ml.m5.xlarge"
+    assert packaging.sample_input == ["hello world"]
+    assert packaging.budget_minutes == packaging.max_runtime_minutes
+    assert load(context, "prod").packaging is None
+
+
+def test_packaging_runtime_must_fit_cloudformations_hour(context):
+    context["stages"]["dev"]["packaging"]["max_runtime_minutes"] = 50
+    assert_error(
+        context,
+        "dev",
+        "stages.dev.packaging.max_runtime_minutes: 50 is not allowed; at most 40",
+        "CloudFormation's 60-minute limit",
+    )
+
+
+def test_spot_wait_must_cover_the_runtime_and_fit_the_hour(context):
+    context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 10
+    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 10", "from 30")
+    context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 45
+    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 45", "at most 40")
+    context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 40
+    assert load(context, "dev").packaging.budget_minutes == 40
+
+
+def test_packaging_rejects_a_bad_key_arn_and_unknown_keys(context):
+    context["stages"]["dev"]["packaging"]["volume_kms_key_arn"] = "alias/mine"
+    assert_error(context, "dev", "stages.dev.packaging.volume_kms_key_arn", "'alias/mine'", "KMS key ARN")
+    del context["stages"]["dev"]["packaging"]["volume_kms_key_arn"]
+    context["stages"]["dev"]["packaging"]["gpu"] = True
+    assert_error(context, "dev", "stages.dev.packaging.gpu", "unknown key")
+
+
+def test_training_tf_newer_than_serving_tf_fails_synth(context, monkeypatch):
+    from stacks import images
+
+    monkeypatch.setattr(images, "TRAINING_TF_VERSION", "2.21.0")
+    assert_error(context, "dev", "stacks/images.py", "2.21.0 is newer than the serving image's 2.20.0")
 
 
 def test_model_name_must_fit_tf_serving_and_sagemaker(context):

@@ -133,15 +133,17 @@ def test_execution_role_is_assumed_by_sagemaker_with_no_managed_policies(synthes
 @pytest.mark.parametrize("stage", STAGES)
 def test_execution_role_statements_are_least_privilege(synthesized, stage):
     statements = execution_role_statements(synthesized(stage).storage)
-    assert set(statements) == {
+    serving_only = {
         "ReadOwnPrefixes",
         "ListOwnPrefixes",
         "PullImages",
         "EcrLogin",
         "EndpointLogGroup",
-        "EndpointLogStreams",
-        "EndpointMetrics",
+        "WriteLogStreams",
+        "PutMetrics",
     }
+    packaging = {"WriteJobOutput", "TrainingLogGroup"}
+    assert set(statements) == (serving_only | packaging if stage == "dev" else serving_only)
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions), statement
@@ -149,28 +151,41 @@ def test_execution_role_statements_are_least_privilege(synthesized, stage):
 
     read = statements["ReadOwnPrefixes"]
     assert read["Action"] == "s3:GetObject"
-    assert read["Resource"]["Fn::Join"][1][-1] == "/artifacts/*"
+    prefixes = ["artifacts/", "trainingData/"] if stage == "dev" else ["artifacts/"]
+    resources = read["Resource"] if isinstance(read["Resource"], list) else [read["Resource"]]
+    assert [r["Fn::Join"][1][-1] for r in resources] == [f"/{p}*" for p in prefixes]
     assert statements["ListOwnPrefixes"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["artifacts/*"]}
+        "StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}
     }
     # Wildcard resources only where AWS offers no resource-level permission.
     assert statements["EcrLogin"]["Action"] == "ecr:GetAuthorizationToken"
-    assert statements["EndpointMetrics"]["Resource"] == "*"
-    assert statements["EndpointMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}
-    }
-    log_streams = str(statements["EndpointLogStreams"]["Resource"])
-    assert f"log-group:/aws/sagemaker/Endpoints/tfhub-serving-{stage}:log-stream:*" in log_streams
+    assert statements["PutMetrics"]["Resource"] == "*"
+    namespaces = statements["PutMetrics"]["Condition"]["StringEquals"]["cloudwatch:namespace"]
+    streams = str(statements["WriteLogStreams"]["Resource"])
+    assert f"log-group:/aws/sagemaker/Endpoints/tfhub-serving-{stage}:log-stream:*" in streams
+    if stage == "dev":
+        assert namespaces == ["/aws/sagemaker/Endpoints", "/aws/sagemaker/TrainingJobs"]
+        assert "log-group:/aws/sagemaker/TrainingJobs:log-stream:tfhub-serving-dev-pkg*" in streams
+        write = statements["WriteJobOutput"]
+        assert write["Action"] == ["s3:AbortMultipartUpload", "s3:PutObject"]
+        assert write["Resource"]["Fn::Join"][1][-1] == "/artifacts/packaging/*"
+    else:
+        assert namespaces == ["/aws/sagemaker/Endpoints"]
 
 
 @pytest.mark.parametrize(
-    ("stage", "account"),
-    [("dev", "763104351884"), ("staging", "763104351884"), ("prod", "763104351884")],
+    ("stage", "repositories"),
+    [
+        ("dev", ["tensorflow-inference", "tensorflow-training"]),
+        ("staging", ["tensorflow-inference"]),
+        ("prod", ["tensorflow-inference"]),
+    ],
 )
-def test_execution_role_pulls_only_the_inference_repository(synthesized, stage, account):
+def test_execution_role_pulls_only_the_images_it_runs(synthesized, stage, repositories):
     pull = execution_role_statements(synthesized(stage).storage)["PullImages"]
     region = synthesized(stage).stage.serving.region
-    assert pull["Resource"] == f"arn:aws:ecr:{region}:{account}:repository/tensorflow-inference"
+    expected = [f"arn:aws:ecr:{region}:763104351884:repository/{r}" for r in repositories]
+    assert pull["Resource"] == (expected if len(expected) > 1 else expected[0])
 
 
 @pytest.mark.parametrize(("stage", "protected"), [("dev", False), ("staging", False), ("prod", True)])

@@ -1,0 +1,254 @@
+"""Packaging on deploy: a custom resource that runs the packaging training job.
+
+CloudFormation cannot run a SageMaker training job, so CDK's Provider framework
+does: `stacks/packaging_handler/handler.py` starts the job (on_event) and waits
+for it (is_complete), and the resource's attributes carry the artifact's S3
+prefix and tree digest to the Model. The job's source is `packaging_job/`,
+shipped as a reproducible tar.gz asset.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks import source_archive
+from stacks.config import JOB_OVERHEAD_MINUTES, StageConfig
+from stacks.nag import acknowledge_wildcards
+from stacks.images import SERVING_TF_VERSION, training_image
+from stacks.storage import PACKAGING_OUTPUT_PREFIX, TRAINING_DATA_KEY
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+JOB_SOURCE = ROOT / "packaging_job"
+HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "packaging_handler"
+# The `train` channel: the folder of the placeholder file.
+TRAIN_PREFIX = TRAINING_DATA_KEY.rsplit("/", 1)[0] + "/"
+QUERY_INTERVAL = Duration.seconds(30)
+# CloudFormation gives up on a custom resource after an hour whatever is set.
+SERVICE_TIMEOUT_MARGIN_MINUTES = 5
+_BASIC_EXECUTION = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AWSLambdaBasicExecutionRole]"
+)
+
+
+def timeouts(config: StageConfig) -> tuple[Duration, Duration]:
+    """(Provider total timeout, custom resource service timeout), both under an hour."""
+    total = config.packaging.budget_minutes + JOB_OVERHEAD_MINUTES
+    return Duration.minutes(total), Duration.minutes(total + SERVICE_TIMEOUT_MARGIN_MINUTES)
+
+
+class PackagingJob(Construct):
+    """Runs the packaging job on deploy; `artifact_uri` and `tree_digest` are its results."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        bucket: s3.IBucket,
+        execution_role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = config.packaging
+        stack = Stack.of(self)
+        image = training_image(config.region, settings.instance_type)
+        archive, archive_digest = source_archive.build(JOB_SOURCE)
+        source = s3_assets.Asset(self, "Source", path=str(archive))
+        # The job reads its own source; nothing else in the assets bucket.
+        source_read = iam.Policy(
+            self,
+            "SourceRead",
+            roles=[execution_role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[source.bucket.arn_for_objects(source.s3_object_key)],
+                )
+            ],
+        )
+
+        job_arns = stack.format_arn(
+            service="sagemaker", resource="training-job", resource_name=f"{config.job_name_prefix}*"
+        )
+        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{config.job_name_prefix}*")
+        handler_role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")
+            ],
+        )
+        handler_policy = iam.Policy(
+            self,
+            "HandlerPermissions",
+            roles=[handler_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="RunThisStagesJobs",
+                    actions=[
+                        "sagemaker:AddTags",
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                    ],
+                    resources=[job_arns],
+                ),
+                iam.PolicyStatement(
+                    sid="PassTheExecutionRoleToSageMaker",
+                    actions=["iam:PassRole"],
+                    resources=[execution_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadJobManifests", actions=["s3:GetObject"], resources=[manifests]
+                ),
+            ],
+        )
+        acknowledge_wildcards(
+            handler_policy,
+            {
+                job_arns: "Job names end in a digest of the inputs, chosen at deploy time; the "
+                "wildcard covers only this stage's job-name prefix.",
+                manifests: "Each job writes its manifest under a folder named after the job; "
+                "the wildcard covers only this stage's job folders.",
+            },
+        )
+
+        total_timeout, service_timeout = timeouts(config)
+        on_event = self._function("OnEvent", "handler.on_event", handler_role, Duration.minutes(1), {})
+        is_complete = self._function(
+            "IsComplete",
+            "handler.is_complete",
+            handler_role,
+            Duration.minutes(1),
+            # Stop the job before the Provider gives up: it will not call Delete after.
+            {"WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))},
+        )
+        for function in (on_event, is_complete):
+            function.node.add_dependency(handler_policy)
+
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=on_event,
+            is_complete_handler=is_complete,
+            query_interval=QUERY_INTERVAL,
+            total_timeout=total_timeout,
+            log_group=self._log_group("ProviderLogs"),
+            disable_waiter_state_machine_logging=False,
+            # The waiter's execution data holds the presigned response URL: keep it out.
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self._log_group("WaiterLogs"),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+        )
+        self._acknowledge_provider(provider, [on_event, is_complete])
+
+        self.resource = CustomResource(
+            self,
+            "Job",
+            service_token=provider.service_token,
+            resource_type="Custom::TfHubPackagingJob",
+            service_timeout=service_timeout,
+            properties={
+                "JobNamePrefix": config.job_name_prefix,
+                "RoleArn": execution_role.role_arn,
+                "TrainingImage": image.uri,
+                "SourceUri": source.s3_object_url,
+                "SourceDigest": archive_digest,
+                "HubHandle": config.model.hub_handle,
+                "ModelName": config.model.name,
+                "ModelVersion": config.model.version,
+                "Signature": settings.signature,
+                "SampleInput": json.dumps(settings.sample_input) if settings.sample_input is not None else "",
+                "VerifyLoad": settings.verify_load,
+                "ServingTfVersion": SERVING_TF_VERSION,
+                "TrainUri": f"s3://{bucket.bucket_name}/{TRAIN_PREFIX}",
+                "OutputUri": f"s3://{bucket.bucket_name}/{PACKAGING_OUTPUT_PREFIX}",
+                "InstanceType": settings.instance_type,
+                "VolumeSizeGb": settings.volume_gb,
+                "MaxRuntimeSeconds": settings.max_runtime_minutes * 60,
+                "SpotMaxWaitSeconds": (settings.spot_max_wait_minutes or 0) * 60 or "",
+                "VolumeKmsKeyArn": settings.volume_kms_key_arn or "",
+                "Tags": dict(config.resource_tags),
+            },
+        )
+        # The job must be able to read its source and pass its role when it starts.
+        self.resource.node.add_dependency(source_read, handler_policy)
+        self.image = image
+        self.artifact_uri = self.resource.get_att_string("ArtifactUri")
+        self.tree_digest = self.resource.get_att_string("TreeDigest")
+        self.job_name = self.resource.get_att_string("TrainingJobName")
+
+    def _function(self, construct_id, handler, role, timeout, environment) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            construct_id,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler=handler,
+            code=lambda_.Code.from_asset(str(HANDLER_SOURCE), exclude=["__pycache__", "*.pyc"]),
+            role=role,
+            timeout=timeout,
+            environment=environment,
+            log_group=self._log_group(f"{construct_id}Logs"),
+        )
+
+    def _log_group(self, construct_id: str) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _acknowledge_provider(self, provider: cr.Provider, handlers: list[lambda_.Function]) -> None:
+        # The framework's functions and waiter may invoke any version of the
+        # functions they chain: `function:NAME:*`.
+        framework = [
+            child
+            for child in provider.node.children
+            if isinstance(child, lambda_.Function)
+        ]
+        reasons = {
+            f"{function.function_arn}:*": "CDK's Provider framework invokes this function "
+            "of the construct, any version (the qualifier is the wildcard)."
+            for function in handlers + framework
+        }
+        reasons["*"] = (
+            "The waiter state machine's log delivery: CloudWatch Logs' delivery APIs "
+            "(CreateLogDelivery, PutResourcePolicy, ...) have no resource-level permissions."
+        )
+        acknowledge_wildcards(provider, reasons)
+        Validations.of(provider).acknowledge(
+            Acknowledgment(
+                id=_BASIC_EXECUTION,
+                reason="CDK's Provider framework functions use the AWS-managed basic execution "
+                "policy, which only allows writing their own CloudWatch Logs.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-SF2",
+                reason="The waiter only polls is_complete; its logs (without execution data) "
+                "and the handlers' logs show each step, X-Ray would add nothing.",
+            ),
+        )
+        Validations.of(self.node.find_child("HandlerRole")).acknowledge(
+            Acknowledgment(
+                id=_BASIC_EXECUTION,
+                reason="The handlers' role uses the AWS-managed basic execution policy, which "
+                "only allows writing their own CloudWatch Logs.",
+            )
+        )
