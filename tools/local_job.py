@@ -21,14 +21,19 @@ JOB_DIR = ROOT / "packaging_job"
 PLACEHOLDER = "placeholder\n"
 
 
-def write_layout(base: pathlib.Path, hyperparameters: dict[str, object]) -> None:
-    """The files the toolkit reads from /opt/ml, with the `train` placeholder channel."""
+def write_layout(
+    base: pathlib.Path, hyperparameters: dict[str, object], submit_directory: str = str(JOB_DIR)
+) -> None:
+    """The files the toolkit reads from /opt/ml, with the `train` placeholder channel.
+
+    `submit_directory` is the job's source: a folder, or a tar.gz as SageMaker ships it.
+    """
     config = base / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     # The toolkit JSON-decodes every hyperparameter value, as SageMaker sends them.
     encoded = {
         "sagemaker_program": json.dumps("train.py"),
-        "sagemaker_submit_directory": json.dumps(str(JOB_DIR)),
+        "sagemaker_submit_directory": json.dumps(submit_directory),
         **{key: json.dumps(value) for key, value in hyperparameters.items()},
     }
     (config / "hyperparameters.json").write_text(json.dumps(encoded))
