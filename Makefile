@@ -10,7 +10,7 @@ STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test local deploy destroy diff clean deps
+.PHONY: synth test local logs deploy destroy diff clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ deploy: deps
 
 diff: deps
 	$(CDK) diff -c stage=$(STAGE) --all
+
+## logs: follow the stage's packaging job while `make deploy` waits on it
+logs: deps
+	$(PY) -m tools.follow_logs --stage $(STAGE)
 
 destroy: deps
 	$(CDK) destroy -c stage=$(STAGE) --all --force
