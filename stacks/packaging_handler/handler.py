@@ -237,13 +237,22 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def artifact_uri(job: dict[str, Any]) -> str:
+    """The folder the job uploaded /opt/ml/model to, uncompressed (CompressionType NONE):
+    `<S3OutputPath><job>/output/model/`, however S3ModelArtifacts spells it."""
     uri = job["ModelArtifacts"]["S3ModelArtifacts"]
-    return uri if uri.endswith(("/", ".tar.gz")) else f"{uri}/"
+    return uri.removesuffix(".tar.gz").rstrip("/") + "/"
 
 
 def tree_digest(artifact: str) -> str:
     bucket, _, prefix = artifact.removeprefix("s3://").partition("/")
-    body = client("s3").get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"]
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"]
+    except ClientError as error:
+        raise RuntimeError(
+            f"The packaging job completed but {artifact}{MANIFEST} cannot be read "
+            f"({error.response['Error']['Code']}): the artifact is missing or not the "
+            "packaging job's."
+        ) from error
     return json.loads(body.read())["tree_digest"]
 
 

@@ -160,12 +160,10 @@ def test_completed_job_returns_artifact_prefix_and_tree_digest():
     name = handler.on_event(event("Create"))["PhysicalResourceId"]
     s3.create_bucket(Bucket="stage-bucket")
     describe = handler._clients["sagemaker"].describe_training_job
-    # moto reports a compressed path even for CompressionType NONE; SageMaker
-    # reports the prefix. Stub the one field moto gets wrong.
+    # moto names the compressed file even for CompressionType NONE; the
+    # handler reads the folder the job uploaded either way.
+    assert describe(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"].endswith("model.tar.gz")
     prefix = f"s3://stage-bucket/artifacts/packaging/{name}/output/model/"
-    handler._clients["sagemaker"].describe_training_job = lambda **kw: {
-        **describe(**kw), "ModelArtifacts": {"S3ModelArtifacts": prefix}
-    }
     s3.put_object(
         Bucket="stage-bucket",
         Key=f"artifacts/packaging/{name}/output/model/manifest.json",
@@ -298,3 +296,13 @@ def test_old_property_shape_without_optional_keys_is_handled():
     request = handler.training_job_request("job", props)
     assert "sample-input" not in request["HyperParameters"]
     assert request["Tags"] == []
+
+
+@mock_aws
+def test_a_completed_job_without_a_manifest_fails_the_deploy_saying_so():
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="stage-bucket")
+    handler._clients.update(sagemaker=boto3.client("sagemaker", region_name=REGION), s3=s3)
+    name = handler.on_event(event("Create"))["PhysicalResourceId"]
+    with pytest.raises(RuntimeError, match=r"completed but s3://stage-bucket/artifacts/packaging/.*/output/model/manifest.json cannot be read \(NoSuchKey\)"):
+        handler.is_complete(event("Create", physical_id=name))
