@@ -10,7 +10,7 @@ STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test local logs deploy destroy diff clean deps
+.PHONY: synth test local logs rehearse deploy destroy diff clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+.venv-emulators/.installed: requirements-emulators.txt
+	$(PYTHON) -m venv .venv-emulators
+	.venv-emulators/bin/python -m pip install --quiet --upgrade pip
+	.venv-emulators/bin/python -m pip install --quiet -r requirements-emulators.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed node_modules/.installed
+deps: $(VENV)/.installed node_modules/.installed .venv-emulators/.installed
 
 ## synth: synthesize every stage (cdk-nag gate included) and cfn-lint the templates
 synth: deps
@@ -39,6 +45,11 @@ synth: deps
 ## real SageMaker training toolkit, then load it as TF Serving would
 local: deps
 	$(PY) -m tools.local_job --handle "$(HANDLE)"
+
+## rehearse: deploy, update and destroy a stage with the real CDK CLI on local
+## emulators (ministack + moto), no AWS account
+rehearse: deps
+	$(PY) -m tools.rehearse
 
 ## test: the whole test suite
 test: deps

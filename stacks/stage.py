@@ -35,7 +35,7 @@ class ModelServingStage(Stage):
             storage=self.storage.exports,
             termination_protection=config.retain_data,
         )
-        self.serving.add_dependency(self.storage)
+        self.serving.add_stack_dependency(self.storage)
         tags = Tags.of(self)
         tags.add("project", config.project)
         tags.add("stage", config.stage)
