@@ -126,8 +126,12 @@ def load_stage_config(
     *,
     default_account: str | None = None,
     default_region: str | None = None,
+    artifact: str | None = None,
 ) -> StageConfig:
     """Validate `context` (cdk.json's context) for `stage`.
+
+    `artifact` (`cdk deploy -c artifact=KEY`, as promotions deploy) serves that
+    key of the stage bucket instead of what the stage's config says.
 
     Only the dev stage may take its account and region from the fallbacks
     (`CDK_DEFAULT_ACCOUNT` / `CDK_DEFAULT_REGION`, read by app.py): staging and
@@ -156,6 +160,9 @@ def load_stage_config(
 
     raw = _mapping(stages, stage, f"stages.{stage}")
     where = f"stages.{stage}"
+    if artifact is not None:
+        raw = {key: value for key, value in raw.items() if key != "packaging"}
+        raw["pinned_artifact"] = artifact
     _no_unknown_keys(
         raw,
         where,

@@ -54,10 +54,15 @@ def add_stage(
 ) -> ModelServingStage:
     """Validate `stage` from the app's cdk.json context and add it to `app`.
 
+    `-c artifact=KEY` pins the stage to that artifact of its bucket (promotions).
     Raises `ConfigError` before any construct is created.
     """
     context = {key: app.node.try_get_context(key) for key in ("project", "stages")}
     config = load_stage_config(
-        context, stage, default_account=default_account, default_region=default_region
+        context,
+        stage,
+        default_account=default_account,
+        default_region=default_region,
+        artifact=app.node.try_get_context("artifact"),
     )
     return ModelServingStage(app, config)

@@ -234,3 +234,9 @@ def test_project_must_start_stack_names_with_a_letter(context, project):
 def test_repeated_hyphens_are_valid_like_in_sagemaker(context):
     context["project"] = "tfhub--serving"
     assert load(context, "dev").endpoint_name == "tfhub--serving-dev"
+
+
+def test_an_artifact_given_on_the_command_line_pins_the_stage(context):
+    config = load(context, "dev", artifact="artifacts/promoted/abc/")
+    assert (config.packaging, config.pinned_artifact_key) == (None, "artifacts/promoted/abc/")
+    assert_error(context, "prod", "stages.prod.pinned_artifact", "'elsewhere/x'", artifact="elsewhere/x")

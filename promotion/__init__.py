@@ -1,0 +1,1 @@
+"""Moving one verified artifact from stage to stage, and checking a stage serves."""

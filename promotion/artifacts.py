@@ -1,0 +1,133 @@
+"""Stage artifacts in S3: where a stage's artifact is, copying it, verifying its digest,
+and the promotion records kept beside it. Plain functions over boto3 clients."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from packaging_job.packager.manifest import tree_digest
+
+MANIFEST = "manifest.json"
+PROMOTED_PREFIX = "artifacts/promoted/"
+RECORDS_PREFIX = "promotions/"
+LATEST_RECORD = f"{RECORDS_PREFIX}latest.json"
+_CHUNK = 1 << 20
+
+
+class PromotionError(Exception):
+    """Promotion stopped before changing anything; the message says why."""
+
+
+def split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def serving_outputs(cloudformation, stack: str) -> dict[str, str]:
+    try:
+        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        raise PromotionError(f"Stack {stack} not found ({error.response['Error']['Message']}).") from error
+    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+
+
+def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
+    """(artifact prefix URI, tree digest) a stage's serving stack reports."""
+    outputs = serving_outputs(cloudformation, stack)
+    missing = [key for key in ("ArtifactLocation", "TreeDigest") if key not in outputs]
+    if missing:
+        raise PromotionError(
+            f"Stack {stack} has no {' or '.join(missing)} output: promote from a stage whose "
+            "serving stack reports its artifact's digest (one that packaged, or was promoted)."
+        )
+    uri = outputs["ArtifactLocation"]
+    if not uri.endswith("/"):
+        raise PromotionError(f"{uri} is not an artifact prefix; only packaged artifacts are promoted.")
+    return uri, outputs["TreeDigest"]
+
+
+def export_value(cloudformation, name: str) -> str:
+    for page in cloudformation.get_paginator("list_exports").paginate():
+        for export in page["Exports"]:
+            if export["Name"] == name:
+                return export["Value"]
+    raise PromotionError(f"No CloudFormation export {name}: deploy the target stage's storage first.")
+
+
+def copy_prefix(source_s3, source_uri: str, target_s3, target_bucket: str, target_prefix: str) -> list[str]:
+    """Stream every object under `source_uri` to `target_prefix`; return the new keys."""
+    bucket, prefix = split(source_uri)
+    keys = [
+        obj["Key"]
+        for page in source_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    ]
+    if not keys:
+        raise PromotionError(f"No artifact at {source_uri}: it was deleted or never written.")
+    written = []
+    try:
+        for key in keys:
+            body = source_s3.get_object(Bucket=bucket, Key=key)["Body"]
+            target_key = target_prefix + key[len(prefix):]
+            target_s3.upload_fileobj(body, target_bucket, target_key)
+            written.append(target_key)
+    except Exception:
+        remove(target_s3, target_bucket, written)
+        raise
+    return written
+
+
+def verify(s3, bucket: str, prefix: str, expected_digest: str) -> dict[str, Any]:
+    """Re-hash every file the manifest lists; the tree digest must be `expected_digest`."""
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"].read())
+    except ClientError as error:
+        raise PromotionError(f"s3://{bucket}/{prefix}{MANIFEST} cannot be read: {error}") from error
+    # Manifest paths are relative to the TF Serving version folder.
+    version_prefix = f"{prefix}{manifest['model_name']}/{manifest['model_version']}/"
+    seen = []
+    for entry in manifest["files"]:
+        digest = hashlib.sha256()
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{version_prefix}{entry['path']}")["Body"]
+        except ClientError as error:
+            raise PromotionError(f"s3://{bucket}/{version_prefix}{entry['path']} is missing.") from error
+        size = 0
+        while chunk := body.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        seen.append({"path": entry["path"], "sha256": digest.hexdigest(), "size": size})
+    actual = tree_digest(seen)
+    if actual != expected_digest or manifest["tree_digest"] != expected_digest:
+        raise PromotionError(
+            f"Digest mismatch at s3://{bucket}/{prefix}: expected {expected_digest}, the files "
+            f"hash to {actual} and the manifest says {manifest['tree_digest']}."
+        )
+    return manifest
+
+
+def remove(s3, bucket: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        if chunk:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+
+
+def write_record(s3, bucket: str, record: dict[str, Any]) -> str:
+    """Keep the record under promotions/ and as promotions/latest.json."""
+    key = f"{RECORDS_PREFIX}{record['time'].replace(':', '')}-{record['digest'][:12]}.json"
+    body = json.dumps(record, indent=2, sort_keys=True).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=LATEST_RECORD, Body=body, ContentType="application/json")
+    return key
+
+
+def read_record(s3, bucket: str, key: str) -> dict[str, Any]:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as error:
+        raise PromotionError(f"No promotion record s3://{bucket}/{key}.") from error

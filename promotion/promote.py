@@ -1,0 +1,155 @@
+"""`make promote FROM=dev TO=staging`: ship the artifact that passed one stage to the next.
+
+Reads the source stage's artifact and tree digest from its serving stack's
+outputs, copies the files into the target stage's bucket under
+`artifacts/promoted/<digest>/`, re-hashes them there, deploys the target stage
+pinned to that copy (`cdk deploy -c artifact=...`, no packaging job), and
+records what was promoted in the target bucket (`promotions/`). A rollback is a
+promotion of an earlier record: `make promote TO=prod RECORD=promotions/<file>`.
+Anything wrong (missing stack, missing artifact, digest mismatch) stops before
+the deploy, and a copy that does not verify is removed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import boto3
+
+from promotion import artifacts
+from promotion.artifacts import PromotionError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StageAccess:
+    """A stage's name, its stack-name prefix and the clients that reach its account."""
+
+    stage: str
+    prefix: str
+    cloudformation: Any
+    s3: Any
+
+    @property
+    def serving_stack(self) -> str:
+        return f"{self.prefix}-serving"
+
+    @property
+    def bucket_export(self) -> str:
+        return f"{self.prefix}-bucket-name"
+
+
+def promote(
+    source: StageAccess,
+    target: StageAccess,
+    deploy: Callable[[str, str], None],
+    commit: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> dict[str, Any]:
+    uri, digest = artifacts.stage_artifact(source.cloudformation, source.serving_stack)
+    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    prefix = f"{artifacts.PROMOTED_PREFIX}{digest[:16]}/"
+    written = artifacts.copy_prefix(source.s3, uri, target.s3, bucket, prefix)
+    try:
+        artifacts.verify(target.s3, bucket, prefix, digest)
+    except PromotionError:
+        artifacts.remove(target.s3, bucket, written)
+        raise
+    deploy(target.stage, prefix)
+    record = {
+        "source_stage": source.stage,
+        "source_artifact": uri,
+        "digest": digest,
+        "target_stage": target.stage,
+        "target_artifact": f"s3://{bucket}/{prefix}",
+        "time": now().isoformat(timespec="seconds"),
+        "commit": commit,
+    }
+    record["record"] = artifacts.write_record(target.s3, bucket, record)
+    return record
+
+
+def rollback(
+    target: StageAccess,
+    record_key: str,
+    deploy: Callable[[str, str], None],
+    commit: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> dict[str, Any]:
+    """Serve an earlier promotion's artifact again, after checking it is intact."""
+    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    earlier = artifacts.read_record(target.s3, bucket, record_key)
+    _, prefix = artifacts.split(earlier["target_artifact"])
+    artifacts.verify(target.s3, bucket, prefix, earlier["digest"])
+    deploy(target.stage, prefix)
+    record = {**earlier, "time": now().isoformat(timespec="seconds"), "commit": commit,
+              "rollback_to": record_key}
+    record["record"] = artifacts.write_record(target.s3, bucket, record)
+    return record
+
+
+def cdk_deploy(stage: str, artifact_key: str) -> None:
+    """Deploy `stage` pinned to `artifact_key` with the real CDK CLI; no job runs."""
+    subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "cdk"), "deploy", "-c", f"stage={stage}",
+         "-c", f"artifact={artifact_key}", "--all", "--require-approval", "never"],
+        cwd=ROOT, check=True,
+    )
+
+
+def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
+    from stacks.config import load_stage_config
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = load_stage_config(context, stage, default_region=os.environ.get("AWS_REGION"))
+    session = boto3.session.Session(region_name=config.region)
+    if role_arn:
+        credentials = session.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName=f"promote-{stage}"
+        )["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=config.region,
+        )
+    return StageAccess(stage, f"{config.project}-{stage}", session.client("cloudformation"), session.client("s3"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="source", help="stage to promote from")
+    parser.add_argument("--to", dest="target", required=True, help="stage to promote to")
+    parser.add_argument("--source-role-arn", help="role to assume to read the source stage's account")
+    parser.add_argument("--record", help="roll back: a promotions/ record key in the target bucket")
+    args = parser.parse_args(argv)
+    if bool(args.source) == bool(args.record):
+        parser.error("give either --from (promote) or --record (roll back)")
+    commit = os.environ.get("GITHUB_SHA") or subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        target = stage_access(args.target)
+        if args.record:
+            record = rollback(target, args.record, cdk_deploy, commit)
+        else:
+            source = stage_access(args.source, args.source_role_arn)
+            record = promote(source, target, cdk_deploy, commit)
+    except PromotionError as error:
+        print(f"Promotion stopped, nothing changed: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

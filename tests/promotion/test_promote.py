@@ -1,0 +1,175 @@
+"""Promotion across accounts against moto: copy, verify, deploy pinned, record; and every refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pathlib
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from packaging_job.packager.package import package
+from promotion import artifacts
+from promotion.artifacts import PromotionError
+from promotion.promote import StageAccess, promote, rollback
+from tools.demo_model import save_text_model
+
+DEV_ACCOUNT, STAGING_ACCOUNT = "111111111111", "222222222222"
+REGION = "eu-west-1"
+JOB_PREFIX = "artifacts/packaging/tfhub-serving-dev-pkg-abc/output/model/"
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    work = tmp_path_factory.mktemp("artifact")
+    model = save_text_model(str(work / "src" / "model"))
+    record = package(model, str(work / "model"), "use", 4, log=lambda m: None)
+    return work / "model", record
+
+
+def session(account: str):
+    """Credentials of `account`, through moto's STS as a CI role assumption would."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/deploy", RoleSessionName="test"
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def stack_with_outputs(cloudformation, name: str, outputs: dict[str, str], exports: dict[str, str] = {}):
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            **{key: {"Value": value} for key, value in outputs.items()},
+            **{f"Export{i}": {"Value": value, "Export": {"Name": name_}}
+               for i, (name_, value) in enumerate(exports.items())},
+        },
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+@pytest.fixture
+def stages(packaged):
+    model_dir, record = packaged
+    with mock_aws():
+        dev, staging = session(DEV_ACCOUNT), session(STAGING_ACCOUNT)
+        dev_s3, staging_s3 = dev.client("s3"), staging.client("s3")
+        for s3, bucket in ((dev_s3, "dev-bucket"), (staging_s3, "staging-bucket")):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                dev_s3.upload_file(str(path), "dev-bucket", JOB_PREFIX + path.relative_to(model_dir).as_posix())
+        stack_with_outputs(
+            dev.client("cloudformation"),
+            "tfhub-serving-dev-serving",
+            {"ArtifactLocation": f"s3://dev-bucket/{JOB_PREFIX}", "TreeDigest": record["tree_digest"]},
+        )
+        stack_with_outputs(
+            staging.client("cloudformation"), "tfhub-serving-staging-storage", {},
+            {"tfhub-serving-staging-bucket-name": "staging-bucket"},
+        )
+        yield (
+            StageAccess("dev", "tfhub-serving-dev", dev.client("cloudformation"), dev_s3),
+            StageAccess("staging", "tfhub-serving-staging", staging.client("cloudformation"), staging_s3),
+            record,
+        )
+
+
+def keys(s3, bucket, prefix=""):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
+    dev, staging, packaged_record = stages
+    deployed = []
+    record = promote(dev, staging, lambda stage, key: deployed.append((stage, key)), "c0ffee", lambda: NOW)
+
+    digest = packaged_record["tree_digest"]
+    prefix = f"artifacts/promoted/{digest[:16]}/"
+    assert deployed == [("staging", prefix)]
+    copied = keys(staging.s3, "staging-bucket", prefix)
+    source = keys(dev.s3, "dev-bucket", JOB_PREFIX)
+    assert [k[len(prefix):] for k in copied] == [k[len(JOB_PREFIX):] for k in source]
+    assert "manifest.json" in [k[len(prefix):] for k in copied]
+    # The copy is byte for byte the source: re-hashing it gives the same digest.
+    artifacts.verify(staging.s3, "staging-bucket", prefix, digest)
+    assert record == {
+        "source_stage": "dev",
+        "source_artifact": f"s3://dev-bucket/{JOB_PREFIX}",
+        "digest": digest,
+        "target_stage": "staging",
+        "target_artifact": f"s3://staging-bucket/{prefix}",
+        "time": "2026-11-25T12:00:00+00:00",
+        "commit": "c0ffee",
+        "record": f"promotions/2026-11-25T120000+0000-{digest[:12]}.json",
+    }
+    latest = json.loads(staging.s3.get_object(Bucket="staging-bucket", Key="promotions/latest.json")["Body"].read())
+    assert latest["digest"] == digest
+
+
+def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):
+    dev, staging, _ = stages
+    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/variables/variables.index", Body=b"tampered")
+    deployed = []
+    with pytest.raises(PromotionError, match=r"Digest mismatch at s3://staging-bucket/artifacts/promoted/"):
+        promote(dev, staging, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+    assert deployed == []
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_a_missing_source_stack_stops_before_anything(stages):
+    dev, staging, _ = stages
+    dev.cloudformation.delete_stack(StackName="tfhub-serving-dev-serving")
+    with pytest.raises(PromotionError, match=r"Stack tfhub-serving-dev-serving not found"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_missing_outputs_say_which(stages):
+    dev, staging, _ = stages
+    stack_with_outputs(dev.cloudformation, "tfhub-serving-qa-serving", {"ArtifactLocation": "s3://dev-bucket/x/"})
+    qa = StageAccess("qa", "tfhub-serving-qa", dev.cloudformation, dev.s3)
+    with pytest.raises(PromotionError, match=r"has no TreeDigest output"):
+        promote(qa, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_a_missing_artifact_stops_before_anything(stages):
+    dev, staging, _ = stages
+    for key in keys(dev.s3, "dev-bucket", JOB_PREFIX):
+        dev.s3.delete_object(Bucket="dev-bucket", Key=key)
+    with pytest.raises(PromotionError, match=r"No artifact at s3://dev-bucket/artifacts/packaging/"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_a_target_without_storage_is_refused(stages):
+    dev, staging, _ = stages
+    prod = StageAccess("prod", "tfhub-serving-prod", staging.cloudformation, staging.s3)
+    with pytest.raises(PromotionError, match=r"No CloudFormation export tfhub-serving-prod-bucket-name"):
+        promote(dev, prod, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
+    dev, staging, packaged_record = stages
+    first = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
+    deployed = []
+    later = NOW + dt.timedelta(hours=1)
+    record = rollback(staging, first["record"], lambda stage, key: deployed.append((stage, key)), "beef", lambda: later)
+    assert deployed == [("staging", f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/")]
+    assert record["rollback_to"] == first["record"]
+    assert record["commit"] == "beef"
+    # A damaged copy is refused rather than served.
+    staging.s3.put_object(
+        Bucket="staging-bucket",
+        Key=f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/use/4/saved_model.pb",
+        Body=b"broken",
+    )
+    with pytest.raises(PromotionError, match="Digest mismatch"):
+        rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "beef")
