@@ -5,12 +5,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAGE ?= dev
+# CI passes APPROVAL=never; a person is asked before IAM broadens.
+APPROVAL ?= broadening
 STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.json"))["context"]["stages"]))')
 # Node 22 from package.json first on PATH: the CDK CLI and jsii run on it.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test local logs rehearse deploy destroy diff clean deps
+.PHONY: synth test local logs rehearse deploy destroy diff promote smoke clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +59,7 @@ test: deps
 
 ## deploy / destroy / diff: one stage on real AWS (STAGE=dev|staging|prod)
 deploy: deps
-	$(CDK) deploy -c stage=$(STAGE) --all --require-approval broadening
+	$(CDK) deploy -c stage=$(STAGE) --all --require-approval $(APPROVAL)
 
 diff: deps
 	$(CDK) diff -c stage=$(STAGE) --all
@@ -66,8 +68,20 @@ diff: deps
 logs: deps
 	$(PY) -m tools.follow_logs --stage $(STAGE)
 
+## destroy: remove the stage, then fail if any SageMaker resource of it is left
 destroy: deps
 	$(CDK) destroy -c stage=$(STAGE) --all --force
+	$(PY) -m promotion.leftovers --stage $(STAGE)
+
+## promote: FROM=dev TO=staging ships dev's verified artifact (SOURCE_ROLE_ARN to
+## read another account); RECORD=promotions/... TO=prod rolls back to a record
+promote: deps
+	$(PY) -m promotion.promote --to $(TO) $(if $(RECORD),--record $(RECORD),--from $(FROM)) \
+		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN))
+
+## smoke: call STAGE's endpoint with its artifact's sample and check the answer
+smoke: deps
+	$(PY) -m promotion.smoke --stage $(STAGE)
 
 clean:
 	rm -rf cdk.out .pytest_cache

@@ -75,6 +75,7 @@ def package(
             "tensorflow_version": info.tensorflow_version,
             "signature": signature,
             "signatures": {k: s.as_dict() for k, s in sorted(info.signatures.items())},
+            "sample_input": sample_input,
             "sample_output_shapes": output_shapes,
             "total_bytes": sum(entry["size"] for entry in files),
             "tree_digest": manifest.tree_digest(files),

@@ -1,0 +1,60 @@
+"""After `make destroy STAGE=...`: is anything of the stage still billing?
+
+Lists the SageMaker endpoints, endpoint configs, models and running training
+jobs tagged with the project and stage, prints them, and fails if any is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# (list call, result key, ARN field, name field, extra list arguments)
+_KINDS = (
+    ("list_endpoints", "Endpoints", "EndpointArn", "EndpointName", {}),
+    ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigArn", "EndpointConfigName", {}),
+    ("list_models", "Models", "ModelArn", "ModelName", {}),
+    ("list_training_jobs", "TrainingJobSummaries", "TrainingJobArn", "TrainingJobName",
+     {"StatusEquals": "InProgress"}),
+)
+
+
+def leftovers(sagemaker, project: str, stage: str) -> list[str]:
+    """`kind name` of every SageMaker resource still tagged project=<project>, stage=<stage>."""
+    found = []
+    for call, key, arn_field, name_field, arguments in _KINDS:
+        for page in sagemaker.get_paginator(call).paginate(**arguments):
+            for item in page[key]:
+                tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=item[arn_field])["Tags"]}
+                if tags.get("project") == project and tags.get("stage") == stage:
+                    found.append(f"{name_field.removesuffix('Name')} {item[name_field]}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True)
+    args = parser.parse_args(argv)
+    from stacks.config import load_stage_config
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = load_stage_config(context, args.stage, default_region=os.environ.get("AWS_REGION"))
+    found = leftovers(boto3.client("sagemaker", region_name=config.region), config.project, args.stage)
+    for item in found:
+        print(f"still there: {item}")
+    if found:
+        print(f"{len(found)} SageMaker resource(s) of stage {args.stage} remain and may bill.")
+        return 1
+    print(f"Nothing of stage {args.stage} is left in SageMaker ({config.region}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

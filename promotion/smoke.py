@@ -1,0 +1,107 @@
+"""`make smoke STAGE=...`: call a stage's endpoint and check the answer against the manifest.
+
+It sends the artifact's own sample input (recorded in its manifest) the way the
+seed's Predictor did, as TF Serving's JSON `{"instances": [...]}`, checks that
+there is one prediction per instance shaped like the served signature's
+outputs, reports the latency, and exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Callable
+
+import boto3
+
+from promotion.artifacts import serving_outputs, split
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def nested_shape(value: Any) -> list[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        value = value[0] if value else None
+    return shape
+
+
+def shape_problems(name: str, value: Any, expected: list[int | None] | None) -> list[str]:
+    if expected is None:
+        return []
+    actual = nested_shape(value)
+    if len(actual) != len(expected) or any(e is not None and e != a for a, e in zip(actual, expected)):
+        return [f"output {name!r} has shape {actual}, the signature says {expected}"]
+    return []
+
+
+def check_response(response: Any, instances: list, outputs: dict[str, dict]) -> list[str]:
+    """Problems with a TF Serving predict response, none if it fits the signature."""
+    if not isinstance(response, dict) or "predictions" not in response:
+        return [f"the response has no 'predictions': {str(response)[:200]}"]
+    predictions = response["predictions"]
+    if not isinstance(predictions, list) or len(predictions) != len(instances):
+        return [f"{len(instances)} instances sent, {len(predictions) if isinstance(predictions, list) else 'no'} predictions back"]
+    problems = []
+    for prediction in predictions:
+        if len(outputs) == 1:
+            (name, spec), = outputs.items()
+            problems += shape_problems(name, prediction, (spec["shape"] or None) and spec["shape"][1:])
+        elif not isinstance(prediction, dict) or set(prediction) != set(outputs):
+            problems.append(f"a prediction's outputs are {sorted(prediction) if isinstance(prediction, dict) else prediction!r}, "
+                            f"the signature has {sorted(outputs)}")
+        else:
+            for name, spec in outputs.items():
+                problems += shape_problems(name, prediction[name], (spec["shape"] or None) and spec["shape"][1:])
+    return problems
+
+
+def smoke(runtime, endpoint: str, manifest: dict[str, Any],
+          clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    instances = manifest.get("sample_input") or ["hello world"]
+    outputs = manifest["signatures"][manifest["signature"]]["outputs"]
+    started = clock()
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": instances}),
+    )
+    latency_ms = (clock() - started) * 1000
+    body = answer["Body"].read()
+    try:
+        response = json.loads(body)
+    except ValueError:
+        response = body.decode(errors="replace")
+    return {
+        "endpoint": endpoint,
+        "instances": len(instances),
+        "latency_ms": round(latency_ms, 1),
+        "problems": check_response(response, instances, outputs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True)
+    args = parser.parse_args(argv)
+    from stacks.config import load_stage_config
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = load_stage_config(context, args.stage, default_region=os.environ.get("AWS_REGION"))
+    session = boto3.session.Session(region_name=config.region)
+    outputs = serving_outputs(session.client("cloudformation"), f"{config.project}-{args.stage}-serving")
+    bucket, prefix = split(outputs["ArtifactLocation"])
+    manifest = json.loads(session.client("s3").get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
+    report = smoke(session.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
+    print(json.dumps(report, indent=2))
+    return 1 if report["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The smoke test against moto's SageMaker runtime: shapes checked, latency reported."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from promotion.smoke import check_response, smoke
+
+MANIFEST = {
+    "signature": "serving_default",
+    "sample_input": ["hello world", "hi"],
+    "signatures": {
+        "serving_default": {
+            "outputs": {
+                "embedding": {"name": "e:0", "dtype": "float32", "shape": [None, 3]},
+                "known": {"name": "k:0", "dtype": "int32", "shape": [None]},
+            }
+        }
+    },
+}
+GOOD = {"predictions": [{"embedding": [0.1, 0.2, 0.3], "known": 1}, {"embedding": [0, 0, 0], "known": 0}]}
+
+
+def answer(body) -> None:
+    """moto's runtime returns whatever its API was told to."""
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": json.dumps(body), "ContentType": "application/json",
+                           "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}]},
+        timeout=5,
+    )
+
+
+@mock_aws
+def test_a_response_shaped_like_the_signature_passes_with_latency():
+    answer(GOOD)
+    ticks = iter([10.0, 10.25])
+    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "tfhub-serving-dev",
+                   MANIFEST, clock=lambda: next(ticks))
+    assert report == {"endpoint": "tfhub-serving-dev", "instances": 2, "latency_ms": 250.0, "problems": []}
+
+
+@mock_aws
+def test_a_wrong_answer_is_a_failure():
+    answer({"predictions": [{"embedding": [0.1, 0.2], "known": 1}]})
+    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", MANIFEST)
+    assert report["problems"] == ["2 instances sent, 1 predictions back"]
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        ({"error": "model not loaded"}, "the response has no 'predictions'"),
+        ({"predictions": [{"embedding": [1, 2], "known": 1}] * 2}, "output 'embedding' has shape [2], the signature says [3]"),
+        ({"predictions": [{"embedding": [1, 2, 3]}] * 2}, "a prediction's outputs are ['embedding']"),
+    ],
+)
+def test_shape_problems_are_named(response, problem):
+    problems = check_response(response, ["a", "b"], MANIFEST["signatures"]["serving_default"]["outputs"])
+    assert problems and problems[0].startswith(problem)
+
+
+def test_single_output_signatures_take_bare_predictions():
+    outputs = {"scores": {"name": "s:0", "dtype": "float32", "shape": [None, 2]}}
+    assert check_response({"predictions": [[0.1, 0.9]]}, ["x"], outputs) == []
+    assert check_response({"predictions": [[0.1]]}, ["x"], outputs) == [
+        "output 'scores' has shape [1], the signature says [2]"
+    ]
