@@ -51,7 +51,7 @@ class StageAccess:
 def promote(
     source: StageAccess,
     target: StageAccess,
-    deploy: Callable[[str, str], None],
+    deploy: Callable[[str, str, str], None],
     commit: str,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def promote(
     except PromotionError:
         artifacts.remove(target.s3, bucket, written)
         raise
-    deploy(target.stage, prefix)
+    deploy(target.stage, prefix, digest)
     record = {
         "source_stage": source.stage,
         "source_artifact": uri,
@@ -81,7 +81,7 @@ def promote(
 def rollback(
     target: StageAccess,
     record_key: str,
-    deploy: Callable[[str, str], None],
+    deploy: Callable[[str, str, str], None],
     commit: str,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> dict[str, Any]:
@@ -90,20 +90,25 @@ def rollback(
     earlier = artifacts.read_record(target.s3, bucket, record_key)
     _, prefix = artifacts.split(earlier["target_artifact"])
     artifacts.verify(target.s3, bucket, prefix, earlier["digest"])
-    deploy(target.stage, prefix)
+    deploy(target.stage, prefix, earlier["digest"])
     record = {**earlier, "time": now().isoformat(timespec="seconds"), "commit": commit,
               "rollback_to": record_key}
     record["record"] = artifacts.write_record(target.s3, bucket, record)
     return record
 
 
-def cdk_deploy(stage: str, artifact_key: str) -> None:
-    """Deploy `stage` pinned to `artifact_key` with the real CDK CLI; no job runs."""
-    subprocess.run(
-        [str(ROOT / "node_modules" / ".bin" / "cdk"), "deploy", "-c", f"stage={stage}",
-         "-c", f"artifact={artifact_key}", "--all", "--require-approval", "never"],
-        cwd=ROOT, check=True,
-    )
+def deploy_command(stage: str, artifact_key: str, digest: str) -> list[str]:
+    """`cdk deploy` of `stage` pinned to `artifact_key`; no job runs, and the
+    serving stack reports `digest` for the next promotion."""
+    return [
+        str(ROOT / "node_modules" / ".bin" / "cdk"), "deploy", "-c", f"stage={stage}",
+        "-c", f"artifact={artifact_key}", "-c", f"artifact_digest={digest}",
+        "--all", "--require-approval", "never",
+    ]
+
+
+def cdk_deploy(stage: str, artifact_key: str, digest: str) -> None:
+    subprocess.run(deploy_command(stage, artifact_key, digest), cwd=ROOT, check=True)
 
 
 def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:

@@ -92,6 +92,9 @@ class StageConfig:
     # a `model.tar.gz` key or an uncompressed prefix ending in `/`.
     packaging: PackagingConfig | None
     pinned_artifact_key: str | None
+    # The pinned artifact's tree digest, when a promotion says it: the serving
+    # stack reports it so the next promotion can verify what it copies.
+    pinned_artifact_digest: str | None
     retain_data: bool
     tags: tuple[tuple[str, str], ...]
 
@@ -127,11 +130,13 @@ def load_stage_config(
     default_account: str | None = None,
     default_region: str | None = None,
     artifact: str | None = None,
+    artifact_digest: str | None = None,
 ) -> StageConfig:
     """Validate `context` (cdk.json's context) for `stage`.
 
-    `artifact` (`cdk deploy -c artifact=KEY`, as promotions deploy) serves that
-    key of the stage bucket instead of what the stage's config says.
+    `artifact` (`cdk deploy -c artifact=KEY -c artifact_digest=SHA256`, as
+    promotions deploy) serves that key of the stage bucket instead of what the
+    stage's config says, and reports its digest.
 
     Only the dev stage may take its account and region from the fallbacks
     (`CDK_DEFAULT_ACCOUNT` / `CDK_DEFAULT_REGION`, read by app.py): staging and
@@ -202,6 +207,7 @@ def load_stage_config(
         if "packaging" in raw
         else None,
         pinned_artifact_key=_pinned_artifact(raw, where) if "pinned_artifact" in raw else None,
+        pinned_artifact_digest=_digest(artifact_digest, artifact),
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
     )
@@ -349,6 +355,17 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
         sample_input=raw.get("sample_input"),
         verify_load=verify_load,
     )
+
+
+def _digest(digest: str | None, artifact: str | None) -> str | None:
+    if digest is None:
+        return None
+    if artifact is None or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigError(
+            f"artifact_digest: {digest!r} is not allowed; a sha256 tree digest (64 hex "
+            "characters), given together with -c artifact=KEY"
+        )
+    return digest
 
 
 def _job_minutes(raw: Mapping[str, Any], key: str, where: str, low: int) -> int:

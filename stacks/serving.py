@@ -174,6 +174,8 @@ class ServingStack(Stack):
         else:
             artifact_uri = f"s3://{bucket.bucket_name}/{config.pinned_artifact_key}"
             is_prefix = config.pinned_artifact_key.endswith("/")
+            if config.pinned_artifact_digest:
+                CfnOutput(self, "TreeDigest", value=config.pinned_artifact_digest)
         self.serving = TfServingEndpoint(
             self,
             "TfServing",

@@ -54,7 +54,8 @@ def add_stage(
 ) -> ModelServingStage:
     """Validate `stage` from the app's cdk.json context and add it to `app`.
 
-    `-c artifact=KEY` pins the stage to that artifact of its bucket (promotions).
+    `-c artifact=KEY [-c artifact_digest=SHA256]` pins the stage to that artifact
+    of its bucket (promotions).
     Raises `ConfigError` before any construct is created.
     """
     context = {key: app.node.try_get_context(key) for key in ("project", "stages")}
@@ -64,5 +65,6 @@ def add_stage(
         default_account=default_account,
         default_region=default_region,
         artifact=app.node.try_get_context("artifact"),
+        artifact_digest=app.node.try_get_context("artifact_digest"),
     )
     return ModelServingStage(app, config)

@@ -240,3 +240,9 @@ def test_an_artifact_given_on_the_command_line_pins_the_stage(context):
     config = load(context, "dev", artifact="artifacts/promoted/abc/")
     assert (config.packaging, config.pinned_artifact_key) == (None, "artifacts/promoted/abc/")
     assert_error(context, "prod", "stages.prod.pinned_artifact", "'elsewhere/x'", artifact="elsewhere/x")
+
+
+def test_an_artifact_digest_must_be_a_sha256_with_an_artifact(context):
+    assert load(context, "prod", artifact="artifacts/promoted/a/", artifact_digest="f" * 64).pinned_artifact_digest == "f" * 64
+    assert_error(context, "prod", "artifact_digest", "64 hex", artifact="artifacts/promoted/a/", artifact_digest="xyz")
+    assert_error(context, "prod", "artifact_digest", "together with -c artifact", artifact_digest="f" * 64)

@@ -151,3 +151,19 @@ def test_every_sagemaker_resource_carries_the_stage_tags(synthesized, stage):
         assert tags["stage"] == stage
         assert tags["project"] == "tfhub-serving"
         assert tags["cost-center"] == f"ml-{stage}"
+
+
+def test_a_promoted_stage_reports_the_digest_it_was_given(context, tmp_path):
+    import aws_cdk as cdk
+
+    from stacks.stage import add_stage
+
+    app = cdk.App(
+        outdir=str(tmp_path),
+        context={**context, "artifact": "artifacts/promoted/abc/", "artifact_digest": "d" * 64},
+    )
+    serving = Template.from_stack(add_stage(app, "prod").serving)
+    outputs = serving.find_outputs("*")
+    assert outputs["TreeDigest"]["Value"] == "d" * 64
+    assert outputs["ArtifactLocation"]["Value"]["Fn::Join"][1][-1] == "/artifacts/promoted/abc/"
+    serving.resource_count_is("Custom::TfHubPackagingJob", 0)

@@ -89,11 +89,11 @@ def keys(s3, bucket, prefix=""):
 def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
     dev, staging, packaged_record = stages
     deployed = []
-    record = promote(dev, staging, lambda stage, key: deployed.append((stage, key)), "c0ffee", lambda: NOW)
+    record = promote(dev, staging, lambda stage, key, digest: deployed.append((stage, key, digest)), "c0ffee", lambda: NOW)
 
     digest = packaged_record["tree_digest"]
     prefix = f"artifacts/promoted/{digest[:16]}/"
-    assert deployed == [("staging", prefix)]
+    assert deployed == [("staging", prefix, digest)]
     copied = keys(staging.s3, "staging-bucket", prefix)
     source = keys(dev.s3, "dev-bucket", JOB_PREFIX)
     assert [k[len(prefix):] for k in copied] == [k[len(JOB_PREFIX):] for k in source]
@@ -161,7 +161,7 @@ def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     first = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
     deployed = []
     later = NOW + dt.timedelta(hours=1)
-    record = rollback(staging, first["record"], lambda stage, key: deployed.append((stage, key)), "beef", lambda: later)
+    record = rollback(staging, first["record"], lambda stage, key, digest: deployed.append((stage, key)), "beef", lambda: later)
     assert deployed == [("staging", f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/")]
     assert record["rollback_to"] == first["record"]
     assert record["commit"] == "beef"
@@ -173,3 +173,13 @@ def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     )
     with pytest.raises(PromotionError, match="Digest mismatch"):
         rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "beef")
+
+
+def test_the_deploy_pins_the_artifact_and_reports_its_digest():
+    from promotion.promote import deploy_command
+
+    command = deploy_command("prod", "artifacts/promoted/abc/", "d" * 64)
+    assert command[1:] == [
+        "deploy", "-c", "stage=prod", "-c", "artifact=artifacts/promoted/abc/",
+        "-c", f"artifact_digest={'d' * 64}", "--all", "--require-approval", "never",
+    ]
