@@ -7,8 +7,6 @@ jobs tagged with the project and stage, prints them, and fails if any is left.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
 import sys
 
@@ -42,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    from stacks.config import load_stage_config
+    from stacks.config import load_from_cdk_json
 
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    config = load_stage_config(context, args.stage, default_region=os.environ.get("AWS_REGION"))
+    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
     found = leftovers(boto3.client("sagemaker", region_name=config.region), config.project, args.stage)
     for item in found:
         print(f"still there: {item}")

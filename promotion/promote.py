@@ -112,10 +112,9 @@ def cdk_deploy(stage: str, artifact_key: str, digest: str) -> None:
 
 
 def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
-    from stacks.config import load_stage_config
+    from stacks.config import load_from_cdk_json
 
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    config = load_stage_config(context, stage, default_region=os.environ.get("AWS_REGION"))
+    config = load_from_cdk_json(ROOT / "cdk.json", stage, boto3.session.Session().region_name)
     session = boto3.session.Session(region_name=config.region)
     if role_arn:
         credentials = session.client("sts").assume_role(

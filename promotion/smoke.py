@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import time
@@ -90,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    from stacks.config import load_stage_config
+    from stacks.config import load_from_cdk_json
 
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    config = load_stage_config(context, args.stage, default_region=os.environ.get("AWS_REGION"))
+    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
     session = boto3.session.Session(region_name=config.region)
     outputs = serving_outputs(session.client("cloudformation"), f"{config.project}-{args.stage}-serving")
     bucket, prefix = split(outputs["ArtifactLocation"])

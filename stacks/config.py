@@ -9,6 +9,8 @@ fallback account and region in.
 
 from __future__ import annotations
 
+import json
+import pathlib
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -211,6 +213,14 @@ def load_stage_config(
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
     )
+
+
+def load_from_cdk_json(
+    cdk_json: pathlib.Path, stage: str, default_region: str | None = None
+) -> StageConfig:
+    """The stage's config for the command-line tools (promotion, smoke, logs)."""
+    context = json.loads(pathlib.Path(cdk_json).read_text())["context"]
+    return load_stage_config(context, stage, default_region=default_region)
 
 
 def _account(

@@ -8,7 +8,6 @@ host named `<job>/algo-1-...`) say what it is doing.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -66,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    sys.path.insert(0, str(ROOT))
-    from stacks.config import load_stage_config
+    from stacks.config import load_from_cdk_json
 
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    config = load_stage_config(context, args.stage, default_region=boto3.session.Session().region_name)
+    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
     sagemaker = boto3.client("sagemaker", region_name=config.region)
     logs = boto3.client("logs", region_name=config.region)
     print(f"Waiting for a packaging job named {config.job_name_prefix}-* in {config.region}")
