@@ -53,6 +53,32 @@ class ModelConfig:
 class InstanceServing:
     instance_type: str
     instance_count: int
+    autoscaling: "Autoscaling | None" = None
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Target tracking on SageMakerVariantInvocationsPerInstance."""
+
+    min_instances: int
+    max_instances: int
+    invocations_per_instance: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How an endpoint update shifts traffic: blue/green, rolled back on alarms."""
+
+    strategy: str  # all_at_once | canary | linear
+    step_percent: int | None
+    wait_minutes: int
+
+
+@dataclass(frozen=True)
+class Alarms:
+    emails: tuple[str, ...]
+    max_model_latency_ms: int
+    max_5xx_errors: int
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,9 @@ class StageConfig:
     pinned_artifact_digest: str | None
     retain_data: bool
     tags: tuple[tuple[str, str], ...]
+    deployment: Deployment | None = None
+    alarms: Alarms | None = None
+    data_capture_percent: int | None = None
 
     @property
     def endpoint_name(self) -> str:
@@ -182,6 +211,9 @@ def load_stage_config(
             "pinned_artifact",
             "removal_policy",
             "tags",
+            "deployment",
+            "alarms",
+            "data_capture",
         },
     )
     if ("packaging" in raw) == ("pinned_artifact" in raw):
@@ -212,6 +244,7 @@ def load_stage_config(
         pinned_artifact_digest=_digest(artifact_digest, artifact),
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
+        **_production(raw, where),
     )
 
 
@@ -282,16 +315,20 @@ def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Serverless
     if "instances" in raw:
         sub = f"{where}.instances"
         inst = _mapping(raw, "instances", sub)
-        _no_unknown_keys(inst, sub, {"type", "count"})
+        _no_unknown_keys(inst, sub, {"type", "count", "autoscaling"})
         instance_type = _string(inst, "type", f"{sub}.type")
         if not _INSTANCE_TYPE.match(instance_type):
             raise ConfigError(
                 f"{sub}.type: {instance_type!r} is not allowed; expected a SageMaker "
                 "instance type such as 'ml.m5.large' (it starts with 'ml.')"
             )
+        count = _integer(inst, "count", f"{sub}.count", *INSTANCE_COUNT)
         return InstanceServing(
             instance_type=instance_type,
-            instance_count=_integer(inst, "count", f"{sub}.count", *INSTANCE_COUNT),
+            instance_count=count,
+            autoscaling=_autoscaling(inst["autoscaling"], f"{sub}.autoscaling", count)
+            if "autoscaling" in inst
+            else None,
         )
     sub = f"{where}.serverless"
     sls = _mapping(raw, "serverless", sub)
@@ -388,6 +425,70 @@ def _job_minutes(raw: Mapping[str, Any], key: str, where: str, low: int) -> int:
             "for a custom resource"
         )
     return value
+
+
+DEPLOYMENT_STRATEGIES = ("all_at_once", "canary", "linear")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _autoscaling(raw: Any, where: str, count: int) -> Autoscaling:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object")
+    _no_unknown_keys(raw, where, {"min", "max", "invocations_per_instance"})
+    low = _integer(raw, "min", f"{where}.min", *INSTANCE_COUNT)
+    high = _integer(raw, "max", f"{where}.max", low, INSTANCE_COUNT[1])
+    if not low <= count <= high:
+        raise ConfigError(
+            f"{where}: the instance count {count} is not allowed outside min {low} and max {high}"
+        )
+    return Autoscaling(low, high, _integer(raw, "invocations_per_instance", f"{where}.invocations_per_instance", 1, 100_000))
+
+
+def _production(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Deployment policy, alarms and data capture: instance-backed endpoints only."""
+    settings: dict[str, Any] = {}
+    serverless = "serverless" in raw.get("serving", {})
+    for key in ("deployment", "data_capture"):
+        if key in raw and serverless:
+            raise ConfigError(
+                f"{where}.{key}: not allowed with serving.serverless; serverless endpoints "
+                "support neither deployment guardrails nor data capture"
+            )
+    if "alarms" in raw:
+        sub = f"{where}.alarms"
+        alarms = _mapping(raw, "alarms", sub)
+        _no_unknown_keys(alarms, sub, {"emails", "max_model_latency_ms", "max_5xx_errors"})
+        emails = alarms.get("emails", [])
+        if not isinstance(emails, list) or not all(isinstance(e, str) and _EMAIL.match(e) for e in emails):
+            raise ConfigError(f"{sub}.emails: {emails!r} is not allowed; expected a list of e-mail addresses")
+        settings["alarms"] = Alarms(
+            emails=tuple(emails),
+            max_model_latency_ms=_integer(alarms, "max_model_latency_ms", f"{sub}.max_model_latency_ms", 1, 600_000),
+            max_5xx_errors=_integer(alarms, "max_5xx_errors", f"{sub}.max_5xx_errors", 0, 1_000_000),
+        )
+    if "deployment" in raw:
+        sub = f"{where}.deployment"
+        deployment = _mapping(raw, "deployment", sub)
+        _no_unknown_keys(deployment, sub, {"strategy", "step_percent", "wait_minutes"})
+        strategy = _choice(deployment, "strategy", sub, DEPLOYMENT_STRATEGIES)
+        step = None
+        if strategy != "all_at_once":
+            step = _integer(deployment, "step_percent", f"{sub}.step_percent", 1, 99)
+            if "alarms" not in settings:
+                raise ConfigError(
+                    f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them"
+                )
+        elif "step_percent" in deployment:
+            raise ConfigError(f"{sub}.step_percent: not allowed with strategy 'all_at_once'")
+        settings["deployment"] = Deployment(
+            strategy, step, _integer(deployment, "wait_minutes", f"{sub}.wait_minutes", 0, 60)
+        )
+    if "data_capture" in raw:
+        sub = f"{where}.data_capture"
+        capture = _mapping(raw, "data_capture", sub)
+        _no_unknown_keys(capture, sub, {"sampling_percent"})
+        settings["data_capture_percent"] = _integer(capture, "sampling_percent", f"{sub}.sampling_percent", 1, 100)
+    return settings
 
 
 def _pinned_artifact(raw: Mapping[str, Any], where: str) -> str:

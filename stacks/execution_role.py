@@ -49,6 +49,7 @@ class SageMakerExecutionRole(Construct):
         images: Sequence[ContainerImage],
         endpoint_name: str,
         training: TrainingAccess | None = None,
+        capture_prefix: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -119,6 +120,15 @@ class SageMakerExecutionRole(Construct):
                         resources=[training.volume_key_arn],
                     )
                 )
+        if capture_prefix:
+            captures = bucket.arn_for_objects(f"{capture_prefix}*")
+            acknowledged[captures] = (
+                f"Data capture writes objects named by endpoint, variant and time under "
+                f"'{capture_prefix}' of this stage's bucket."
+            )
+            statements.append(
+                iam.PolicyStatement(sid="WriteDataCapture", actions=["s3:PutObject"], resources=[captures])
+            )
         statements += [
             iam.PolicyStatement(
                 sid="WriteLogStreams",

@@ -21,8 +21,9 @@ from constructs import Construct
 
 from stacks.config import InstanceServing, StageConfig
 from stacks.images import ContainerImage, serving_image
+from stacks.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.packaging import PackagingJob
-from stacks.storage import StorageExports
+from stacks.storage import DATA_CAPTURE_PREFIX, StorageExports
 
 VARIANT_NAME = "AllTraffic"
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
@@ -48,6 +49,7 @@ class TfServingEndpoint(Construct):
         execution_role: iam.IRole,
         model_data_uri: str,
         model_data_is_prefix: bool,
+        data_capture_uri: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Serverless endpoints do not support network isolation; on instances
@@ -107,6 +109,16 @@ class TfServingEndpoint(Construct):
                     max_concurrency=serving.max_concurrency,
                 ),
             )
+        if config.data_capture_percent:
+            config_kwargs["data_capture_config"] = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=config.data_capture_percent,
+                destination_s3_uri=data_capture_uri,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode)
+                    for mode in ("Input", "Output")
+                ],
+            )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "Config", production_variants=[variant], **config_kwargs
         )
@@ -120,12 +132,37 @@ class TfServingEndpoint(Construct):
                     "hardware-encrypted; SageMaker rejects a KmsKeyId for it.",
                 )
             )
+        endpoint_kwargs = {}
+        self.alarms = None
+        if config.alarms:
+            self.alarms = EndpointAlarms(
+                self, "Alarms", endpoint_name=config.endpoint_name, settings=config.alarms
+            )
+        if config.deployment:
+            endpoint_kwargs["deployment_config"] = deployment_config(
+                config.deployment, self.alarms.names if self.alarms else []
+            )
+        scaling = serving.autoscaling if isinstance(serving, InstanceServing) else None
+        if scaling:
+            # Keep the instance count autoscaling chose across updates; weights
+            # and data capture still come from the new config.
+            endpoint_kwargs["retain_all_variant_properties"] = True
+            endpoint_kwargs["exclude_retained_variant_properties"] = [
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=kind)
+                for kind in ("DesiredWeight", "DataCaptureConfig")
+            ]
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=config.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            **endpoint_kwargs,
         )
+        if scaling:
+            EndpointAutoscaling(
+                self, "Autoscaling", endpoint=self.endpoint,
+                endpoint_name=config.endpoint_name, settings=scaling,
+            )
 
 
 def _model_data(uri: str, is_prefix: bool) -> dict:
@@ -184,6 +221,7 @@ class ServingStack(Stack):
             execution_role=execution_role,
             model_data_uri=artifact_uri,
             model_data_is_prefix=is_prefix,
+            data_capture_uri=f"s3://{bucket.bucket_name}/{DATA_CAPTURE_PREFIX}",
         )
 
         CfnOutput(self, "EndpointName", value=self.serving.endpoint.attr_endpoint_name)

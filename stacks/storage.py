@@ -21,6 +21,8 @@ from stacks.execution_role import SageMakerExecutionRole, TrainingAccess
 from stacks.images import serving_image, training_image
 
 TRAINING_DATA_PREFIX = "trainingData/"
+# Endpoint data capture, when a stage turns it on.
+DATA_CAPTURE_PREFIX = "datacapture/"
 # The packaging job writes <prefix><job name>/output/model/ (uncompressed).
 PACKAGING_OUTPUT_PREFIX = f"{ARTIFACTS_PREFIX}packaging/"
 TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
@@ -159,6 +161,7 @@ class StorageStack(Stack):
             images=images,
             endpoint_name=config.endpoint_name,
             training=training,
+            capture_prefix=DATA_CAPTURE_PREFIX if config.data_capture_percent else None,
         )
         prefix = f"{config.project}-{config.stage}"
         self.exports = StorageExports(

@@ -143,7 +143,8 @@ def test_execution_role_statements_are_least_privilege(synthesized, stage):
         "PutMetrics",
     }
     packaging = {"WriteJobOutput", "TrainingLogGroup"}
-    assert set(statements) == (serving_only | packaging if stage == "dev" else serving_only)
+    expected = {"dev": serving_only | packaging, "staging": serving_only, "prod": serving_only | {"WriteDataCapture"}}
+    assert set(statements) == expected[stage]
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions), statement
@@ -171,6 +172,10 @@ def test_execution_role_statements_are_least_privilege(synthesized, stage):
         assert write["Resource"]["Fn::Join"][1][-1] == "/artifacts/packaging/*"
     else:
         assert namespaces == ["/aws/sagemaker/Endpoints"]
+    if stage == "prod":
+        capture = statements["WriteDataCapture"]
+        assert capture["Action"] == "s3:PutObject"
+        assert capture["Resource"]["Fn::Join"][1][-1] == "/datacapture/*"
 
 
 @pytest.mark.parametrize(

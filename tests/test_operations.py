@@ -1,0 +1,137 @@
+"""Production serving per stage: autoscaling, safe updates, alarms, data capture.
+
+Dev and prod differ exactly where cdk.json says: dev is serverless with none of
+it; staging shifts linearly with alarms; prod autoscales, shifts by canary with
+alarms and captures data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.config import ConfigError, load_stage_config
+
+
+def only(template, resource_type):
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, found
+    return next(iter(found.items()))
+
+
+def endpoint_properties(synthesized, stage):
+    return only(synthesized(stage).serving, "AWS::SageMaker::Endpoint")[1]["Properties"]
+
+
+def test_only_prod_autoscales_and_keeps_the_scaled_count_across_updates(synthesized):
+    for stage in ("dev", "staging"):
+        synthesized(stage).serving.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+        assert "RetainAllVariantProperties" not in endpoint_properties(synthesized, stage)
+    serving = synthesized("prod").serving
+    endpoint_id, _ = only(serving, "AWS::SageMaker::Endpoint")
+    target_id, target = only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"] == {
+        "ServiceNamespace": "sagemaker",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "ResourceId": "endpoint/tfhub-serving-prod/variant/AllTraffic",
+        "MinCapacity": 2,
+        "MaxCapacity": 4,
+        "Tags": target["Properties"]["Tags"],
+    }
+    assert target["DependsOn"] == [endpoint_id]
+    _, policy = only(serving, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["Properties"]["ScalingTargetId"] == {"Ref": target_id}
+    assert tracking["PredefinedMetricSpecification"] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+    assert tracking["TargetValue"] == 200
+    endpoint = endpoint_properties(synthesized, "prod")
+    assert endpoint["RetainAllVariantProperties"] is True
+    assert endpoint["ExcludeRetainedVariantProperties"] == [
+        {"VariantPropertyType": "DesiredWeight"},
+        {"VariantPropertyType": "DataCaptureConfig"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stage", "routing"),
+    [
+        ("staging", {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 300}),
+        ("prod", {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}),
+    ],
+)
+def test_updates_shift_traffic_and_roll_back_on_the_alarms(synthesized, stage, routing):
+    serving = synthesized(stage).serving
+    config = endpoint_properties(synthesized, stage)["DeploymentConfig"]
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == routing
+    alarms = serving.find_resources("AWS::CloudWatch::Alarm")
+    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": {"Ref": a}} for a in alarms]}
+
+
+def test_dev_has_no_deployment_policy_alarms_or_capture(synthesized):
+    serving = synthesized("dev").serving
+    assert "DeploymentConfig" not in endpoint_properties(synthesized, "dev")
+    serving.resource_count_is("AWS::CloudWatch::Alarm", 0)
+    serving.resource_count_is("AWS::SNS::Topic", 0)
+    (_, config) = only(serving, "AWS::SageMaker::EndpointConfig")
+    assert "DataCaptureConfig" not in config["Properties"]
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_alarms_watch_5xx_and_latency_and_notify_an_encrypted_topic(synthesized, stage):
+    serving = synthesized(stage).serving
+    topic_id, topic = only(serving, "AWS::SNS::Topic")
+    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    (_, topic_policy) = only(serving, "AWS::SNS::TopicPolicy")
+    (statement,) = topic_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in serving.find_resources("AWS::CloudWatch::Alarm").values()}
+    assert set(alarms) == {"Invocation5XXErrors", "ModelLatency"}
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert alarm["Dimensions"] == [
+            {"Name": "EndpointName", "Value": f"tfhub-serving-{stage}"},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarms["Invocation5XXErrors"]["Threshold"] == 5
+    assert alarms["ModelLatency"]["Threshold"] == 1000 * 1000  # 1000 ms, in microseconds
+
+
+def test_prod_captures_a_sample_of_requests_to_its_bucket(synthesized):
+    (_, config) = only(synthesized("prod").serving, "AWS::SageMaker::EndpointConfig")
+    capture = config["Properties"]["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["InitialSamplingPercentage"] == 20
+    assert capture["DestinationS3Uri"]["Fn::Join"][1][-1] == "/datacapture/"
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+
+
+def test_alarm_subscribers_come_from_config(context, tmp_path):
+    from aws_cdk.assertions import Template
+
+    from tests.conftest import synth_stage
+
+    context["stages"]["prod"]["alarms"]["emails"] = ["oncall@example.com"]
+    serving = Template.from_stack(synth_stage("prod", tmp_path, context).serving)
+    serving.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+
+
+@pytest.mark.parametrize(
+    ("stage", "edit", "fragments"),
+    [
+        ("dev", lambda s: s.update(deployment={"strategy": "all_at_once", "wait_minutes": 0}),
+         ["stages.dev.deployment", "serverless endpoints support neither"]),
+        ("dev", lambda s: s.update(data_capture={"sampling_percent": 5}), ["stages.dev.data_capture"]),
+        ("prod", lambda s: s.pop("alarms"), ["stages.prod.deployment.strategy", "needs stages.prod.alarms"]),
+        ("prod", lambda s: s["serving"]["instances"]["autoscaling"].update(min=3), ["instance count 2", "min 3"]),
+        ("prod", lambda s: s["deployment"].update(strategy="rolling"), ["'rolling'", "all_at_once, canary, linear"]),
+        ("prod", lambda s: s["alarms"].update(emails=["not-an-address"]), ["stages.prod.alarms.emails"]),
+    ],
+)
+def test_production_settings_are_validated(context, stage, edit, fragments):
+    edit(context["stages"][stage])
+    with pytest.raises(ConfigError) as caught:
+        load_stage_config(context, stage, default_region="us-east-1")
+    for fragment in fragments:
+        assert fragment in str(caught.value)
