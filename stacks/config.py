@@ -128,6 +128,8 @@ class StageConfig:
     deployment: Deployment | None = None
     alarms: Alarms | None = None
     data_capture_percent: int | None = None
+    # Hours without invocations after which an instance-backed endpoint is taken down.
+    idle_teardown_hours: int | None = None
 
     @property
     def endpoint_name(self) -> str:
@@ -136,6 +138,14 @@ class StageConfig:
     @property
     def is_serverless(self) -> bool:
         return isinstance(self.serving, ServerlessServing)
+
+    @property
+    def storage_stack_name(self) -> str:
+        return f"{self.project}-{self.stage}-storage"
+
+    @property
+    def serving_stack_name(self) -> str:
+        return f"{self.project}-{self.stage}-serving"
 
     @property
     def job_name_prefix(self) -> str:
@@ -214,6 +224,7 @@ def load_stage_config(
             "deployment",
             "alarms",
             "data_capture",
+            "cost_guard",
         },
     )
     if ("packaging" in raw) == ("pinned_artifact" in raw):
@@ -483,6 +494,16 @@ def _production(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         settings["deployment"] = Deployment(
             strategy, step, _integer(deployment, "wait_minutes", f"{sub}.wait_minutes", 0, 60)
         )
+    if "cost_guard" in raw:
+        sub = f"{where}.cost_guard"
+        if serverless:
+            raise ConfigError(
+                f"{sub}: not allowed with serving.serverless; a serverless endpoint already costs "
+                "nothing while idle"
+            )
+        guard = _mapping(raw, "cost_guard", sub)
+        _no_unknown_keys(guard, sub, {"idle_hours"})
+        settings["idle_teardown_hours"] = _integer(guard, "idle_hours", f"{sub}.idle_hours", 1, 24 * 14)
     if "data_capture" in raw:
         sub = f"{where}.data_capture"
         capture = _mapping(raw, "data_capture", sub)

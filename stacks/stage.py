@@ -17,11 +17,10 @@ class ModelServingStage(Stage):
     def __init__(self, scope: Construct, config: StageConfig) -> None:
         env = Environment(account=config.account, region=config.region)
         super().__init__(scope, config.stage.capitalize(), env=env)
-        prefix = f"{config.project}-{config.stage}"
         self.storage = StorageStack(
             self,
             "Storage",
-            stack_name=f"{prefix}-storage",
+            stack_name=config.storage_stack_name,
             description=f"{config.project} {config.stage}: model artifacts and training data",
             config=config,
             termination_protection=config.retain_data,
@@ -29,7 +28,7 @@ class ModelServingStage(Stage):
         self.serving = ServingStack(
             self,
             "Serving",
-            stack_name=f"{prefix}-serving",
+            stack_name=config.serving_stack_name,
             description=f"{config.project} {config.stage}: SageMaker model and endpoint",
             config=config,
             storage=self.storage.exports,

@@ -17,6 +17,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import ARTIFACTS_PREFIX, StageConfig
+from stacks.cost_guard import IdleTeardown
 from stacks.execution_role import SageMakerExecutionRole, TrainingAccess
 from stacks.images import serving_image, training_image
 
@@ -172,3 +173,11 @@ class StorageStack(Stack):
         self.export_value(self.store.bucket.bucket_name, name=self.exports.bucket_name)
         self.export_value(self.store.bucket.bucket_arn, name=self.exports.bucket_arn)
         self.export_value(self.execution_role.role.role_arn, name=self.exports.role_arn)
+        if config.idle_teardown_hours:
+            IdleTeardown(
+                self,
+                "IdleTeardown",
+                endpoint_name=config.endpoint_name,
+                serving_stack=config.serving_stack_name,
+                idle_hours=config.idle_teardown_hours,
+            )

@@ -135,3 +135,44 @@ def test_production_settings_are_validated(context, stage, edit, fragments):
         load_stage_config(context, stage, default_region="us-east-1")
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+def test_an_instance_backed_dev_gets_an_idle_teardown_through_its_stack(context, tmp_path):
+    from aws_cdk.assertions import Match, Template
+
+    from tests.conftest import synth_stage
+
+    dev = context["stages"]["dev"]
+    dev["serving"] = {"instances": {"type": "ml.m5.large", "count": 1}}
+    dev["cost_guard"] = {"idle_hours": 8}
+    storage = Template.from_stack(synth_stage("dev", tmp_path, context).storage)
+    storage.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)"})
+    storage.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "handler.handler",
+            "Runtime": "python3.14",
+            "Environment": {"Variables": {
+                "ENDPOINT_NAME": "tfhub-serving-dev", "SERVING_STACK": "tfhub-serving-dev-serving", "IDLE_HOURS": "8",
+            }},
+        },
+    )
+    (policy,) = storage.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp("IdleTeardown")}}
+    ).values()
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    delete = statements["DeleteTheServingStack"]
+    assert delete["Action"] == ["cloudformation:DeleteStack", "cloudformation:DescribeStacks"]
+    assert ":stack/tfhub-serving-dev-serving/*" in json.dumps(delete["Resource"])
+    assert statements["DescribeTheEndpoint"]["Action"] == "sagemaker:DescribeEndpoint"
+
+
+def test_the_shipped_stages_have_no_idle_teardown(synthesized):
+    for stage in ("dev", "staging", "prod"):
+        synthesized(stage).storage.resource_count_is("AWS::Events::Rule", 0)
+
+
+def test_a_serverless_stage_needs_no_cost_guard(context):
+    context["stages"]["dev"]["cost_guard"] = {"idle_hours": 8}
+    with pytest.raises(ConfigError, match=r"stages.dev.cost_guard: not allowed with serving.serverless"):
+        load_stage_config(context, "dev", default_region="us-east-1")

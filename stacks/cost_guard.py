@@ -1,0 +1,102 @@
+"""Cost guard for instance-backed dev endpoints: take an idle endpoint down.
+
+An hourly rule runs `stacks/idle_teardown/handler.py`, which deletes the
+stage's serving stack through CloudFormation once the endpoint has had no
+invocations for the configured hours. It lives in the storage stack, which
+outlives serving, so it keeps watching across redeploys.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.nag import acknowledge_wildcards
+
+HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "idle_teardown"
+
+
+class IdleTeardown(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, endpoint_name: str, serving_stack: str, idle_hours: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")
+            ],
+        )
+        serving_stack_arn = stack.format_arn(
+            service="cloudformation", resource="stack", resource_name=f"{serving_stack}/*"
+        )
+        policy = iam.Policy(
+            self,
+            "Permissions",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadInvocations", actions=["cloudwatch:GetMetricStatistics"], resources=["*"]
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeTheEndpoint",
+                    actions=["sagemaker:DescribeEndpoint"],
+                    resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name)],
+                ),
+                iam.PolicyStatement(
+                    sid="DeleteTheServingStack",
+                    actions=["cloudformation:DescribeStacks", "cloudformation:DeleteStack"],
+                    resources=[serving_stack_arn],
+                ),
+            ],
+        )
+        acknowledge_wildcards(
+            policy,
+            {
+                "*": "cloudwatch:GetMetricStatistics has no resource-level permissions.",
+                serving_stack_arn: "A stack ARN ends in an id CloudFormation assigns; the wildcard "
+                "covers only this stage's serving stack.",
+            },
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                reason="The AWS-managed basic execution policy only allows writing the function's own logs.",
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(HANDLER_SOURCE), exclude=["__pycache__", "*.pyc"]),
+            role=role,
+            timeout=Duration.minutes(1),
+            environment={
+                "ENDPOINT_NAME": endpoint_name,
+                "SERVING_STACK": serving_stack,
+                "IDLE_HOURS": str(idle_hours),
+            },
+            log_group=logs.LogGroup(
+                self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            ),
+        )
+        self.function.node.add_dependency(policy)
+        events.Rule(
+            self,
+            "Hourly",
+            description=f"Deletes {serving_stack} when {endpoint_name} has been idle {idle_hours} h",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.function)],
+        )
