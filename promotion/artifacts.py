@@ -87,8 +87,26 @@ def verify(s3, bucket: str, prefix: str, expected_digest: str) -> dict[str, Any]
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"].read())
     except ClientError as error:
         raise PromotionError(f"s3://{bucket}/{prefix}{MANIFEST} cannot be read: {error}") from error
-    # Manifest paths are relative to the TF Serving version folder.
+    # Manifest paths are relative to the TF Serving version folder; nothing but
+    # the listed files (and the manifest) may be served from the prefix.
     version_prefix = f"{prefix}{manifest['model_name']}/{manifest['model_version']}/"
+    listed = {f"{version_prefix}{entry['path']}" for entry in manifest["files"]}
+    listed |= {f"{prefix}code/{entry['path']}" for entry in manifest.get("code_files", [])}
+    listed.add(f"{prefix}{MANIFEST}")
+    present = {
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    }
+    if present != listed:
+        raise PromotionError(
+            f"s3://{bucket}/{prefix} does not hold exactly the manifest's files: unlisted "
+            f"{sorted(present - listed)[:5]}, missing {sorted(listed - present)[:5]}."
+        )
+    for entry in manifest.get("code_files", []):
+        body = s3.get_object(Bucket=bucket, Key=f"{prefix}code/{entry['path']}")["Body"].read()
+        if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+            raise PromotionError(f"s3://{bucket}/{prefix}code/{entry['path']} does not match the manifest.")
     seen = []
     for entry in manifest["files"]:
         digest = hashlib.sha256()

@@ -54,16 +54,28 @@ def promote(
     deploy: Callable[[str, str, str], None],
     commit: str,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    expected_digest: str | None = None,
 ) -> dict[str, Any]:
     uri, digest = artifacts.stage_artifact(source.cloudformation, source.serving_stack)
+    if expected_digest and digest != expected_digest:
+        # The source stage was redeployed since the run that tested this artifact.
+        raise PromotionError(
+            f"{source.stage} now serves {digest}, not the tested {expected_digest}; "
+            "promote from the run that tested what the source serves."
+        )
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
     prefix = f"{artifacts.PROMOTED_PREFIX}{digest[:16]}/"
-    written = artifacts.copy_prefix(source.s3, uri, target.s3, bucket, prefix)
     try:
+        # Already promoted (a re-run, or after a rollback): never overwrite a
+        # copy a live endpoint may be serving from.
         artifacts.verify(target.s3, bucket, prefix, digest)
     except PromotionError:
-        artifacts.remove(target.s3, bucket, written)
-        raise
+        written = artifacts.copy_prefix(source.s3, uri, target.s3, bucket, prefix)
+        try:
+            artifacts.verify(target.s3, bucket, prefix, digest)
+        except PromotionError:
+            artifacts.remove(target.s3, bucket, written)
+            raise
     deploy(target.stage, prefix, digest)
     record = {
         "source_stage": source.stage,
@@ -135,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="target", required=True, help="stage to promote to")
     parser.add_argument("--source-role-arn", help="role to assume to read the source stage's account")
     parser.add_argument("--record", help="roll back: a promotions/ record key in the target bucket")
+    parser.add_argument("--expect-digest", help="refuse unless the source serves this tree digest")
     args = parser.parse_args(argv)
     if bool(args.source) == bool(args.record):
         parser.error("give either --from (promote) or --record (roll back)")
@@ -147,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             record = rollback(target, args.record, cdk_deploy, commit)
         else:
             source = stage_access(args.source, args.source_role_arn)
-            record = promote(source, target, cdk_deploy, commit)
+            record = promote(source, target, cdk_deploy, commit, expected_digest=args.expect_digest)
     except PromotionError as error:
         print(f"Promotion stopped, nothing changed: {error}", file=sys.stderr)
         return 1

@@ -1,9 +1,10 @@
 """`make smoke STAGE=...`: call a stage's endpoint and check the answer against the manifest.
 
 It sends the artifact's own sample input (recorded in its manifest) the way the
-seed's Predictor did, as TF Serving's JSON `{"instances": [...]}`, checks that
-there is one prediction per instance shaped like the served signature's
-outputs, reports the latency, and exits non-zero on any failure.
+seed's Predictor did, as TF Serving's JSON `{"instances": [...]}` (or, for a
+sample given as named columns, `{"inputs": {...}}`), checks the answer is
+shaped like the served signature's outputs, one row per instance, reports the
+latency, and exits non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ def shape_problems(name: str, value: Any, expected: list[int | None] | None) -> 
     return []
 
 
+def check_columns(response: Any, rows: int, outputs: dict[str, dict]) -> list[str]:
+    """Problems with a columnar answer (`{"outputs": ...}`, sent for `{"inputs": ...}`)."""
+    if not isinstance(response, dict) or "outputs" not in response:
+        return [f"the response has no 'outputs': {str(response)[:200]}"]
+    answer = response["outputs"]
+    if len(outputs) == 1:
+        answer = {next(iter(outputs)): answer}
+    if not isinstance(answer, dict) or set(answer) != set(outputs):
+        return [f"the outputs are {sorted(answer) if isinstance(answer, dict) else answer!r}, "
+                f"the signature has {sorted(outputs)}"]
+    problems = []
+    for name, spec in outputs.items():
+        expected = [rows] + spec["shape"][1:] if spec["shape"] else None
+        problems += shape_problems(name, answer[name], expected)
+    return problems
+
+
 def check_response(response: Any, instances: list, outputs: dict[str, dict]) -> list[str]:
     """Problems with a TF Serving predict response, none if it fits the signature."""
     if not isinstance(response, dict) or "predictions" not in response:
@@ -62,14 +80,19 @@ def check_response(response: Any, instances: list, outputs: dict[str, dict]) -> 
 
 def smoke(runtime, endpoint: str, manifest: dict[str, Any],
           clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    instances = manifest.get("sample_input") or ["hello world"]
+    sample = manifest.get("sample_input") or ["hello world"]
     outputs = manifest["signatures"][manifest["signature"]]["outputs"]
+    # TF Serving's two request formats: a list is rows ("instances"), an object
+    # of input name to values is columns ("inputs"), as the packager accepts them.
+    columnar = isinstance(sample, dict)
+    request = {"inputs": sample} if columnar else {"instances": sample}
+    rows = len(next(iter(sample.values()))) if columnar else len(sample)
     started = clock()
     answer = runtime.invoke_endpoint(
         EndpointName=endpoint,
         ContentType="application/json",
         Accept="application/json",
-        Body=json.dumps({"instances": instances}),
+        Body=json.dumps(request),
     )
     latency_ms = (clock() - started) * 1000
     body = answer["Body"].read()
@@ -79,9 +102,9 @@ def smoke(runtime, endpoint: str, manifest: dict[str, Any],
         response = body.decode(errors="replace")
     return {
         "endpoint": endpoint,
-        "instances": len(instances),
+        "instances": rows,
         "latency_ms": round(latency_ms, 1),
-        "problems": check_response(response, instances, outputs),
+        "problems": check_columns(response, rows, outputs) if columnar else check_response(response, sample, outputs),
     }
 
 

@@ -134,7 +134,7 @@ class PackagingJob(Construct):
             "handler.is_complete",
             handler_role,
             Duration.minutes(1),
-            # Stop the job before the Provider gives up: it will not call Delete after.
+            # Stop the job before the Provider gives up, rather than rely on a later Delete.
             {"WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))},
         )
         for function in (on_event, is_complete):

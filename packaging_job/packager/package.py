@@ -86,6 +86,8 @@ def package(
         os.rename(root, version_dir)
         if inference_code:
             add_inference_code(inference_code, artifact)
+            # Served beside the model, so hashed beside it (the tree digest stays the model's).
+            record["code_files"] = manifest.file_digests(os.path.join(artifact, "code"))
         with open(os.path.join(artifact, MANIFEST_NAME), "w") as handle_:
             json.dump(record, handle_, indent=2, sort_keys=True)
         for name in entries:

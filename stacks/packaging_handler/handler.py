@@ -24,8 +24,8 @@ logger.setLevel(logging.INFO)
 
 MANIFEST = "manifest.json"
 TRAIN_CHANNEL = "train"
-_FINISHED_BADLY = ("Failed", "Stopped")
-_RUNNING = ("InProgress", "Stopping")
+# A job in these states will never yield an artifact: never adopt one.
+_FINISHED_BADLY = ("Failed", "Stopped", "Stopping", "Deleting")
 _MAX_ATTEMPTS = 20
 _clients: dict[str, Any] = {}
 
@@ -196,6 +196,9 @@ def start_or_adopt(props: JobProperties) -> str:
             sagemaker.create_training_job(**training_job_request(name, props))
             logger.info("started %s", name)
             return name
+        if status == "Completed" and not _has_manifest(f"{props.output_uri}{name}/output/model/"):
+            # Its artifact is gone (or was never written): adopting it would fail forever.
+            continue
         if status not in _FINISHED_BADLY:
             logger.info("adopting %s (%s)", name, status)
             return name
@@ -221,13 +224,14 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 "TrainingJobName": name,
             },
         }
-    if status in _FINISHED_BADLY:
+    if status in ("Failed", "Stopped", "Deleting"):
         raise RuntimeError(
             f"Packaging job {name} {status.lower()}: {job.get('FailureReason', 'no reason given')}"
         )
     limit = int(os.environ.get("WAIT_LIMIT_SECONDS", "3000"))
     if time.time() - job["CreationTime"].timestamp() > limit:
-        # The framework will not call Delete after a failed Create: stop it here.
+        # Stop it now rather than leave it to the Delete that CloudFormation's
+        # rollback may or may not send after the Provider gives up.
         stop_if_running(name)
         raise RuntimeError(
             f"Packaging job {name} did not finish within {limit} seconds, so it was stopped; "
@@ -254,6 +258,15 @@ def tree_digest(artifact: str) -> str:
             "packaging job's."
         ) from error
     return json.loads(body.read())["tree_digest"]
+
+
+def _has_manifest(artifact: str) -> bool:
+    bucket, _, prefix = artifact.removeprefix("s3://").partition("/")
+    try:
+        client("s3").head_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")
+    except ClientError:
+        return False
+    return True
 
 
 def stop_if_running(name: str) -> None:

@@ -194,8 +194,10 @@ def output_handler(response, context):
 def test_inference_code_goes_to_code_inference_py(text_model, tmp_path):
     code = tmp_path / "handlers.py"
     code.write_text(HANDLERS)
-    model_dir, _ = run(str(text_model), tmp_path, inference_code=str(code))
+    model_dir, record = run(str(text_model), tmp_path, inference_code=str(code))
     assert (model_dir / "code" / "inference.py").read_text() == HANDLERS
+    # Served beside the model, so listed and hashed in the manifest too.
+    assert [f["path"] for f in record["code_files"]] == ["inference.py"]
     assert sorted(os.listdir(model_dir)) == ["code", "manifest.json", "text"]
 
 

@@ -226,6 +226,25 @@ def test_create_timeout_stops_the_job_before_raising(stubbed, monkeypatch):
         handler.is_complete(event("Create", physical_id=NAME))
 
 
+@pytest.mark.parametrize("status", ["Stopping", "Deleting"])
+def test_a_job_on_its_way_out_is_not_adopted(stubbed, status):
+    sm = stubbed["sagemaker"]
+    described(sm, NAME, status)
+    not_found(sm, f"{NAME}-2")
+    created(sm, f"{NAME}-2")
+    assert handler.on_event(event("Create")) == {"PhysicalResourceId": f"{NAME}-2"}
+
+
+def test_a_completed_job_whose_artifact_is_gone_is_not_adopted(stubbed):
+    sm, s3 = stubbed["sagemaker"], stubbed["s3"]
+    described(sm, NAME, "Completed")
+    s3.add_client_error("head_object", service_error_code="404", http_status_code=404,
+                        expected_params={"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{NAME}/output/model/manifest.json"})
+    not_found(sm, f"{NAME}-2")
+    created(sm, f"{NAME}-2")
+    assert handler.on_event(event("Create")) == {"PhysicalResourceId": f"{NAME}-2"}
+
+
 def test_retried_create_adopts_the_running_job(stubbed):
     described(stubbed["sagemaker"], NAME, "InProgress")
     # No create_training_job is expected: the Stubber fails on any unplanned call.
@@ -273,7 +292,7 @@ def test_delete_stops_a_job_in_progress(stubbed):
     assert handler.is_complete(event("Delete", physical_id=NAME)) == {"IsComplete": True}
 
 
-@pytest.mark.parametrize("status", ["Failed", "Completed", "Stopped"])
+@pytest.mark.parametrize("status", ["Failed", "Completed", "Stopped", "Stopping"])
 def test_delete_of_a_finished_job_leaves_it_and_its_artifacts(stubbed, status):
     described(stubbed["sagemaker"], NAME, status)
     assert handler.on_event(event("Delete", physical_id=NAME)) == {"PhysicalResourceId": NAME}

@@ -183,3 +183,32 @@ def test_the_deploy_pins_the_artifact_and_reports_its_digest():
         "deploy", "-c", "stage=prod", "-c", "artifact=artifacts/promoted/abc/",
         "-c", f"artifact_digest={'d' * 64}", "--all", "--require-approval", "never",
     ]
+
+
+def test_a_source_redeployed_since_the_tested_run_is_refused(stages):
+    dev, staging, _ = stages
+    with pytest.raises(PromotionError, match=r"dev now serves .*, not the tested 0{64}"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee", expected_digest="0" * 64)
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_an_unlisted_file_in_the_artifact_is_refused(stages):
+    dev, staging, _ = stages
+    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/extra.py", Body=b"import os")
+    with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files: unlisted \['artifacts/promoted/"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_promoting_again_reuses_a_verified_copy_without_rewriting_it(stages):
+    dev, staging, packaged_record = stages
+    promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
+    prefix = f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/"
+    before = {o["Key"]: o["LastModified"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
+    # A source that can no longer be read proves nothing is copied the second time.
+    for key in keys(dev.s3, "dev-bucket", JOB_PREFIX):
+        if not key.endswith("manifest.json"):
+            dev.s3.delete_object(Bucket="dev-bucket", Key=key)
+    promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
+    after = {o["Key"]: o["LastModified"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
+    assert after == before

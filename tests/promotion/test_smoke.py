@@ -9,7 +9,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from promotion.smoke import check_response, smoke
+from promotion.smoke import check_columns, check_response, smoke
 
 MANIFEST = {
     "signature": "serving_default",
@@ -71,3 +71,20 @@ def test_single_output_signatures_take_bare_predictions():
     assert check_response({"predictions": [[0.1]]}, ["x"], outputs) == [
         "output 'scores' has shape [1], the signature says [2]"
     ]
+
+
+@mock_aws
+def test_a_columnar_sample_is_sent_as_inputs_and_checked_as_outputs():
+    manifest = {
+        "signature": "scale",
+        "sample_input": {"values": [[1.0, 2.0]]},
+        "signatures": {"scale": {"outputs": {"scaled": {"name": "s:0", "dtype": "float32", "shape": [None, 2]}}}},
+    }
+    answer({"outputs": [[3.0, 6.0]]})
+    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", manifest)
+    assert report["problems"] == []
+    outputs = manifest["signatures"]["scale"]["outputs"]
+    assert check_columns({"outputs": [[3.0]]}, 1, outputs) == [
+        "output 'scaled' has shape [1, 1], the signature says [1, 2]"
+    ]
+    assert check_columns({"predictions": [[3.0, 6.0]]}, 1, outputs)[0].startswith("the response has no 'outputs'")
