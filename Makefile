@@ -12,7 +12,7 @@ STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test local logs rehearse deploy destroy diff promote smoke clean deps
+.PHONY: synth test local logs rehearse deploy destroy diff promote smoke digest clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,7 +77,11 @@ destroy: deps
 ## read another account); RECORD=promotions/... TO=prod rolls back to a record
 promote: deps
 	$(PY) -m promotion.promote --to $(TO) $(if $(RECORD),--record $(RECORD),--from $(FROM)) \
-		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN))
+		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN)) $(if $(DIGEST),--expect-digest $(DIGEST))
+
+## digest: print the tree digest STAGE serves (CI hands dev's on to the promotions)
+digest: deps
+	@$(PY) -m promotion.digest --stage $(STAGE)
 
 ## smoke: call STAGE's endpoint with its artifact's sample and check the answer
 smoke: deps

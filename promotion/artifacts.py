@@ -136,12 +136,28 @@ def remove(s3, bucket: str, keys: list[str]) -> None:
 
 
 def write_record(s3, bucket: str, record: dict[str, Any]) -> str:
-    """Keep the record under promotions/ and as promotions/latest.json."""
+    """Keep the record under promotions/ and as promotions/latest.json, with the
+    key of the record it replaces as `previous` (what a failed rollout returns to)."""
     key = f"{RECORDS_PREFIX}{record['time'].replace(':', '')}-{record['digest'][:12]}.json"
+    try:
+        record["previous"] = read_record(s3, bucket, LATEST_RECORD)["record"]
+    except PromotionError:
+        record["previous"] = None
+    record["record"] = key
     body = json.dumps(record, indent=2, sort_keys=True).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=LATEST_RECORD, Body=body, ContentType="application/json")
     return key
+
+
+def resolve_record(s3, bucket: str, key: str) -> str:
+    """`previous` names the record before the latest one; any other key is itself."""
+    if key != "previous":
+        return key
+    previous = read_record(s3, bucket, LATEST_RECORD).get("previous")
+    if not previous:
+        raise PromotionError(f"s3://{bucket}/{LATEST_RECORD} has no previous promotion to return to.")
+    return previous
 
 
 def read_record(s3, bucket: str, key: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ outputs, copies the files into the target stage's bucket under
 `artifacts/promoted/<digest>/`, re-hashes them there, deploys the target stage
 pinned to that copy (`cdk deploy -c artifact=...`, no packaging job), and
 records what was promoted in the target bucket (`promotions/`). A rollback is a
-promotion of an earlier record: `make promote TO=prod RECORD=promotions/<file>`.
+promotion of an earlier record: `make promote TO=prod RECORD=promotions/<file>`,
+or `RECORD=previous` for the one the latest promotion replaced.
 Anything wrong (missing stack, missing artifact, digest mismatch) stops before
 the deploy, and a copy that does not verify is removed again.
 """
@@ -86,7 +87,7 @@ def promote(
         "time": now().isoformat(timespec="seconds"),
         "commit": commit,
     }
-    record["record"] = artifacts.write_record(target.s3, bucket, record)
+    artifacts.write_record(target.s3, bucket, record)
     return record
 
 
@@ -99,13 +100,14 @@ def rollback(
 ) -> dict[str, Any]:
     """Serve an earlier promotion's artifact again, after checking it is intact."""
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    record_key = artifacts.resolve_record(target.s3, bucket, record_key)
     earlier = artifacts.read_record(target.s3, bucket, record_key)
     _, prefix = artifacts.split(earlier["target_artifact"])
     artifacts.verify(target.s3, bucket, prefix, earlier["digest"])
     deploy(target.stage, prefix, earlier["digest"])
     record = {**earlier, "time": now().isoformat(timespec="seconds"), "commit": commit,
               "rollback_to": record_key}
-    record["record"] = artifacts.write_record(target.s3, bucket, record)
+    artifacts.write_record(target.s3, bucket, record)
     return record
 
 
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", help="stage to promote from")
     parser.add_argument("--to", dest="target", required=True, help="stage to promote to")
     parser.add_argument("--source-role-arn", help="role to assume to read the source stage's account")
-    parser.add_argument("--record", help="roll back: a promotions/ record key in the target bucket")
+    parser.add_argument("--record", help="roll back: a promotions/ record key in the target "
+                        "bucket, or 'previous' for the one before the latest")
     parser.add_argument("--expect-digest", help="refuse unless the source serves this tree digest")
     args = parser.parse_args(argv)
     if bool(args.source) == bool(args.record):

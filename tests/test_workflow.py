@@ -40,7 +40,7 @@ def test_actionlint_passes():
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(WORKFLOW.read_text().replace("needs: staging", "needs: stagging"))
+    broken.write_text(WORKFLOW.read_text().replace("needs: [dev, staging]", "needs: [dev, stagging]"))
     result = actionlint(broken)
     assert result.returncode != 0
     assert "stagging" in result.stdout
@@ -54,7 +54,7 @@ def test_pull_requests_test_and_synth_main_delivers():
     assert "if" not in jobs["test"] and "if" not in jobs["synth"]
     assert jobs["dev"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
     assert jobs["dev"]["needs"] == ["test", "synth"]
-    assert (jobs["staging"]["needs"], jobs["prod"]["needs"]) == ("dev", "staging")
+    assert (jobs["staging"]["needs"], jobs["prod"]["needs"]) == ("dev", ["dev", "staging"])
 
 
 @pytest.mark.parametrize(
@@ -62,17 +62,30 @@ def test_pull_requests_test_and_synth_main_delivers():
     [
         ("test", ["make test"]),
         ("synth", ["make synth"]),
-        ("dev", ["make deploy STAGE=dev APPROVAL=never", "make smoke STAGE=dev"]),
-        ("staging", ['make promote FROM=dev TO=staging SOURCE_ROLE_ARN="${{ vars.SOURCE_READ_ROLE_ARN }}"',
-                     "make smoke STAGE=staging"]),
-        ("prod", ['make promote FROM=staging TO=prod SOURCE_ROLE_ARN="${{ vars.SOURCE_READ_ROLE_ARN }}"',
-                  "make smoke STAGE=prod"]),
+        ("dev", ["make deploy STAGE=dev APPROVAL=never", "make smoke STAGE=dev",
+                 'echo "digest=$(make -s digest STAGE=dev)" >> "$GITHUB_OUTPUT"']),
+        ("staging", ['make promote FROM=dev TO=staging DIGEST="${{ needs.dev.outputs.digest }}" '
+                     'SOURCE_ROLE_ARN="${{ vars.SOURCE_READ_ROLE_ARN }}"',
+                     "make smoke STAGE=staging", "make promote TO=staging RECORD=previous"]),
+        ("prod", ['make promote FROM=staging TO=prod DIGEST="${{ needs.dev.outputs.digest }}" '
+                  'SOURCE_ROLE_ARN="${{ vars.SOURCE_READ_ROLE_ARN }}"',
+                  "make smoke STAGE=prod", "make promote TO=prod RECORD=previous"]),
     ],
 )
 def test_jobs_run_the_make_targets_a_person_would(job, commands):
     assert runs(job) == commands
     for command in commands:
-        assert command.split()[1] in make_targets()
+        target = re.search(r"make (?:-s )?([a-z-]+)", command).group(1)
+        assert target in make_targets()
+
+
+def test_the_tested_digest_travels_and_a_failed_smoke_test_rolls_back():
+    jobs = workflow()["jobs"]
+    assert jobs["dev"]["outputs"] == {"digest": "${{ steps.artifact.outputs.digest }}"}
+    for stage in ("staging", "prod"):
+        rollback = jobs[stage]["steps"][-1]
+        assert rollback["if"] == "failure() && steps.promote.outcome == 'success'"
+        assert rollback["run"] == f"make promote TO={stage} RECORD=previous"
 
 
 def test_least_privilege_and_one_deployment_per_stage_at_a_time():

@@ -108,6 +108,7 @@ def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
         "target_artifact": f"s3://staging-bucket/{prefix}",
         "time": "2026-11-25T12:00:00+00:00",
         "commit": "c0ffee",
+        "previous": None,
         "record": f"promotions/2026-11-25T120000+0000-{digest[:12]}.json",
     }
     latest = json.loads(staging.s3.get_object(Bucket="staging-bucket", Key="promotions/latest.json")["Body"].read())
@@ -212,3 +213,14 @@ def test_promoting_again_reuses_a_verified_copy_without_rewriting_it(stages):
     promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
     after = {o["Key"]: o["LastModified"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
     assert after == before
+
+
+def test_previous_names_the_promotion_the_latest_replaced(stages):
+    dev, staging, packaged_record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(days=1))
+    assert second["previous"] == first["record"]
+    deployed = []
+    back = rollback(staging, "previous", lambda stage, key, digest: deployed.append(stage), "three",
+                    lambda: NOW + dt.timedelta(days=2))
+    assert back["rollback_to"] == first["record"] and deployed == ["staging"]
