@@ -30,12 +30,23 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 
+# Instance families whose volumes are local NVMe instance store, encrypted by
+# the hardware; SageMaker rejects a KMS key for their volumes.
+_INSTANCE_STORE_FAMILY = re.compile(
+    r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2)\."
+)
+# SageMaker caps a hyperparameter value at 2500 characters.
+HYPERPARAMETER_MAX = 2500
 SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = (1, 200)
 INSTANCE_COUNT = (1, 100)
 REMOVAL_POLICIES = ("destroy", "retain")
 ARTIFACTS_PREFIX = "artifacts/"
 _ARTIFACT_SUFFIXES = (".tar.gz", "/")
+
+
+def has_instance_store(instance_type: str) -> bool:
+    return bool(_INSTANCE_STORE_FAMILY.match(instance_type))
 
 
 class ConfigError(ValueError):
@@ -400,6 +411,18 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
             f"{where}.volume_kms_key_arn: {key_arn!r} is not allowed; expected a KMS key ARN "
             "(arn:aws:kms:REGION:ACCOUNT:key/ID)"
         )
+    if key_arn and has_instance_store(instance_type):
+        raise ConfigError(
+            f"{where}.volume_kms_key_arn: not allowed with {instance_type!r}, whose local NVMe "
+            "storage SageMaker encrypts itself and for which it rejects a KMS key"
+        )
+    sample = raw.get("sample_input")
+    # The handler JSON-encodes the sample, then the hyperparameter value again.
+    if sample is not None and len(json.dumps(json.dumps(sample))) > HYPERPARAMETER_MAX:
+        raise ConfigError(
+            f"{where}.sample_input: too long; encoded it must fit SageMaker's "
+            f"{HYPERPARAMETER_MAX}-character hyperparameter limit (use a few short instances)"
+        )
     verify_load = raw.get("verify_load", True)
     if not isinstance(verify_load, bool):
         raise ConfigError(f"{where}.verify_load: {verify_load!r} is not allowed; allowed: true, false")
@@ -410,7 +433,7 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
         spot_max_wait_minutes=spot_wait,
         volume_kms_key_arn=key_arn,
         signature=_string(raw, "signature", f"{where}.signature") if "signature" in raw else "serving_default",
-        sample_input=raw.get("sample_input"),
+        sample_input=sample,
         verify_load=verify_load,
     )
 

@@ -10,7 +10,6 @@ never races its role's permissions.
 from __future__ import annotations
 
 import json
-import re
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -19,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.config import InstanceServing, StageConfig
+from stacks.config import InstanceServing, StageConfig, has_instance_store
 from stacks.images import ContainerImage, serving_image
 from stacks.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.packaging import PackagingJob
@@ -27,15 +26,6 @@ from stacks.storage import DATA_CAPTURE_PREFIX, StorageExports
 
 VARIANT_NAME = "AllTraffic"
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
-# Instance families whose volumes are local NVMe instance store, encrypted by
-# the hardware; CreateEndpointConfig rejects a KmsKeyId for them.
-_INSTANCE_STORE_FAMILY = re.compile(r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2)\.")
-
-
-def has_instance_store(instance_type: str) -> bool:
-    return bool(_INSTANCE_STORE_FAMILY.match(instance_type))
-
-
 class TfServingEndpoint(Construct):
     """A TF Serving model behind a real-time or serverless endpoint."""
 

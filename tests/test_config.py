@@ -246,3 +246,14 @@ def test_an_artifact_digest_must_be_a_sha256_with_an_artifact(context):
     assert load(context, "prod", artifact="artifacts/promoted/a/", artifact_digest="f" * 64).pinned_artifact_digest == "f" * 64
     assert_error(context, "prod", "artifact_digest", "64 hex", artifact="artifacts/promoted/a/", artifact_digest="xyz")
     assert_error(context, "prod", "artifact_digest", "together with -c artifact", artifact_digest="f" * 64)
+
+
+def test_packaging_sample_and_volume_key_are_checked_against_sagemakers_limits(context):
+    context["stages"]["dev"]["packaging"]["sample_input"] = ["x" * 3000]
+    assert_error(context, "dev", "stages.dev.packaging.sample_input", "2500-character")
+    context["stages"]["dev"]["packaging"]["sample_input"] = ["hello"]
+    context["stages"]["dev"]["packaging"].update(
+        instance_type="ml.g5.xlarge",
+        volume_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
+    assert_error(context, "dev", "stages.dev.packaging.volume_kms_key_arn", "'ml.g5.xlarge'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.serving import has_instance_store
+from stacks.config import has_instance_store
 from tests.conftest import STAGES, synth_stage
 
 
