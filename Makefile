@@ -26,11 +26,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	.venv-emulators/bin/python -m pip install --quiet -r requirements-emulators.txt
 	touch $@
 
+.venv-checkov/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed node_modules/.installed .venv-emulators/.installed
+deps: $(VENV)/.installed node_modules/.installed .venv-emulators/.installed .venv-checkov/.installed
 
 ## synth: synthesize every stage (cdk-nag gate included) and cfn-lint the templates
 synth: deps
@@ -41,7 +47,8 @@ synth: deps
 	done
 	@# cfn-lint exit code: bit 2 = errors, 1 = crash; warnings (4) are printed, not fatal.
 	$(VENV)/bin/cfn-lint cdk.out/*/assembly-*/*.template.json; test $$(( $$? & 3 )) -eq 0
-	@echo "All stages synthesized; cdk-nag and cfn-lint clean: $(STAGES)"
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -d cdk.out --framework cloudformation --quiet --compact
+	@echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean: $(STAGES)"
 
 ## local: package HANDLE (default: a demo model made on the spot) through the
 ## real SageMaker training toolkit, then load it as TF Serving would

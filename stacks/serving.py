@@ -18,6 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks import checkov
 from stacks.config import InstanceServing, StageConfig, has_instance_store
 from stacks.images import ContainerImage, serving_image
 from stacks.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
@@ -57,6 +58,11 @@ class TfServingEndpoint(Construct):
             enable_network_isolation=isolated,
             primary_container=container,
         )
+        if not isolated:
+            checkov.skip(self.model, {
+                "CKV_AWS_370": "Serverless endpoints do not support network isolation; "
+                "instance-backed stages turn it on.",
+            })
         Validations.of(self.model).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SM1",
