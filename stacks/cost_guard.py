@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import pathlib
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import checkov
+from stacks.lambdas import lambda_role, python_function
 from stacks.nag import acknowledge_wildcards
 
 HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "idle_teardown"
@@ -30,14 +29,7 @@ class IdleTeardown(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")
-            ],
-        )
+        role = lambda_role(self, "Role")
         serving_stack_arn = stack.format_arn(
             service="cloudformation", resource="stack", resource_name=f"{serving_stack}/*"
         )
@@ -69,29 +61,17 @@ class IdleTeardown(Construct):
                 "covers only this stage's serving stack.",
             },
         )
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                reason="The AWS-managed basic execution policy only allows writing the function's own logs.",
-            )
-        )
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
+            source=HANDLER_SOURCE,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(HANDLER_SOURCE), exclude=["__pycache__", "*.pyc"]),
             role=role,
-            timeout=Duration.minutes(1),
             environment={
                 "ENDPOINT_NAME": endpoint_name,
                 "SERVING_STACK": serving_stack,
                 "IDLE_HOURS": str(idle_hours),
             },
-            log_group=logs.LogGroup(
-                self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
-            ),
         )
         self.function.node.add_dependency(policy)
         checkov.skip(self.function, {
@@ -100,7 +80,6 @@ class IdleTeardown(Construct):
             "CKV_AWS_116": "A failed run is logged and the next hour's run repeats the check; a "
             "dead-letter queue would hold nothing to act on.",
         })
-        checkov.skip(self.function.log_group, checkov.HANDLER_LOGS)
         events.Rule(
             self,
             "Hourly",

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CustomResource, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
@@ -26,6 +25,7 @@ from stacks import checkov, source_archive
 from stacks.config import JOB_OVERHEAD_MINUTES, StageConfig
 from stacks.nag import acknowledge_wildcards
 from stacks.images import SERVING_TF_VERSION, training_image
+from stacks.lambdas import BASIC_EXECUTION_FINDING, lambda_role, log_group, python_function
 from stacks.storage import PACKAGING_OUTPUT_PREFIX, TRAINING_DATA_KEY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -36,10 +36,6 @@ TRAIN_PREFIX = TRAINING_DATA_KEY.rsplit("/", 1)[0] + "/"
 QUERY_INTERVAL = Duration.seconds(30)
 # CloudFormation gives up on a custom resource after an hour whatever is set.
 SERVICE_TIMEOUT_MARGIN_MINUTES = 5
-_BASIC_EXECUTION = (
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-    "AWSLambdaBasicExecutionRole]"
-)
 
 
 def timeouts(config: StageConfig) -> tuple[Duration, Duration]:
@@ -83,14 +79,7 @@ class PackagingJob(Construct):
             service="sagemaker", resource="training-job", resource_name=f"{config.job_name_prefix}*"
         )
         manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{config.job_name_prefix}*")
-        handler_role = iam.Role(
-            self,
-            "HandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")
-            ],
-        )
+        handler_role = lambda_role(self, "HandlerRole")
         handler_policy = iam.Policy(
             self,
             "HandlerPermissions",
@@ -128,14 +117,19 @@ class PackagingJob(Construct):
         )
 
         total_timeout, service_timeout = timeouts(config)
-        on_event = self._function("OnEvent", "handler.on_event", handler_role, Duration.minutes(1), {})
-        is_complete = self._function(
+        on_event = python_function(
+            self, "OnEvent", source=HANDLER_SOURCE, handler="handler.on_event", role=handler_role, environment={}
+        )
+        is_complete = python_function(
+            self,
             "IsComplete",
-            "handler.is_complete",
-            handler_role,
-            Duration.minutes(1),
+            source=HANDLER_SOURCE,
+            handler="handler.is_complete",
+            role=handler_role,
             # Stop the job before the Provider gives up, rather than rely on a later Delete.
-            {"WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))},
+            environment={
+                "WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))
+            },
         )
         for function in (on_event, is_complete):
             function.node.add_dependency(handler_policy)
@@ -147,11 +141,11 @@ class PackagingJob(Construct):
             is_complete_handler=is_complete,
             query_interval=QUERY_INTERVAL,
             total_timeout=total_timeout,
-            log_group=self._log_group("ProviderLogs"),
+            log_group=log_group(self, "ProviderLogs"),
             disable_waiter_state_machine_logging=False,
             # The waiter's execution data holds the presigned response URL: keep it out.
             waiter_state_machine_log_options=cr.LogOptions(
-                destination=self._log_group("WaiterLogs"),
+                destination=log_group(self, "WaiterLogs"),
                 level=sfn.LogLevel.ALL,
                 include_execution_data=False,
             ),
@@ -159,9 +153,6 @@ class PackagingJob(Construct):
         self._acknowledge_provider(provider, [on_event, is_complete])
         for function in [on_event, is_complete] + _framework_functions(provider):
             checkov.skip(function, checkov.DEPLOY_TIME_FUNCTION)
-        for child in self.node.children:
-            if isinstance(child, logs.LogGroup):
-                checkov.skip(child, checkov.HANDLER_LOGS)
         waiter_policy = provider.node.find_child("waiter-state-machine").node.find_child("Role").node.find_child("DefaultPolicy")
         checkov.skip(waiter_policy, {
             "CKV_AWS_111": "CDK's Provider waiter needs CloudWatch Logs' log-delivery APIs, which have "
@@ -204,27 +195,6 @@ class PackagingJob(Construct):
         self.tree_digest = self.resource.get_att_string("TreeDigest")
         self.job_name = self.resource.get_att_string("TrainingJobName")
 
-    def _function(self, construct_id, handler, role, timeout, environment) -> lambda_.Function:
-        return lambda_.Function(
-            self,
-            construct_id,
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=handler,
-            code=lambda_.Code.from_asset(str(HANDLER_SOURCE), exclude=["__pycache__", "*.pyc"]),
-            role=role,
-            timeout=timeout,
-            environment=environment,
-            log_group=self._log_group(f"{construct_id}Logs"),
-        )
-
-    def _log_group(self, construct_id: str) -> logs.LogGroup:
-        return logs.LogGroup(
-            self,
-            construct_id,
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-
     def _acknowledge_provider(self, provider: cr.Provider, handlers: list[lambda_.Function]) -> None:
         # The framework's functions and waiter may invoke any version of the
         # functions they chain: `function:NAME:*`.
@@ -241,7 +211,7 @@ class PackagingJob(Construct):
         acknowledge_wildcards(provider, reasons)
         Validations.of(provider).acknowledge(
             Acknowledgment(
-                id=_BASIC_EXECUTION,
+                id=BASIC_EXECUTION_FINDING,
                 reason="CDK's Provider framework functions use the AWS-managed basic execution "
                 "policy, which only allows writing their own CloudWatch Logs.",
             ),
@@ -250,13 +220,6 @@ class PackagingJob(Construct):
                 reason="The waiter only polls is_complete; its logs (without execution data) "
                 "and the handlers' logs show each step, X-Ray would add nothing.",
             ),
-        )
-        Validations.of(self.node.find_child("HandlerRole")).acknowledge(
-            Acknowledgment(
-                id=_BASIC_EXECUTION,
-                reason="The handlers' role uses the AWS-managed basic execution policy, which "
-                "only allows writing their own CloudWatch Logs.",
-            )
         )
 
 
