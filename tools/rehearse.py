@@ -233,17 +233,20 @@ class Rehearsal:
     def exports(self) -> dict[str, str]:
         return {e["Name"]: e["Value"] for e in self.cloudformation.list_exports()["Exports"]}
 
-    def resolve(self, value: Any, attributes: dict[tuple[str, str], str] | None = None) -> Any:
+    def resolve(self, value: Any, attributes: dict[tuple[str, str], str] | None = None,
+                exports: dict[str, str] | None = None) -> Any:
         """Resolve the intrinsics the templates use, as CloudFormation would."""
+        if exports is None:
+            exports = self.exports()
         if isinstance(value, list):
-            return [self.resolve(v, attributes) for v in value]
+            return [self.resolve(v, attributes, exports) for v in value]
         if not isinstance(value, dict):
             return value
         if "Fn::ImportValue" in value:
-            return self.exports()[value["Fn::ImportValue"]]
+            return exports[value["Fn::ImportValue"]]
         if "Fn::Join" in value:
             separator, parts = value["Fn::Join"]
-            return separator.join(str(self.resolve(p, attributes)) for p in parts)
+            return separator.join(str(self.resolve(p, attributes, exports)) for p in parts)
         if "Fn::Sub" in value:
             text = value["Fn::Sub"]
             for name, resolved in (("AWS::AccountId", ACCOUNT), ("AWS::Region", REGION),
@@ -256,7 +259,7 @@ class Rehearsal:
             return (attributes or {}).get(tuple(value["Fn::GetAtt"]), value)
         if "Ref" in value and value["Ref"].startswith("AWS::"):
             return {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws"}[value["Ref"]]
-        return {k: self.resolve(v, attributes) for k, v in value.items()}
+        return {k: self.resolve(v, attributes, exports) for k, v in value.items()}
 
     def expected_job(self, assembly: pathlib.Path) -> tuple[str, dict[str, Any]]:
         """The job name and request the handler will make, from the template's properties."""
@@ -265,7 +268,7 @@ class Rehearsal:
         template = json.loads(self.serving_template_path(assembly).read_text())
         (resource,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::TfHubPackagingJob"]
         properties = self.resolve(resource["Properties"])
-        properties = {k: _as_cloudformation_sends(v) for k, v in properties.items()}
+        properties = as_cloudformation_sends(properties)
         props = handler.parse_properties(properties)
         name = handler.job_name(props)
         return name, handler.training_job_request(name, props)
@@ -506,11 +509,14 @@ def _deployed_outputs(assembly: pathlib.Path) -> dict[str, Any]:
     return json.loads(path.read_text()).get("Outputs", {})
 
 
-def _as_cloudformation_sends(value: Any) -> Any:
+def as_cloudformation_sends(value: Any) -> Any:
+    """CloudFormation passes every scalar property to a custom resource as a string."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, dict):
+        return {k: as_cloudformation_sends(v) for k, v in value.items()}
     return value
 
 

@@ -125,7 +125,7 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
         return
     bucket, prefix = _split_s3(resolved.url)
     found = False
-    for page in client_pages(s3_client, bucket, prefix):
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             relative = obj["Key"][len(prefix):]
             if not relative or relative.endswith("/"):
@@ -138,7 +138,3 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
             found = True
     if not found:
         raise PackagingError(f"No objects under s3://{bucket}/{prefix}: check the prefix.")
-
-
-def client_pages(client, bucket: str, prefix: str):
-    return client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

@@ -13,17 +13,7 @@ from stacks import source_archive
 from stacks.packaging_handler import handler
 from tests.conftest import ROOT
 from tools.local_job import run_toolkit, write_layout
-
-
-def as_cloudformation_sends(value):
-    """CloudFormation passes every scalar property to a custom resource as a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: as_cloudformation_sends(v) for k, v in value.items()}
-    return value
+from tools.rehearse import as_cloudformation_sends
 
 
 def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(
