@@ -1,32 +1,40 @@
 # Two commands on a fresh machine: `make synth` (main job) and `make test`.
-# Each bootstraps what it needs: a Python 3.11 venv and the pinned npm tools.
+# Each bootstraps what it needs: a Python 3.11 or 3.12 venv and the pinned npm tools.
+# `make help` lists every target.
 
-PYTHON ?= python3.11
+# The first of python3.11, python3.12 that runs (a pyenv shim may exist and fail).
+PYTHON ?= $(shell for p in python3.11 python3.12; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAGE ?= dev
 # CI passes APPROVAL=never; a person is asked before IAM broadens.
 APPROVAL ?= broadening
-STAGES := $(shell $(PYTHON) -c 'import json; print(" ".join(json.load(open("cdk.json"))["context"]["stages"]))')
 # Node 22 from package.json first on PATH: the CDK CLI and jsii run on it.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: synth test local logs rehearse deploy destroy diff promote smoke digest clean deps
+.PHONY: help synth test local logs rehearse deploy destroy diff promote smoke digest clean deps python
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+help:
+	@echo "make TARGET [VARIABLE=value ...]"
+	@sed -n 's/^## //p' Makefile
+
+python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH); neither runs here." >&2; exit 1; }
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | python
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.venv-emulators/.installed: requirements-emulators.txt
+.venv-emulators/.installed: requirements-emulators.txt | python
 	$(PYTHON) -m venv .venv-emulators
 	.venv-emulators/bin/python -m pip install --quiet --upgrade pip
 	.venv-emulators/bin/python -m pip install --quiet -r requirements-emulators.txt
 	touch $@
 
-.venv-checkov/.installed: requirements-checkov.txt
+.venv-checkov/.installed: requirements-checkov.txt | python
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
 	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
@@ -38,61 +46,71 @@ node_modules/.installed: package.json package-lock.json
 
 deps: $(VENV)/.installed node_modules/.installed .venv-emulators/.installed .venv-checkov/.installed
 
-## synth: synthesize every stage (cdk-nag gate included) and cfn-lint the templates
+## synth                 synthesize every stage of cdk.json (cdk-nag gate), then cfn-lint and checkov
 synth: deps
 	rm -rf cdk.out
-	@for stage in $(STAGES); do \
+	@stages=$$($(PY) -m tools.stages) || exit 1; \
+	for stage in $$stages; do \
 		echo "== synth $$stage"; \
-		$(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage '**' || exit 1; \
-	done
-	@# cfn-lint exit code: bit 2 = errors, 1 = crash; warnings (4) are printed, not fatal.
-	$(VENV)/bin/cfn-lint cdk.out/*/assembly-*/*.template.json; test $$(( $$? & 3 )) -eq 0
-	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -d cdk.out --framework cloudformation --quiet --compact
-	@echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean: $(STAGES)"
+		$(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage || exit 1; \
+	done; \
+	$(VENV)/bin/cfn-lint cdk.out/*/*.template.json; status=$$?; \
+	if [ $$(( status & 3 )) -ne 0 ]; then echo "cfn-lint found errors (or crashed): exit $$status" >&2; exit 1; fi; \
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -d cdk.out --framework cloudformation --quiet --compact || exit 1; \
+	echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean:" $$stages
 
-## local: package HANDLE (default: a demo model made on the spot) through the
-## real SageMaker training toolkit, then load it as TF Serving would
-local: deps
-	$(PY) -m tools.local_job --handle "$(HANDLE)"
-
-## rehearse: deploy, update and destroy a stage with the real CDK CLI on local
-## emulators (ministack + moto), no AWS account
-rehearse: deps
-	$(PY) -m tools.rehearse
-
-## test: the whole test suite
+## test                  the whole test suite
 test: deps
 	$(PY) -m pytest
 
-## deploy / destroy / diff: one stage on real AWS (STAGE=dev|staging|prod)
+## local                 package HANDLE (default: a demo model made on the spot) through the real
+##                       SageMaker training toolkit, then load it as TF Serving would;
+##                       MODEL_NAME=, SIGNATURE=, SAMPLE='[...]', OUT=folder (keep it), VERBOSE=1
+local: deps
+	@$(PY) -m tools.local_job --handle "$(HANDLE)" --model-name "$(or $(MODEL_NAME),demo)" \
+		--signature "$(or $(SIGNATURE),serving_default)" --sample-input '$(SAMPLE)' --out "$(OUT)" \
+		$(if $(VERBOSE),--verbose)
+
+## rehearse              deploy, update, promote and destroy with the README's commands on local
+##                       emulators (ministack + moto), no AWS account
+rehearse: deps
+	$(PY) -m rehearsal
+
+## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
 deploy: deps
-	$(CDK) deploy -c stage=$(STAGE) --all --require-approval $(APPROVAL)
+	$(CDK) deploy --all -c stage=$(STAGE) --require-approval $(APPROVAL)
 
+## diff STAGE=prod       what a deploy of the stage would change
 diff: deps
-	$(CDK) diff -c stage=$(STAGE) --all
+	$(CDK) diff -c stage=$(STAGE)
 
-## logs: follow the stage's packaging job while `make deploy` waits on it
+## logs STAGE=dev        follow the stage's packaging job while `make deploy` waits on it
 logs: deps
 	$(PY) -m tools.follow_logs --stage $(STAGE)
 
-## destroy: remove the stage, then fail if any SageMaker resource of it is left
+## destroy STAGE=dev     remove the stage, then fail if any SageMaker resource of it is left
 destroy: deps
-	$(CDK) destroy -c stage=$(STAGE) --all --force
+	$(CDK) destroy --all -c stage=$(STAGE) --force
 	$(PY) -m promotion.leftovers --stage $(STAGE)
 
-## promote: FROM=dev TO=staging ships dev's verified artifact (SOURCE_ROLE_ARN to
-## read another account); RECORD=promotions/... TO=prod rolls back to a record
+## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, DIGEST=];
+##         TO=prod RECORD=promotions/<file>.json|previous   roll TO back to a recorded promotion
 promote: deps
+	@test -n "$(TO)" -a -n "$(FROM)$(RECORD)" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)" >&2; exit 2; }
+	@test -z "$(FROM)" -o -z "$(RECORD)" || { echo "make promote takes FROM= (promote) or RECORD= (roll back), not both" >&2; exit 2; }
 	$(PY) -m promotion.promote --to $(TO) $(if $(RECORD),--record $(RECORD),--from $(FROM)) \
 		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN)) $(if $(DIGEST),--expect-digest $(DIGEST))
 
-## digest: print the tree digest STAGE serves (CI hands dev's on to the promotions)
+## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
 digest: deps
 	@$(PY) -m promotion.digest --stage $(STAGE)
 
-## smoke: call STAGE's endpoint with its artifact's sample and check the answer
+## smoke STAGE=staging   call the stage's endpoint with its artifact's sample and check the answer
 smoke: deps
 	$(PY) -m promotion.smoke --stage $(STAGE)
 
+## clean                 remove cdk.out and pytest's cache
 clean:
 	rm -rf cdk.out .pytest_cache
+
+# Every tool prints one line for an expected failure; DEBUG=1 shows the traceback.

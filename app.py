@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CDK entry point: `-c stage=NAME` (default dev) picks the stage to synthesize.
 
-The only place that reads the environment: CDK_DEFAULT_ACCOUNT and
-CDK_DEFAULT_REGION are fallbacks for the dev stage.
+The only place the app reads the environment: CDK_DEFAULT_ACCOUNT is dev's
+fallback account, and dev's fallback region follows the region rule of
+`stacks/region.py`, the same one every command-line tool applies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import aws_cdk as cdk
 
 from stacks.config import ConfigError
+from stacks.region import environment_region
 from stacks.stage import add_stage
 
 
@@ -23,7 +25,7 @@ def main() -> int:
             app,
             app.node.try_get_context("stage") or "dev",
             default_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-            default_region=os.environ.get("CDK_DEFAULT_REGION"),
+            default_region=environment_region(os.environ),
         )
     except ConfigError as error:
         # One line, and nothing synthesized.

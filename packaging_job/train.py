@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from packager import progress
 from packager.errors import PackagingError
 from packager.package import package
 
@@ -46,11 +47,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    s3_client = None
-    if args.hub_handle.startswith("s3://"):
-        import boto3
-
-        s3_client = boto3.client("s3")
     try:
         package(
             args.hub_handle,
@@ -62,13 +58,23 @@ def main(argv: list[str] | None = None) -> int:
             verify_load=args.verify_load,
             serving_tf_version=args.serving_tf_version,
             inference_code=_in_submit_dir(args.inference_code),
-            s3_client=s3_client,
-            log=lambda message: print(message, flush=True),
+            s3_client=_s3_client() if args.hub_handle.startswith("s3://") else None,
+            log=lambda message: print(progress.line(message), flush=True),
         )
     except PackagingError as error:
         _report_failure(str(error))
         return 1
     return 0
+
+
+def _s3_client():
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return boto3.client("s3")
+    except BotoCoreError as error:
+        raise PackagingError(f"Cannot use S3 to read the handle: {error}.") from error
 
 
 def _in_submit_dir(path: str | None) -> str | None:
@@ -79,7 +85,7 @@ def _in_submit_dir(path: str | None) -> str | None:
 
 
 def _report_failure(message: str) -> None:
-    print(f"Packaging failed: {message}", file=sys.stderr, flush=True)
+    print(progress.line(f"{progress.FAILED}{message}"), flush=True)
     output_dir = os.environ.get("SM_OUTPUT_DIR")
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)

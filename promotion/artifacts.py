@@ -10,6 +10,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from packaging_job.packager.manifest import tree_digest
+from promotion.deployed import serving_outputs
+from tools.cli import UserError
 
 MANIFEST = "manifest.json"
 PROMOTED_PREFIX = "artifacts/promoted/"
@@ -18,7 +20,7 @@ LATEST_RECORD = f"{RECORDS_PREFIX}latest.json"
 _CHUNK = 1 << 20
 
 
-class PromotionError(Exception):
+class PromotionError(UserError):
     """Promotion stopped before changing anything; the message says why."""
 
 
@@ -27,22 +29,14 @@ def split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def serving_outputs(cloudformation, stack: str) -> dict[str, str]:
-    try:
-        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as error:
-        raise PromotionError(f"Stack {stack} not found ({error.response['Error']['Message']}).") from error
-    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
-
-
 def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
     """(artifact prefix URI, tree digest) a stage's serving stack reports."""
     outputs = serving_outputs(cloudformation, stack)
     missing = [key for key in ("ArtifactLocation", "TreeDigest") if key not in outputs]
     if missing:
         raise PromotionError(
-            f"Stack {stack} has no {' or '.join(missing)} output: promote from a stage whose "
-            "serving stack reports its artifact's digest (one that packaged, or was promoted)."
+            f"Stack {stack} has no {' or '.join(missing)} output: use a stage whose serving "
+            "stack reports its artifact's digest (one that packaged, or was promoted)."
         )
     uri = outputs["ArtifactLocation"]
     if not uri.endswith("/"):

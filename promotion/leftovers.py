@@ -7,12 +7,10 @@ jobs tagged with the project and stage, prints them, and fails if any is left.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 
-import boto3
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from promotion.deployed import deployed_stage
+from tools.cli import run
 
 # (list call, result key, ARN field, name field, extra list arguments)
 _KINDS = (
@@ -36,14 +34,13 @@ def leftovers(sagemaker, project: str, stage: str) -> list[str]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    from stacks.config import load_from_cdk_json
-
-    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
-    found = leftovers(boto3.client("sagemaker", region_name=config.region), config.project, args.stage)
+    stage = deployed_stage(args.stage)
+    config = stage.config
+    found = leftovers(stage.client("sagemaker"), config.project, args.stage)
     for item in found:
         print(f"still there: {item}")
     if found:
@@ -54,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -23,10 +23,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import boto3
-
 from promotion import artifacts
 from promotion.artifacts import PromotionError
+from promotion.deployed import deployed_stage
+from stacks.config import load_from_cdk_json
+from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -122,28 +123,24 @@ def deploy_command(stage: str, artifact_key: str, digest: str) -> list[str]:
 
 
 def cdk_deploy(stage: str, artifact_key: str, digest: str) -> None:
-    subprocess.run(deploy_command(stage, artifact_key, digest), cwd=ROOT, check=True)
+    result = subprocess.run(deploy_command(stage, artifact_key, digest), cwd=ROOT)
+    if result.returncode != 0:
+        raise UserError(
+            f"The deploy of stage {stage} pinned to {artifact_key} failed (cdk exit code "
+            f"{result.returncode}, its output is above); the verified copy stays, no promotion "
+            "was recorded: fix the cause and run the same promotion again."
+        )
 
 
 def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
-    from stacks.config import load_from_cdk_json
-
-    config = load_from_cdk_json(ROOT / "cdk.json", stage, boto3.session.Session().region_name)
-    session = boto3.session.Session(region_name=config.region)
-    if role_arn:
-        credentials = session.client("sts").assume_role(
-            RoleArn=role_arn, RoleSessionName=f"promote-{stage}"
-        )["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=config.region,
-        )
-    return StageAccess(stage, f"{config.project}-{stage}", session.client("cloudformation"), session.client("s3"))
+    deployed = deployed_stage(stage, role_arn=role_arn)
+    config = deployed.config
+    return StageAccess(
+        stage, f"{config.project}-{stage}", deployed.client("cloudformation"), deployed.client("s3")
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", help="stage to promote from")
     parser.add_argument("--to", dest="target", required=True, help="stage to promote to")
@@ -157,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     commit = os.environ.get("GITHUB_SHA") or subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    for stage in filter(None, (args.source, args.target)):
+        # Both stages are known before any AWS call.
+        load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
     try:
         target = stage_access(args.target)
         if args.record:
@@ -165,11 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             source = stage_access(args.source, args.source_role_arn)
             record = promote(source, target, cdk_deploy, commit, expected_digest=args.expect_digest)
     except PromotionError as error:
-        print(f"Promotion stopped, nothing changed: {error}", file=sys.stderr)
-        return 1
+        raise UserError(f"Promotion stopped, nothing changed: {error}") from error
     print(json.dumps(record, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 import time
 from typing import Any, Callable
 
-import boto3
-
-from promotion.artifacts import serving_outputs, split
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from promotion.artifacts import split
+from promotion.deployed import deployed_stage
+from tools.cli import run
 
 
 def nested_shape(value: Any) -> list[int]:
@@ -108,21 +105,18 @@ def smoke(runtime, endpoint: str, manifest: dict[str, Any],
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    from stacks.config import load_from_cdk_json
-
-    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
-    session = boto3.session.Session(region_name=config.region)
-    outputs = serving_outputs(session.client("cloudformation"), f"{config.project}-{args.stage}-serving")
+    stage = deployed_stage(args.stage)
+    outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
     bucket, prefix = split(outputs["ArtifactLocation"])
-    manifest = json.loads(session.client("s3").get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
-    report = smoke(session.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
+    manifest = json.loads(stage.client("s3").get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
+    report = smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
     print(json.dumps(report, indent=2))
     return 1 if report["problems"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from stacks import images
+from stacks.region import environment_region
 
 # TF Serving discovers `<model_name>/<version>/saved_model.pb`; SageMaker names
 # and S3 keys must be able to carry the model name too.
@@ -191,8 +192,9 @@ def load_stage_config(
     stage's config says, and reports its digest.
 
     Only the dev stage may take its account and region from the fallbacks
-    (`CDK_DEFAULT_ACCOUNT` / `CDK_DEFAULT_REGION`, read by app.py): staging and
-    prod must name theirs so a promotion never lands in the wrong account.
+    (`CDK_DEFAULT_ACCOUNT` and the region rule of `stacks/region.py`, applied by
+    app.py): staging and prod must name theirs so a promotion never lands in the
+    wrong account.
     """
     project = _string(context, "project", "project")
     if not _PROJECT.match(project):
@@ -270,12 +272,35 @@ def load_stage_config(
     )
 
 
+def read_context(cdk_json: pathlib.Path) -> Mapping[str, Any]:
+    """cdk.json's `context`, or a one-line ConfigError saying what is wrong with the file."""
+    try:
+        document = json.loads(pathlib.Path(cdk_json).read_text())
+    except OSError as error:
+        raise ConfigError(f"{cdk_json}: cannot be read ({error.strerror})") from error
+    except ValueError as error:
+        raise ConfigError(f"{cdk_json}: not valid JSON ({error})") from error
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, Mapping):
+        raise ConfigError(f"{cdk_json}: no 'context' object; the stages live under context.stages")
+    return context
+
+
+def stage_names(cdk_json: pathlib.Path) -> list[str]:
+    """The stages cdk.json declares, in its order."""
+    stages = read_context(cdk_json).get("stages")
+    if not isinstance(stages, Mapping) or not stages:
+        raise ConfigError("stages: missing; declare at least one stage in cdk.json context")
+    return list(stages)
+
+
 def load_from_cdk_json(
-    cdk_json: pathlib.Path, stage: str, default_region: str | None = None
+    cdk_json: pathlib.Path, stage: str, environ: Mapping[str, str]
 ) -> StageConfig:
-    """The stage's config for the command-line tools (promotion, smoke, logs)."""
-    context = json.loads(pathlib.Path(cdk_json).read_text())["context"]
-    return load_stage_config(context, stage, default_region=default_region)
+    """The stage's config for the command-line tools, its region by the region rule."""
+    return load_stage_config(
+        read_context(cdk_json), stage, default_region=environment_region(environ)
+    )
 
 
 def _account(
@@ -301,8 +326,7 @@ def _region(
     if value is None:
         value = fallback if may_fall_back else None
         if value is None:
-            hint = " (or CDK_DEFAULT_REGION / AWS_REGION)" if may_fall_back else ""
-            raise ConfigError(f"{where}.region: missing; set it in cdk.json{hint}")
+            raise ConfigError(f"{where}.region: missing; set it in cdk.json")
     allowed = images.supported_regions()
     if value not in allowed:
         raise ConfigError(

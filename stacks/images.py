@@ -9,11 +9,29 @@ execution role may pull from.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sagemaker.core import image_uris
-from sagemaker.core.serverless_inference_config import ServerlessInferenceConfig
+
+def _import_sdk():
+    """The SDK's image table, imported with AWS_PROFILE hidden.
+
+    Importing `sagemaker.core.image_uris` builds a boto3 session
+    (`sagemaker.core.jumpstart.constants`), which raises ProfileNotFound when
+    AWS_PROFILE names a profile this machine lacks; looking up an image URI
+    needs no profile, so a stale one must not break an offline synth.
+    """
+    hidden = {name: os.environ.pop(name) for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if name in os.environ}
+    try:
+        from sagemaker.core import image_uris
+        from sagemaker.core.serverless_inference_config import ServerlessInferenceConfig
+    finally:
+        os.environ.update(hidden)
+    return image_uris, ServerlessInferenceConfig
+
+
+image_uris, ServerlessInferenceConfig = _import_sdk()
 
 # The one place the image versions are pinned. A SavedModel must be served by
 # a TF at least as new as the one that wrote it, so the training image (which

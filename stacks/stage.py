@@ -1,47 +1,64 @@
-"""One deployment stage: storage and serving stacks, tagged, under the compliance gate."""
+"""One deployment stage: its storage and serving stacks, tagged, under the compliance gate.
+
+The stacks sit at the top of the app, not inside a `cdk.Stage`: the CDK CLI's
+`--all` selects only top-level stacks (a Stage's live in a nested assembly),
+so `cdk deploy --all -c stage=dev`, `cdk diff -c stage=dev` and
+`cdk destroy --all -c stage=dev` act on exactly the chosen stage's two stacks.
+Each stack's construct id is its stack name, which is what the CLI prints and
+what `cdk deploy <name>` selects.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment, Stage, Tags, Validations
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
-from constructs import Construct
 
 from stacks.config import StageConfig, load_stage_config
 from stacks.serving import ServingStack
 from stacks.storage import StorageStack
 
 
-class ModelServingStage(Stage):
-    """Everything one stage needs; stack names are `<project>-<stage>-<part>`."""
+@dataclass(frozen=True)
+class StageStacks:
+    """The stage's config and its two stacks."""
 
-    def __init__(self, scope: Construct, config: StageConfig) -> None:
-        env = Environment(account=config.account, region=config.region)
-        super().__init__(scope, config.stage.capitalize(), env=env)
-        self.storage = StorageStack(
-            self,
-            "Storage",
-            stack_name=config.storage_stack_name,
-            description=f"{config.project} {config.stage}: model artifacts and training data",
-            config=config,
-            termination_protection=config.retain_data,
-        )
-        self.serving = ServingStack(
-            self,
-            "Serving",
-            stack_name=config.serving_stack_name,
-            description=f"{config.project} {config.stage}: SageMaker model and endpoint",
-            config=config,
-            storage=self.storage.exports,
-            termination_protection=config.retain_data,
-        )
-        self.serving.add_stack_dependency(self.storage)
-        tags = Tags.of(self)
-        tags.add("project", config.project)
-        tags.add("stage", config.stage)
-        for key, value in config.tags:
+    config: StageConfig
+    storage: StorageStack
+    serving: ServingStack
+
+
+def build_stage(app: App, config: StageConfig) -> StageStacks:
+    """Add the stage's stacks to `app`; stack names are `<project>-<stage>-<part>`."""
+    env = Environment(account=config.account, region=config.region)
+    storage = StorageStack(
+        app,
+        config.storage_stack_name,
+        stack_name=config.storage_stack_name,
+        env=env,
+        description=f"{config.project} {config.stage}: model artifacts and training data",
+        config=config,
+        termination_protection=config.retain_data,
+    )
+    serving = ServingStack(
+        app,
+        config.serving_stack_name,
+        stack_name=config.serving_stack_name,
+        env=env,
+        description=f"{config.project} {config.stage}: SageMaker model and endpoint",
+        config=config,
+        storage=storage.exports,
+        termination_protection=config.retain_data,
+    )
+    serving.add_stack_dependency(storage)
+    for stack in (storage, serving):
+        tags = Tags.of(stack)
+        for key, value in config.resource_tags:
             tags.add(key, value)
-        # The AwsSolutions pack runs at synth; any unacknowledged finding fails it.
-        Validations.of(self).add_plugins(AwsSolutionsChecks(self))
+    # The AwsSolutions pack runs at synth; any unacknowledged finding fails it.
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return StageStacks(config, storage, serving)
 
 
 def add_stage(
@@ -50,8 +67,8 @@ def add_stage(
     *,
     default_account: str | None = None,
     default_region: str | None = None,
-) -> ModelServingStage:
-    """Validate `stage` from the app's cdk.json context and add it to `app`.
+) -> StageStacks:
+    """Validate `stage` from the app's cdk.json context and add its stacks to `app`.
 
     `-c artifact=KEY [-c artifact_digest=SHA256]` pins the stage to that artifact
     of its bucket (promotions).
@@ -66,4 +83,4 @@ def add_stage(
         artifact=app.node.try_get_context("artifact"),
         artifact_digest=app.node.try_get_context("artifact_digest"),
     )
-    return ModelServingStage(app, config)
+    return build_stage(app, config)

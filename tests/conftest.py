@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import pathlib
-from typing import Any, Callable
+import socket
+import subprocess
+import time
+import urllib.request
+from typing import Any, Callable, Iterator
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks.stage import ModelServingStage, add_stage
+from stacks.stage import StageStacks, add_stage
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAGES = ("dev", "staging", "prod")
@@ -37,17 +42,17 @@ def context() -> dict[str, Any]:
 
 def synth_stage(
     stage: str, outdir: pathlib.Path, context: dict[str, Any] | None = None
-) -> ModelServingStage:
+) -> StageStacks:
     app = cdk.App(outdir=str(outdir), context=context or cdk_json_context())
     return add_stage(app, stage, default_region=DEV_REGION)
 
 
 class SynthesizedStage:
-    def __init__(self, stage: ModelServingStage, outdir: pathlib.Path) -> None:
+    def __init__(self, stage: StageStacks, outdir: pathlib.Path) -> None:
         self.stage = stage
         self.storage = Template.from_stack(stage.storage)
         self.serving = Template.from_stack(stage.serving)
-        self.assembly = cdk.App.of(stage).synth()
+        self.assembly = cdk.App.of(stage.storage).synth()
         self.outdir = outdir
 
 
@@ -63,3 +68,30 @@ def synthesized(tmp_path_factory) -> Callable[[str], SynthesizedStage]:
         return cache[stage]
 
     return get
+
+
+@contextlib.contextmanager
+def moto_server(**env: str) -> Iterator[str]:
+    """moto's server on a free loopback port (the emulators' venv); yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(ROOT / ".venv-emulators" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

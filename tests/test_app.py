@@ -8,31 +8,33 @@ import pathlib
 import shutil
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT, cdk_json_context
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
 
-def cli_synth(tmp_path: pathlib.Path, out: str, *args: str, cwd: pathlib.Path = ROOT):
-    """`cdk synth` with an empty HOME and no AWS variables: no credentials, no config."""
+def cdk(tmp_path: pathlib.Path, *args: str, cwd: pathlib.Path = ROOT, **env: str):
+    """The CDK CLI with an empty HOME and no AWS variables but `env`: no credentials, no config."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {
-        "PATH": f"{CDK.parent}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(home),
-    }
     return subprocess.run(
-        [str(CDK), "synth", "--quiet", "--no-notices", "-o", str(tmp_path / out), *args, "**"],
+        [str(CDK), *args, "--no-notices"],
         cwd=cwd,
-        env=env,
+        env={"PATH": f"{CDK.parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home), **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
+def cli_synth(tmp_path: pathlib.Path, out: str, *args: str, cwd: pathlib.Path = ROOT, **env: str):
+    return cdk(tmp_path, "synth", "--quiet", "-o", str(tmp_path / out), *args, cwd=cwd, **env)
+
+
 def template_bytes(outdir: pathlib.Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(outdir.glob("assembly-*/*.template.json"))}
+    return {p.name: p.read_bytes() for p in sorted(outdir.glob("*.template.json"))}
 
 
 def test_synth_without_credentials_is_byte_identical_twice(tmp_path):
@@ -80,6 +82,46 @@ def test_bad_value_in_cdk_json_fails_synth_naming_key_and_allowed_values(tmp_pat
         "allowed; expected a SageMaker instance type such as 'ml.m5.large' (it starts with 'ml.')"
     ]
     assert template_bytes(tmp_path / "out") == {}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_cli_selects_exactly_the_chosen_stages_stacks(tmp_path, stage):
+    # `cdk deploy --all` and `cdk destroy --all` select what `cdk list` lists:
+    # the top-level stacks of the app, which holds the one stage asked for.
+    result = cdk(tmp_path, "list", "-c", f"stage={stage}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"tfhub-serving-{stage}-storage", f"tfhub-serving-{stage}-serving"]
+
+
+def test_synth_without_a_stack_writes_both_templates_and_names_them(tmp_path):
+    result = cli_synth(tmp_path, "out", "-c", "stage=staging")
+    assert result.returncode == 0, result.stderr
+    assert sorted(template_bytes(tmp_path / "out")) == [
+        "tfhub-serving-staging-serving.template.json", "tfhub-serving-staging-storage.template.json",
+    ]
+    assert ("Supply a stack id (tfhub-serving-staging-storage, tfhub-serving-staging-serving) to display "
+            "its template.") in result.stdout + result.stderr
+
+
+def test_a_stale_aws_profile_does_not_break_synth(tmp_path):
+    result = cli_synth(tmp_path, "out", "-c", "stage=dev", AWS_PROFILE="gone")
+    assert result.returncode == 0, result.stderr
+    assert len(template_bytes(tmp_path / "out")) == 2
+
+
+def dev_environment(outdir: pathlib.Path) -> str:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    return manifest["artifacts"]["tfhub-serving-dev-serving"]["environment"]
+
+
+def test_dev_takes_its_region_by_the_region_rule(tmp_path):
+    (tmp_path / "home" / ".aws").mkdir(parents=True)
+    (tmp_path / "home" / ".aws" / "config").write_text("[profile work]\nregion = ap-south-1\n")
+    by_variable = cli_synth(tmp_path, "variable", "-c", "stage=dev", AWS_REGION="eu-west-1", AWS_PROFILE="work")
+    by_profile = cli_synth(tmp_path, "profile", "-c", "stage=dev", AWS_PROFILE="work")
+    assert by_variable.returncode == by_profile.returncode == 0, by_variable.stderr + by_profile.stderr
+    assert dev_environment(tmp_path / "variable") == "aws://unknown-account/eu-west-1"
+    assert dev_environment(tmp_path / "profile") == "aws://unknown-account/ap-south-1"
 
 
 def test_cdk_json_declares_the_three_stages():

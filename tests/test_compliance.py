@@ -16,7 +16,7 @@ from tests.conftest import ROOT, STAGES, synth_stage
 
 
 def templates(outdir: pathlib.Path) -> list[pathlib.Path]:
-    found = sorted(outdir.glob("assembly-*/*.template.json"))
+    found = sorted(outdir.glob("*.template.json"))
     assert len(found) == 2, found  # storage and serving
     return found
 
@@ -37,7 +37,7 @@ def test_the_nag_gate_bites_on_a_non_compliant_construct(tmp_path):
     role = iam.Role(stage.serving, "Loose", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     role.add_to_policy(iam.PolicyStatement(actions=["s3:Get*"], resources=["*"]))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        cdk.App.of(stage).synth()
+        cdk.App.of(stage.storage).synth()
     report = json.loads((tmp_path / "validation-report.json").read_text())
     violations = {
         (v["ruleName"], r["constructPath"])
@@ -47,11 +47,11 @@ def test_the_nag_gate_bites_on_a_non_compliant_construct(tmp_path):
     }
     assert ("AwsSolutions-S1", f"{bucket.node.path}/Resource") in violations
     assert ("AwsSolutions-S10", f"{bucket.node.path}/Resource") in violations
-    assert ("AwsSolutions-IAM5[Action::s3:Get*]", "Dev/Serving/Loose/DefaultPolicy/Resource") in violations
+    assert ("AwsSolutions-IAM5[Action::s3:Get*]", "tfhub-serving-dev-serving/Loose/DefaultPolicy/Resource") in violations
     # Nothing of ours leaks into the report: only the planted constructs fail.
     assert {path for _, path in violations} == {
         f"{bucket.node.path}/Resource",
-        "Dev/Serving/Loose/DefaultPolicy/Resource",
+        "tfhub-serving-dev-serving/Loose/DefaultPolicy/Resource",
     }
 
 
@@ -72,7 +72,7 @@ def test_cfn_lint_finds_no_errors(synthesized, stage):
 
 
 def test_cfn_lint_catches_a_broken_template(synthesized, tmp_path):
-    (serving,) = [p for p in templates(synthesized("dev").outdir) if "Serving" in p.name]
+    (serving,) = [p for p in templates(synthesized("dev").outdir) if p.name.endswith("-serving.template.json")]
     template = json.loads(serving.read_text())
     model = next(r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model")
     model["Properties"]["EnableNetworkIsolation"] = "sometimes"

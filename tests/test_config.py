@@ -210,7 +210,7 @@ def test_dev_without_any_account_is_account_agnostic(context):
 
 
 def test_dev_without_any_region_says_where_to_set_it(context):
-    assert_error(context, "dev", "stages.dev.region", "CDK_DEFAULT_REGION", default_region=None)
+    assert_error(context, "dev", "stages.dev.region", "set it in cdk.json", default_region=None)
 
 
 def test_other_stages_never_fall_back(context):

@@ -1,25 +1,35 @@
-"""The deploy rehearsal: the real CDK CLI deploys, updates and destroys dev on local emulators."""
+"""`make rehearse`: the README's commands, verbatim, deploy, update, promote and destroy on emulators."""
 
 from __future__ import annotations
 
-from tools.rehearse import rehearse
+from rehearsal.scenario import rehearse
 
 
-def test_rehearsal_deploys_updates_fails_safely_and_destroys():
+def test_rehearsal_runs_the_readme_commands_and_checks_what_each_did():
     lines: list[str] = []
     steps = rehearse(out=lines.append)
     assert steps == [
+        "unknown stage",
         "bootstrap",
+        "deploy",
         "training job",
         "artifact",
         "endpoint",
-        "new job",
-        "replace",
+        "logs and digest",
+        "diff",
+        "update",
         "no job",
         "rollback",
-        "destroy",
+        "promote",
+        "destroy staging",
+        "destroy dev",
     ]
+    commands = [line for line in lines if line.startswith("$ ")]
+    # The README's commands, exactly as it writes them.
+    for command in ("make deploy STAGE=dev", "make diff STAGE=dev", "make logs STAGE=dev",
+                    "make digest STAGE=dev", "make promote FROM=dev TO=staging",
+                    "make destroy STAGE=staging", "make destroy STAGE=dev"):
+        assert f"$ {command}" in commands
     # What the emulators cannot do is said, never reported as verified.
     notes = [line for line in lines if line.startswith("  !")]
-    assert any("not emulated by ministack: AWS::SageMaker::Endpoint" in n for n in notes)
-    assert any("moto's training jobs run nothing" in n for n in notes)
+    assert any("ministack's CloudFormation drops bucket Tags" in note for note in notes)

@@ -8,13 +8,16 @@ host named `<job>/algo-1-...`) say what it is doing.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 import time
 from typing import Callable
 
+from botocore.exceptions import ClientError
+
+from promotion.deployed import deployed_stage
+from tools.cli import UserError, run
+
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def latest_job(sagemaker, prefix: str) -> dict | None:
@@ -58,24 +61,42 @@ def follow(
         sleep(poll_seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
+def require_stage_being_deployed(cloudformation, storage_stack: str, stage: str) -> None:
+    """A deploy creates the storage stack first: without it there is no job to wait for."""
+    try:
+        cloudformation.describe_stacks(StackName=storage_stack)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationError":
+            raise UserError(
+                f"Stage {stage} is neither deployed nor being deployed in "
+                f"{cloudformation.meta.region_name} (no stack {storage_stack}): start "
+                f"`make deploy STAGE={stage}` first, then follow it with `make logs STAGE={stage}`."
+            ) from error
+        raise
+
+
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
     args = parser.parse_args(argv)
-
-    import boto3
-
-    from stacks.config import load_from_cdk_json
-
-    config = load_from_cdk_json(ROOT / "cdk.json", args.stage, boto3.session.Session().region_name)
-    sagemaker = boto3.client("sagemaker", region_name=config.region)
-    logs = boto3.client("logs", region_name=config.region)
-    print(f"Waiting for a packaging job named {config.job_name_prefix}-* in {config.region}")
-    while (job := latest_job(sagemaker, config.job_name_prefix)) is None:
+    stage = deployed_stage(args.stage)
+    config = stage.config
+    if not config.packaging:
+        raise UserError(
+            f"Stage {config.stage} serves a pinned artifact and runs no packaging job; "
+            "`make logs` follows a stage that packages on deploy (dev)."
+        )
+    sagemaker, logs = stage.client("sagemaker"), stage.client("logs")
+    require_stage_being_deployed(stage.client("cloudformation"), config.storage_stack_name, config.stage)
+    job = latest_job(sagemaker, config.job_name_prefix)
+    if job is None:
+        print(f"Waiting for a packaging job named {config.job_name_prefix}-* in {config.region}", flush=True)
+    while job is None:
         time.sleep(5)
-    print(f"Following {job['TrainingJobName']} ({job['TrainingJobStatus']})")
+        job = latest_job(sagemaker, config.job_name_prefix)
+    print(f"Following {job['TrainingJobName']} ({job['TrainingJobStatus']})", flush=True)
     return 0 if follow(sagemaker, logs, job["TrainingJobName"]) == "Completed" else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

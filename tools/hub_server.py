@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pathlib
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from tools.loopback import LoopbackServer, QuietHandler
 
-class HubServer:
+
+class HubServer(LoopbackServer):
     """Routes: path -> (status, body bytes or a file to stream).
 
     `?tf-hub-format=compressed` is required for 200s, as a hub answers the
@@ -22,7 +22,7 @@ class HubServer:
         self.requests: list[str] = []
         routes, requests = self.routes, self.requests
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
                 requests.append(self.path)
                 parts = urlsplit(self.path)
@@ -39,24 +39,7 @@ class HubServer:
                     self.end_headers()
                     self.wfile.write(body)
 
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "HubServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def _send_file(path: pathlib.Path, out, bytes_per_second: float | None) -> None:

@@ -3,22 +3,36 @@
 Lays out a folder shaped like /opt/ml, points SAGEMAKER_BASE_DIR at it and runs
 the real SageMaker training toolkit (`sagemaker_training.cli.train.main`), which
 copies `packaging_job/` as the submit directory and runs `train.py` with the
-hyperparameters as `--name value` arguments. `make local` is this module's main.
+hyperparameters as `--name value` arguments. `make local` is this module's main:
+it shows the job's own progress lines (all output with `--verbose`), ends a
+failed job with the job's own message, loads the result from
+`<model>/<name>/1/` as TF Serving would, and keeps it only in `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
+from typing import Callable, Iterator
+
+from packaging_job.packager import progress
+from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 JOB_DIR = ROOT / "packaging_job"
 PLACEHOLDER = "placeholder\n"
+DEMO_SAMPLE = '["hello", "world"]'
+# Quiet: TensorFlow's C++ logging off, the toolkit's at ERROR.
+_QUIET_LOG_LEVEL = 40
+_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+# The toolkit's own report of a script that exited non-zero.
+_TOOLKIT_ERROR_LINES = ("ExecuteUserScriptError", "ExitCode ", "ErrorMessage ", "Command ")
 
 
 def write_layout(
@@ -28,26 +42,33 @@ def write_layout(
 
     `submit_directory` is the job's source: a folder, or a tar.gz as SageMaker ships it.
     """
-    config = base / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
     # The toolkit JSON-decodes every hyperparameter value, as SageMaker sends them.
     encoded = {
         "sagemaker_program": json.dumps("train.py"),
         "sagemaker_submit_directory": json.dumps(submit_directory),
         **{key: json.dumps(value) for key, value in hyperparameters.items()},
     }
+    write_opt_ml(base, encoded, {"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}})
+    (base / "input" / "data" / "train" / "train.csv").write_text(PLACEHOLDER)
+
+
+def write_opt_ml(base: pathlib.Path, encoded: dict[str, str], channels: dict[str, dict]) -> None:
+    """/opt/ml as SageMaker lays it out: config files (hyperparameters already
+    JSON-encoded, as in CreateTrainingJob), one empty folder per channel, and
+    empty `model/` and `output/`. The toolkit writes a failure to `output/`;
+    without the folder it cannot, and then exits 0 on a failed job."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(encoded))
     # A host name that does not resolve makes the toolkit wait forever.
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "localhost", "hosts": ["localhost"]})
     )
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}})
-    )
-    train = base / "input" / "data" / "train"
-    train.mkdir(parents=True, exist_ok=True)
-    (train / "train.csv").write_text(PLACEHOLDER)
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    for channel in channels:
+        (base / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
     (base / "model").mkdir(exist_ok=True)
+    (base / "output").mkdir(exist_ok=True)
 
 
 def run_toolkit(
@@ -57,57 +78,161 @@ def run_toolkit(
 
     With `capture=False` its output (the job's progress) goes straight to the terminal.
     """
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
     return subprocess.run(
-        [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"],
-        env=env,
-        capture_output=capture,
-        text=True,
-        timeout=timeout,
+        _toolkit_command(), env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
+        capture_output=capture, text=True, timeout=timeout,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _toolkit_command() -> list[str]:
+    return [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"]
+
+
+def start_toolkit(base: pathlib.Path, environ: dict[str, str] | None = None) -> subprocess.Popen:
+    """The toolkit as a running process, stdout and stderr merged, line by line;
+    `environ` replaces this process's environment (as a container's is its own)."""
+    env = {**(os.environ if environ is None else environ), **_QUIET_ENV, "SAGEMAKER_BASE_DIR": str(base)}
+    return subprocess.Popen(
+        _toolkit_command(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+
+
+def stream_toolkit(base: pathlib.Path, log: pathlib.Path, show: Callable[[str], None]) -> int:
+    """Run the toolkit, write all its output to `log`, `show` the job's progress lines."""
+    with log.open("w") as everything, start_toolkit(base) as process:
+        for line in process.stdout:
+            everything.write(line)
+            message = progress.message(line)
+            # A failure is shown once, as the run's last line.
+            if message is not None and not progress.is_failure(message):
+                show(message)
+    return process.returncode
+
+
+def failure_message(base: pathlib.Path, log: pathlib.Path | None) -> str:
+    """The job's FailureReason as SageMaker would show it (the failure file), in one line.
+
+    For an error the job did not handle, the toolkit writes a generic reason
+    (ExecuteUserScriptError, the exit code); the job's last output line says more.
+    """
+    failure = base / "output" / "failure"
+    text = failure.read_text().strip() if failure.exists() else ""
+    if text and not text.startswith("ExecuteUserScriptError"):
+        return " ".join(text.split())
+    code = next((line.split()[1] for line in text.splitlines() if line.startswith("ExitCode ")), "?")
+    last = ""
+    if log is not None and log.exists():
+        output = [line.strip() for line in log.read_text().splitlines()
+                  if line.strip() and "sagemaker-training-toolkit" not in line
+                  and not line.startswith(_TOOLKIT_ERROR_LINES)]
+        last = f": {output[-1]}" if output else ""
+    return f"the job exited with code {code}{last}"
+
+
+@contextlib.contextmanager
+def stderr_to(path: pathlib.Path | None) -> Iterator[None]:
+    """Send this process's stderr (TensorFlow's C++ logging included) to `path`."""
+    if path is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("a") as target:
+        os.dup2(target.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def check_served(served: pathlib.Path, signature: str, sample) -> list[str]:
+    """Load the version folder as TF Serving would and run `sample`: printable lines."""
+    import tensorflow as tf
+
+    from packaging_job.packager import savedmodel, verify
+    from packaging_job.packager.errors import PackagingError
+
+    info = savedmodel.read_info(str(served))
+    loaded = tf.saved_model.load(str(served))
+    lines = [f"TF Serving would load {served} (signatures: {', '.join(sorted(info.signatures))})"]
+    if sample is not None:
+        try:
+            outputs = verify.run_sample(loaded, savedmodel.require_signature(info, signature), sample)
+        except PackagingError as error:
+            raise UserError(str(error)) from error
+        for name, tensor in sorted(outputs.items()):
+            values = tensor.numpy().ravel()[:4].tolist()
+            lines.append(f"  {name}: shape {list(tensor.shape)}, first values {values}")
+    return lines
+
+
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--handle", default="", help="hub handle; empty builds a demo model")
     parser.add_argument("--model-name", default="demo")
-    parser.add_argument("--sample-input", default='["hello", "world"]')
+    parser.add_argument("--signature", default="serving_default")
+    parser.add_argument("--sample-input", default="",
+                        help=f"JSON instances or columns (the demo model's default: {DEMO_SAMPLE})")
+    parser.add_argument("--out", default="", help="keep the packaged model here (an empty or new folder)")
+    parser.add_argument("--verbose", action="store_true", help="show the toolkit's and TensorFlow's output")
     args = parser.parse_args(argv)
+    sample_text = args.sample_input or (DEMO_SAMPLE if not args.handle else "")
+    try:
+        sample = json.loads(sample_text) if sample_text else None
+    except ValueError as error:
+        raise UserError(f"SAMPLE is not JSON ({error}): give instances, e.g. '[\"hello\"]'.") from error
+    out = pathlib.Path(args.out).resolve() if args.out else None
+    if out and out.exists() and any(out.iterdir()):
+        raise UserError(f"OUT={out} is not empty: name a new or empty folder for the packaged model.")
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="packaging-local-"))
-    handle = args.handle
-    if not handle:
-        from tools.demo_model import save_text_model
+    with tempfile.TemporaryDirectory(prefix="packaging-local-") as temporary:
+        work = pathlib.Path(temporary)
+        log = None if args.verbose else work / "job.log"
+        if not args.verbose:
+            os.environ.update(_QUIET_ENV)
+        if not args.handle.startswith("s3://"):
+            # Only an s3:// handle needs AWS; the toolkit reads the profile on
+            # start, and a stale AWS_PROFILE must not fail a local run.
+            for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+                os.environ.pop(name, None)
+        handle = args.handle
+        if not handle:
+            print("Building a demo SavedModel (no internet needed)", flush=True)
+            with stderr_to(log):
+                from tools.demo_model import save_text_model
 
-        print("Building a demo SavedModel (no internet needed)", flush=True)
-        handle = save_text_model(str(work / "demo" / "model"))
-    base = work / "opt-ml"
-    write_layout(
-        base,
-        {
+                handle = save_text_model(str(work / "demo" / "model"))
+        base = work / "opt-ml"
+        write_layout(base, {
             "hub-handle": handle,
             "model-name": args.model_name,
             "model-version": 1,
-            "sample-input": args.sample_input,
-        },
-    )
-    print(f"Running the SageMaker training toolkit in {base}", flush=True)
-    result = run_toolkit(base, timeout=3600, capture=False)
-    if result.returncode != 0:
-        failure = base / "output" / "failure"
-        print(f"Job failed: {failure.read_text() if failure.exists() else 'see the log above'}")
-        return 1
-
-    import tensorflow as tf
-
-    served = base / "model" / args.model_name / "1"
-    model = tf.saved_model.load(str(served))
-    prediction = model.signatures["serving_default"](tf.constant(json.loads(args.sample_input)))
-    print(f"TF Serving would load {served}")
-    for name, tensor in sorted(prediction.items()):
-        print(f"  {name}: shape {list(tensor.shape)}, first values {tensor.numpy().ravel()[:4].tolist()}")
+            "signature": args.signature,
+            **({"sample-input": json.dumps(sample)} if sample is not None else {}),
+            **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
+        })
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            (base / "model").rmdir()
+            (base / "model").symlink_to(out, target_is_directory=True)
+        print(f"Running the packaging job through the SageMaker training toolkit ({base})", flush=True)
+        if args.verbose:
+            status = run_toolkit(base, timeout=3600, capture=False).returncode
+        else:
+            status = stream_toolkit(base, log, lambda line: print(f"  {line}", flush=True))
+        failed = status != 0 or (base / "output" / "failure").exists()
+        if failed:
+            hint = "" if args.verbose else " (VERBOSE=1 shows the toolkit's and TensorFlow's output)"
+            raise UserError(f"The packaging job failed: {failure_message(base, log)}{hint}")
+        with stderr_to(log):
+            lines = check_served(base / "model" / args.model_name / "1", args.signature, sample)
+        print("\n".join(lines))
+        print(f"Kept in {out}" if out else "Not kept (OUT=folder keeps the packaged model).")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -106,15 +106,27 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def _s3_get(client, bucket: str, key: str):
-    from botocore.exceptions import ClientError
+    with _s3_errors(f"s3://{bucket}/{key}"):
+        return client.get_object(Bucket=bucket, Key=key)["Body"]
+
+
+@contextmanager
+def _s3_errors(uri: str) -> Iterator[None]:
+    """S3 failures as a message: a refused or missing object, or no credentials at all."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"]
+        yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         raise PackagingError(
-            f"Cannot read s3://{bucket}/{key} ({code}): check the URI and that the job's "
+            f"Cannot read {uri} ({code}): check the URI and that the job's "
             "execution role may read it."
+        ) from error
+    except BotoCoreError as error:
+        raise PackagingError(
+            f"Cannot read {uri}: {error}. Run with AWS credentials that may read it "
+            "(inside SageMaker, the execution role's)."
         ) from error
 
 
@@ -125,16 +137,17 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
         return
     bucket, prefix = _split_s3(resolved.url)
     found = False
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix):]
-            if not relative or relative.endswith("/"):
-                continue
-            target = os.path.realpath(os.path.join(destination, relative))
-            if not target.startswith(os.path.realpath(destination) + os.sep):
-                raise PackagingError(f"Unsafe key {obj['Key']!r} under s3://{bucket}/{prefix}.")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            s3_client.download_file(bucket, obj["Key"], target)
-            found = True
+    with _s3_errors(resolved.url):
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                relative = obj["Key"][len(prefix):]
+                if not relative or relative.endswith("/"):
+                    continue
+                target = os.path.realpath(os.path.join(destination, relative))
+                if not target.startswith(os.path.realpath(destination) + os.sep):
+                    raise PackagingError(f"Unsafe key {obj['Key']!r} under s3://{bucket}/{prefix}.")
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                s3_client.download_file(bucket, obj["Key"], target)
+                found = True
     if not found:
         raise PackagingError(f"No objects under s3://{bucket}/{prefix}: check the prefix.")

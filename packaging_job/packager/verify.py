@@ -41,15 +41,24 @@ def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[st
         ) from error
     if sample is None:
         return None
+    outputs = run_sample(loaded, signature, sample)
+    return {name: [int(d) for d in tensor.shape] for name, tensor in sorted(outputs.items())}
+
+
+def run_sample(loaded, signature: Signature, sample: Any) -> dict:
+    """The signature's output tensors for `sample`, given as TF Serving takes it."""
+    import tensorflow as tf
+
     function = loaded.signatures[signature.key]
     try:
-        outputs = function(**_inputs(signature, sample, tf))
+        return function(**_inputs(signature, sample, tf))
+    except PackagingError:
+        raise
     except Exception as error:
         raise PackagingError(
             f"The sample input does not run through signature {signature.key!r}: "
             f"{str(error).strip().splitlines()[0]}"
         ) from error
-    return {name: [int(d) for d in tensor.shape] for name, tensor in sorted(outputs.items())}
 
 
 def _inputs(signature: Signature, sample: Any, tf) -> dict:

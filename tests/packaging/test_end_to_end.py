@@ -13,14 +13,14 @@ from stacks import source_archive
 from stacks.packaging_handler import handler
 from tests.conftest import ROOT
 from tools.local_job import run_toolkit, write_layout
-from tools.rehearse import as_cloudformation_sends
+from rehearsal.cloudformation import as_sent_to_custom_resource
 
 
 def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(
     synthesized, hub, text_archive, tmp_path
 ):
     (resource,) = synthesized("dev").serving.find_resources("Custom::TfHubPackagingJob").values()
-    properties = as_cloudformation_sends(resource["Properties"])
+    properties = as_sent_to_custom_resource(resource["Properties"])
     # Deploy-time values CloudFormation would resolve; the handle points at a
     # loopback hub instead of tfhub.dev.
     properties.update(

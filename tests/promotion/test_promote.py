@@ -14,6 +14,7 @@ from packaging_job.packager.package import package
 from promotion import artifacts
 from promotion.artifacts import PromotionError
 from promotion.promote import StageAccess, promote, rollback
+from tools.cli import UserError
 from tools.demo_model import save_text_model
 
 DEV_ACCOUNT, STAGING_ACCOUNT = "111111111111", "222222222222"
@@ -128,7 +129,8 @@ def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):
 def test_a_missing_source_stack_stops_before_anything(stages):
     dev, staging, _ = stages
     dev.cloudformation.delete_stack(StackName="tfhub-serving-dev-serving")
-    with pytest.raises(PromotionError, match=r"Stack tfhub-serving-dev-serving not found"):
+    with pytest.raises(UserError, match=r"Stack tfhub-serving-dev-serving does not exist in eu-west-1: "
+                       r"that stage is not deployed there"):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
     assert keys(staging.s3, "staging-bucket") == []
 

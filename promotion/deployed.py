@@ -1,0 +1,82 @@
+"""A deployed stage as the command-line tools reach it.
+
+Its config comes from cdk.json (region by the region rule, `stacks/region.py`),
+its AWS session is in that region (optionally through a role in another
+account), and its serving stack's outputs are read with one-line errors when
+the stage is not deployed or an output is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import boto3
+from botocore.exceptions import ClientError
+
+from stacks.config import StageConfig, load_from_cdk_json
+from tools.cli import UserError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class DeployedStage:
+    config: StageConfig
+    session: Any
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service)
+        return self._clients[service]
+
+    def serving_outputs(self, *required: str) -> dict[str, str]:
+        """The serving stack's outputs, which must include `required`."""
+        return serving_outputs(self.client("cloudformation"), self.config.serving_stack_name, *required)
+
+
+def serving_outputs(cloudformation, stack: str, *required: str) -> dict[str, str]:
+    """A serving stack's outputs; a stack that is not there, or lacks a `required`
+    output, is one line saying so."""
+    region = cloudformation.meta.region_name
+    try:
+        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
+            raise UserError(
+                f"Stack {stack} does not exist in {region}: that stage is not deployed there "
+                "(`make deploy STAGE=...`; dev's region comes from AWS_REGION, "
+                "AWS_DEFAULT_REGION or your profile, else us-east-1)."
+            ) from error
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    missing = [key for key in required if key not in outputs]
+    if missing:
+        raise UserError(
+            f"Stack {stack} ({region}, {description['StackStatus']}) has no "
+            f"{', '.join(missing)} output: redeploy it with this version of the project."
+        )
+    return outputs
+
+
+def deployed_stage(
+    stage: str, environ: Mapping[str, str] | None = None, role_arn: str | None = None
+) -> DeployedStage:
+    """The stage of cdk.json, reached with the environment's credentials (or `role_arn`)."""
+    environ = os.environ if environ is None else environ
+    config = load_from_cdk_json(ROOT / "cdk.json", stage, environ)
+    session = boto3.session.Session(region_name=config.region)
+    if role_arn:
+        credentials = session.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName=f"tfhub-{stage}"
+        )["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=config.region,
+        )
+    return DeployedStage(config, session)

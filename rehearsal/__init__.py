@@ -1,0 +1,1 @@
+"""`make rehearse`: the README's commands on local emulators, no AWS account."""

@@ -1,0 +1,307 @@
+"""The rehearsal's SageMaker: moto's control plane, with training jobs that really run.
+
+A loopback HTTP server that the handlers, the ministack provisioners and the
+project's tools reach through AWS_ENDPOINT_URL_SAGEMAKER. It forwards every
+request to moto's server, except where moto falls short of SageMaker:
+
+- CreateTrainingJob: moto marks a job Completed at once and runs nothing.
+  Here the job runs as SageMaker would run it: /opt/ml laid out from the
+  request, the channels downloaded from S3, the real SageMaker training toolkit
+  fetching `sagemaker_submit_directory` from S3 and running `train.py`, its
+  output lines sent to CloudWatch Logs (`/aws/sagemaker/TrainingJobs`,
+  stream `<job>/algo-1-<time>`), `/opt/ml/model` uploaded per
+  `OutputDataConfig.CompressionType` (GZIP: `<job>/output/model.tar.gz`;
+  NONE: the files under `<job>/output/model/`), and the failure file as
+  FailureReason. Describe and List report that state (InProgress, Completed,
+  Failed, Stopped); StopTrainingJob, which moto lacks, stops the run.
+- UpdateEndpoint, which moto lacks: the endpoint keeps its name and tags and
+  now uses the new config.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import pathlib
+import shutil
+import signal
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from tools.local_job import start_toolkit, write_opt_ml
+from tools.loopback import LoopbackServer, QuietHandler
+
+_FAILURE_MAX = 1024  # SageMaker's FailureReason is at most 1024 characters
+
+
+@dataclass
+class Run:
+    """A training job the stand-in runs."""
+
+    name: str
+    status: str = "InProgress"
+    secondary: str = "Starting"
+    failure: str | None = None
+    artifacts: str | None = None
+    ended: float | None = None
+    process: Any = None
+    stop_requested: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+class SageMaker(LoopbackServer):
+    """Start with `with SageMaker(...) as sagemaker:`; `url` is its endpoint."""
+
+    def __init__(self, moto_url: str, clients: Callable[[str, str], Any], workdir: pathlib.Path,
+                 job_env: dict[str, str], check: Callable[[str, dict], None] | None = None) -> None:
+        """`clients(service, url)` makes a boto3 client of an emulator; `job_env` is
+        the training container's whole environment (credentials, region, endpoints);
+        `check(operation, request)` may refuse a request before moto sees it."""
+        self.moto = urlsplit(moto_url)
+        self.moto_sagemaker = clients("sagemaker", moto_url)
+        ministack = job_env["AWS_ENDPOINT_URL"]
+        self.s3, self.logs = clients("s3", ministack), clients("logs", ministack)
+        self.workdir, self.job_env, self.check = workdir, job_env, check
+        self.runs: dict[str, Run] = {}
+        # Each CreateTrainingJob request, by job name, as the caller sent it.
+        self.requests: dict[str, dict] = {}
+        stand_in = self
+
+        class Handler(QuietHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    status, headers, answer = stand_in.handle(self.path, dict(self.headers), body)
+                except Exception as error:  # the caller sees a service error, as from AWS
+                    status, headers, answer = _error(500, "InternalFailure", f"{type(error).__name__}: {error}")
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        super().__init__(Handler)
+
+    def __exit__(self, *exc) -> None:
+        for run in self.runs.values():
+            _stop(run)
+        super().__exit__(*exc)
+
+    # --- requests ----------------------------------------------------------
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        operation = headers.get("X-Amz-Target", "").rpartition(".")[2]
+        request = json.loads(body) if body and operation else {}
+        if operation and self.check:
+            try:
+                self.check(operation, request)
+            except ValueError as refusal:
+                return _error(400, "ValidationException", str(refusal))
+        special = {
+            "CreateTrainingJob": self._create_training_job,
+            "DescribeTrainingJob": self._describe_training_job,
+            "ListTrainingJobs": self._list_training_jobs,
+            "StopTrainingJob": self._stop_training_job,
+            "UpdateEndpoint": self._update_endpoint,
+        }.get(operation)
+        if special:
+            return special(path, headers, request)
+        return self.forward(path, headers, body)
+
+    def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)
+        try:
+            connection.request("POST", path, body=body, headers={
+                k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")
+            })
+            response = connection.getresponse()
+            answer = response.read()
+            kept = {k: v for k, v in response.getheaders() if k.lower() in ("content-type", "x-amzn-requestid")}
+            return response.status, kept, answer
+        finally:
+            connection.close()
+
+    def _create_training_job(self, path, headers, request):
+        status, kept, answer = self.forward(path, headers, json.dumps(request).encode())
+        if status == 200:
+            self.requests[request["TrainingJobName"]] = request
+            run = self.runs[request["TrainingJobName"]] = Run(request["TrainingJobName"])
+            threading.Thread(target=self._run_job, args=(run, request), daemon=True).start()
+        return status, kept, answer
+
+    def _describe_training_job(self, path, headers, request):
+        status, kept, answer = self.forward(path, headers, json.dumps(request).encode())
+        run = self.runs.get(request.get("TrainingJobName", ""))
+        if status == 200 and run:
+            answer = json.dumps(self._as_sagemaker_reports(json.loads(answer), run)).encode()
+        return status, kept, answer
+
+    def _list_training_jobs(self, path, headers, request):
+        wanted = request.pop("StatusEquals", None)
+        status, kept, answer = self.forward(path, headers, json.dumps(request).encode())
+        if status != 200:
+            return status, kept, answer
+        listed = json.loads(answer)
+        summaries = []
+        for summary in listed["TrainingJobSummaries"]:
+            run = self.runs.get(summary["TrainingJobName"])
+            if run:
+                summary["TrainingJobStatus"] = run.status
+            if wanted is None or summary["TrainingJobStatus"] == wanted:
+                summaries.append(summary)
+        listed["TrainingJobSummaries"] = summaries
+        return status, kept, json.dumps(listed).encode()
+
+    def _stop_training_job(self, path, headers, request):
+        run = self.runs.get(request.get("TrainingJobName", ""))
+        if run is None:
+            return _error(400, "ValidationException", f"Requested resource not found: {request}")
+        if run.status == "InProgress":
+            run.status, run.secondary = "Stopping", "Stopping"
+            _stop(run)
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}"
+
+    def _update_endpoint(self, path, headers, request):
+        moto, name = self.moto_sagemaker, request["EndpointName"]
+        current = moto.describe_endpoint(EndpointName=name)
+        moto.describe_endpoint_config(EndpointConfigName=request["EndpointConfigName"])
+        tags = moto.list_tags(ResourceArn=current["EndpointArn"]).get("Tags", [])
+        moto.delete_endpoint(EndpointName=name)
+        moto.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"], Tags=tags)
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+            {"EndpointArn": current["EndpointArn"]}).encode()
+
+    @staticmethod
+    def _as_sagemaker_reports(job: dict, run: Run) -> dict:
+        job["TrainingJobStatus"], job["SecondaryStatus"] = run.status, run.secondary
+        if run.failure:
+            job["FailureReason"] = run.failure
+        else:
+            job.pop("FailureReason", None)
+        if run.artifacts:
+            job["ModelArtifacts"] = {"S3ModelArtifacts": run.artifacts}
+        else:
+            job.pop("ModelArtifacts", None)
+        if run.ended:
+            job["TrainingEndTime"] = run.ended
+        else:
+            job.pop("TrainingEndTime", None)
+        return job
+
+    # --- running a job as SageMaker would ------------------------------------
+
+    def _run_job(self, run: Run, request: dict) -> None:
+        base = self.workdir / "training-jobs" / run.name
+        shutil.rmtree(base, ignore_errors=True)
+        try:
+            channels = {
+                channel["ChannelName"]: {
+                    "ContentType": channel.get("ContentType", ""),
+                    "TrainingInputMode": request["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+                }
+                for channel in request.get("InputDataConfig", [])
+            }
+            write_opt_ml(base, request.get("HyperParameters", {}), channels)
+            run.secondary = "Downloading"
+            for channel in request.get("InputDataConfig", []):
+                self._download_channel(channel, base / "input" / "data" / channel["ChannelName"])
+            run.secondary = "Training"
+            self._train(run, request, base)
+            if run.stop_requested:
+                run.status, run.secondary = "Stopped", "Stopped"
+            elif (base / "output" / "failure").exists() or run.process.returncode != 0:
+                failure = base / "output" / "failure"
+                reason = failure.read_text().strip() if failure.exists() else f"exit code {run.process.returncode}"
+                run.status, run.secondary = "Failed", "Failed"
+                run.failure = f"AlgorithmError: {reason}"[:_FAILURE_MAX]
+            else:
+                run.secondary = "Uploading"
+                run.artifacts = self._upload_model(request, base / "model")
+                run.status, run.secondary = "Completed", "Completed"
+        except Exception as error:  # the stand-in's own fault still ends the job
+            run.status, run.secondary, run.failure = "Failed", "Failed", f"InternalServerError: {error}"
+        run.ended = time.time()
+
+    def _download_channel(self, channel: dict, folder: pathlib.Path) -> None:
+        bucket, prefix = _split(channel["DataSource"]["S3DataSource"]["S3Uri"])
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                target = folder / obj["Key"][len(prefix):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, obj["Key"], str(target))
+
+    def _train(self, run: Run, request: dict, base: pathlib.Path) -> None:
+        stream = f"{run.name}/algo-1-{int(time.time())}"
+        group = "/aws/sagemaker/TrainingJobs"
+        try:
+            self.logs.create_log_group(logGroupName=group)
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        run.process = start_toolkit(base, self.job_env)
+        # SageMaker stops a job that outlives MaxRuntimeInSeconds.
+        watchdog = threading.Timer(request["StoppingCondition"]["MaxRuntimeInSeconds"], _stop, (run,))
+        watchdog.start()
+        pending: list[str] = []
+        flushed = time.monotonic()
+        for line in run.process.stdout:
+            run.lines.append(line.rstrip())
+            pending.append(line.rstrip())
+            if time.monotonic() - flushed > 1:
+                self._send(group, stream, pending)
+                pending, flushed = [], time.monotonic()
+        run.process.wait()
+        watchdog.cancel()
+        self._send(group, stream, pending)
+
+    def _send(self, group: str, stream: str, lines: list[str]) -> None:
+        if lines:
+            now = int(time.time() * 1000)
+            self.logs.put_log_events(
+                logGroupName=group, logStreamName=stream,
+                logEvents=[{"timestamp": now, "message": line or " "} for line in lines],
+            )
+
+    def _upload_model(self, request: dict, model: pathlib.Path) -> str:
+        output = request["OutputDataConfig"]
+        bucket, prefix = _split(output["S3OutputPath"])
+        prefix = f"{prefix.rstrip('/')}/{request['TrainingJobName']}/output/".lstrip("/")
+        if output.get("CompressionType", "GZIP") == "NONE":
+            for path in sorted(model.rglob("*")):
+                if path.is_file():
+                    self.s3.upload_file(str(path), bucket, f"{prefix}model/{path.relative_to(model).as_posix()}")
+            return f"s3://{bucket}/{prefix}model"
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for path in sorted(model.iterdir()):
+                archive.add(path, arcname=path.name)
+        buffer.seek(0)
+        self.s3.upload_fileobj(buffer, bucket, f"{prefix}model.tar.gz")
+        return f"s3://{bucket}/{prefix}model.tar.gz"
+
+
+def _stop(run: Run) -> None:
+    """SIGTERM to the toolkit and the job it runs, as SageMaker stops a container."""
+    run.stop_requested = True
+    if run.process and run.process.poll() is None:
+        try:
+            os.killpg(run.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
+    return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+        {"__type": code, "message": message}).encode()

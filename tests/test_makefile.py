@@ -1,0 +1,86 @@
+"""The Makefile itself: help, argument checks, and no cdk.json parsing outside the targets that need it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from rehearsal.scenario import copy_project
+from tests.conftest import ROOT
+
+
+def make(*args: str, cwd=ROOT, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+
+
+def documented_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    return set(re.findall(r"^## ([a-z]+)", text, flags=re.M))
+
+
+def test_help_lists_every_target_a_user_runs():
+    result = make("help")
+    assert result.returncode == 0
+    listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line and not line[0].isspace()}
+    assert listed == documented_targets() == {
+        "synth", "test", "local", "rehearse", "deploy", "diff", "logs", "destroy", "promote", "digest",
+        "smoke", "clean",
+    }
+
+
+@pytest.mark.parametrize("variables, line", [
+    ((), "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)"),
+    (("TO=staging",), "make promote needs TO=<stage> and either FROM=<stage>"),
+    (("FROM=dev",), "make promote needs TO=<stage> and either FROM=<stage>"),
+    (("FROM=dev", "TO=prod", "RECORD=previous"), "make promote takes FROM= (promote) or RECORD= (roll back), not both"),
+])
+def test_promote_names_its_make_variables(variables, line):
+    result = make("promote", *variables)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(line)
+    assert "--to" not in result.stderr
+
+
+def test_no_python_is_one_line():
+    result = make("python", "PYTHON=")
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == (
+        "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH); neither runs here."
+    )
+
+
+@pytest.fixture
+def broken_project(tmp_path):
+    project = tmp_path / "project"
+    copy_project(project)
+    (project / "cdk.json").write_text('{"app": "x", "context": {"stages": ')
+    return project
+
+
+def test_a_malformed_cdk_json_fails_synth_in_one_line(broken_project):
+    result = make("synth", cwd=broken_project)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert len(errors) == 1 and errors[0].startswith(f"Configuration error: {broken_project}/cdk.json: not valid JSON")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_targets_that_need_no_config_ignore_a_malformed_cdk_json(broken_project):
+    assert make("clean", cwd=broken_project).returncode == 0
+    assert make("help", cwd=broken_project).returncode == 0
+
+
+def test_a_cdk_json_without_stages_fails_synth_in_one_line(tmp_path):
+    project = tmp_path / "project"
+    copy_project(project)
+    document = json.loads((project / "cdk.json").read_text())
+    document["context"]["stages"] = {}
+    (project / "cdk.json").write_text(json.dumps(document))
+    result = make("synth", cwd=project)
+    assert result.returncode != 0
+    assert "Configuration error: stages: missing; declare at least one stage in cdk.json context" in result.stderr
