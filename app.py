@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """CDK entry point: `-c stage=NAME` (default dev) picks the stage to synthesize.
 
-The only place the app reads the environment: CDK_DEFAULT_ACCOUNT is dev's
-fallback account, and dev's fallback region follows the region rule of
-`stacks/region.py`, the same one every command-line tool applies.
+The only place the app reads the environment (and the clock): CDK_DEFAULT_ACCOUNT
+is dev's fallback account, dev's fallback region follows the region rule of
+`stacks/region.py`, the same one every command-line tool applies, and today's
+date tells whether a pinned image has left its patch window (a warning).
+
+After synthesis the templates are checked against SageMaker's rules
+(`stacks/rulebook`): a template that breaks one fails synth, so it never
+reaches CloudFormation.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 
@@ -21,18 +27,21 @@ from stacks.stage import add_stage
 def main() -> int:
     app = cdk.App()
     try:
-        add_stage(
+        stage = add_stage(
             app,
             app.node.try_get_context("stage") or "dev",
             default_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
             default_region=environment_region(os.environ),
+            today=dt.date.today(),
         )
     except ConfigError as error:
         # One line, and nothing synthesized.
         print(f"Configuration error: {error}", file=sys.stderr)
         return 1
-    app.synth()
-    return 0
+    violations = stage.rule_violations(app.synth())
+    for violation in violations:
+        print(f"Template breaks a SageMaker rule: {violation}", file=sys.stderr)
+    return 1 if violations else 0
 
 
 if __name__ == "__main__":

@@ -1,36 +1,30 @@
-"""Stage artifacts in S3: where a stage's artifact is, copying it, verifying its digest,
-and the promotion records kept beside it. Plain functions over boto3 clients."""
+"""Stage artifacts in S3: where a stage's artifact is, verifying its digest, and the
+promotion records kept beside it. Plain functions over boto3 clients; the two
+artifact forms are `artifact_forms.py`'s."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from packaging_job.packager.manifest import tree_digest
+from promotion import artifact_forms as forms
 from promotion.deployed import serving_outputs
 from tools.cli import UserError
 
-MANIFEST = "manifest.json"
 PROMOTED_PREFIX = "artifacts/promoted/"
 RECORDS_PREFIX = "promotions/"
 LATEST_RECORD = f"{RECORDS_PREFIX}latest.json"
-_CHUNK = 1 << 20
 
 
 class PromotionError(UserError):
     """Promotion stopped before changing anything; the message says why."""
 
 
-def split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
-    """(artifact prefix URI, tree digest) a stage's serving stack reports."""
+    """(artifact URI, tree digest) a stage's serving stack reports."""
     outputs = serving_outputs(cloudformation, stack)
     missing = [key for key in ("ArtifactLocation", "TreeDigest") if key not in outputs]
     if missing:
@@ -39,9 +33,14 @@ def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
             "stack reports its artifact's digest (one that packaged, or was promoted)."
         )
     uri = outputs["ArtifactLocation"]
-    if not uri.endswith("/"):
-        raise PromotionError(f"{uri} is not an artifact prefix; only packaged artifacts are promoted.")
+    if not uri.endswith(("/", ".tar.gz")):
+        raise PromotionError(f"{uri} is neither an artifact prefix nor a model.tar.gz.")
     return uri, outputs["TreeDigest"]
+
+
+def promoted_key(digest: str, archive: bool) -> str:
+    """Where a promoted copy lives in a stage bucket, by its full tree digest and form."""
+    return f"{PROMOTED_PREFIX}{digest}/model.tar.gz" if archive else f"{PROMOTED_PREFIX}{digest}/model/"
 
 
 def export_value(cloudformation, name: str) -> str:
@@ -52,81 +51,39 @@ def export_value(cloudformation, name: str) -> str:
     raise PromotionError(f"No CloudFormation export {name}: deploy the target stage's storage first.")
 
 
-def copy_prefix(source_s3, source_uri: str, target_s3, target_bucket: str, target_prefix: str) -> list[str]:
-    """Stream every object under `source_uri` to `target_prefix`; return the new keys."""
-    bucket, prefix = split(source_uri)
-    keys = [
-        obj["Key"]
-        for page in source_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for obj in page.get("Contents", [])
-    ]
-    if not keys:
-        raise PromotionError(f"No artifact at {source_uri}: it was deleted or never written.")
-    written = []
+def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
+    """Re-hash every file of the artifact at `uri` (either form): exactly the files
+    the manifest lists, each as it says, and the tree digest `expected_digest`."""
+    manifest, present = None, {}
     try:
-        for key in keys:
-            body = source_s3.get_object(Bucket=bucket, Key=key)["Body"]
-            target_key = target_prefix + key[len(prefix):]
-            target_s3.upload_fileobj(body, target_bucket, target_key)
-            written.append(target_key)
-    except Exception:
-        remove(target_s3, target_bucket, written)
-        raise
-    return written
-
-
-def verify(s3, bucket: str, prefix: str, expected_digest: str) -> dict[str, Any]:
-    """Re-hash every file the manifest lists; the tree digest must be `expected_digest`."""
-    try:
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"].read())
-    except ClientError as error:
-        raise PromotionError(f"s3://{bucket}/{prefix}{MANIFEST} cannot be read: {error}") from error
-    # Manifest paths are relative to the TF Serving version folder; nothing but
-    # the listed files (and the manifest) may be served from the prefix.
-    version_prefix = f"{prefix}{manifest['model_name']}/{manifest['model_version']}/"
-    listed = {f"{version_prefix}{entry['path']}" for entry in manifest["files"]}
-    listed |= {f"{prefix}code/{entry['path']}" for entry in manifest.get("code_files", [])}
-    listed.add(f"{prefix}{MANIFEST}")
-    present = {
-        obj["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for obj in page.get("Contents", [])
-    }
-    if present != listed:
+        for file in forms.files(s3, uri):
+            if file.path == forms.MANIFEST:
+                manifest = json.loads(file.stream.read())
+            else:
+                present[file.path] = forms.hashed(file)
+    except forms.ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    if manifest is None:
+        raise PromotionError(f"{uri} holds no {forms.MANIFEST}.")
+    # Manifest paths are relative to the TF Serving version folder (code/ to the root);
+    # nothing but the listed files may be served from the artifact.
+    version = f"{manifest['model_name']}/{manifest['model_version']}/"
+    listed = {version + e["path"]: e for e in manifest["files"]}
+    listed.update({f"code/{e['path']}": e for e in manifest.get("code_files", [])})
+    if set(present) != set(listed):
         raise PromotionError(
-            f"s3://{bucket}/{prefix} does not hold exactly the manifest's files: unlisted "
-            f"{sorted(present - listed)[:5]}, missing {sorted(listed - present)[:5]}."
+            f"{uri} does not hold exactly the manifest's files: unlisted "
+            f"{sorted(set(present) - set(listed))[:5]}, missing {sorted(set(listed) - set(present))[:5]}."
         )
-    for entry in manifest.get("code_files", []):
-        body = s3.get_object(Bucket=bucket, Key=f"{prefix}code/{entry['path']}")["Body"].read()
-        if hashlib.sha256(body).hexdigest() != entry["sha256"]:
-            raise PromotionError(f"s3://{bucket}/{prefix}code/{entry['path']} does not match the manifest.")
-    seen = []
-    for entry in manifest["files"]:
-        digest = hashlib.sha256()
-        try:
-            body = s3.get_object(Bucket=bucket, Key=f"{version_prefix}{entry['path']}")["Body"]
-        except ClientError as error:
-            raise PromotionError(f"s3://{bucket}/{version_prefix}{entry['path']} is missing.") from error
-        size = 0
-        while chunk := body.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        seen.append({"path": entry["path"], "sha256": digest.hexdigest(), "size": size})
-    actual = tree_digest(seen)
-    if actual != expected_digest or manifest["tree_digest"] != expected_digest:
+    changed = [path for path, entry in listed.items()
+               if (present[path]["sha256"], present[path]["size"]) != (entry["sha256"], entry["size"])]
+    actual = tree_digest([{**present[version + e["path"]], "path": e["path"]} for e in manifest["files"]])
+    if changed or actual != expected_digest or manifest["tree_digest"] != expected_digest:
         raise PromotionError(
-            f"Digest mismatch at s3://{bucket}/{prefix}: expected {expected_digest}, the files "
-            f"hash to {actual} and the manifest says {manifest['tree_digest']}."
+            f"Digest mismatch at {uri}: expected {expected_digest}, the files hash to {actual}, the "
+            f"manifest says {manifest['tree_digest']}, changed: {changed[:5]}."
         )
     return manifest
-
-
-def remove(s3, bucket: str, keys: list[str]) -> None:
-    for start in range(0, len(keys), 1000):
-        chunk = keys[start : start + 1000]
-        if chunk:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
 
 
 def write_record(s3, bucket: str, record: dict[str, Any]) -> str:

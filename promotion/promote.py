@@ -1,8 +1,9 @@
 """`make promote FROM=dev TO=staging`: ship the artifact that passed one stage to the next.
 
 Reads the source stage's artifact and tree digest from its serving stack's
-outputs, copies the files into the target stage's bucket under
-`artifacts/promoted/<digest>/`, re-hashes them there, deploys the target stage
+outputs, copies the artifact into the target stage's bucket under
+`artifacts/promoted/<digest>/` in the form the target serves (`model/` on
+instances, `model.tar.gz` serverless), re-hashes it there, deploys the target stage
 pinned to that copy (`cdk deploy -c artifact=...`, no packaging job), and
 records what was promoted in the target bucket (`promotions/`). A rollback is a
 promotion of an earlier record: `make promote TO=prod RECORD=promotions/<file>`,
@@ -23,10 +24,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from promotion import artifact_forms as forms
 from promotion import artifacts
 from promotion.artifacts import PromotionError
 from promotion.deployed import deployed_stage
 from stacks.config import load_from_cdk_json
+from stacks.packaging_handler.handler import memory_problem
 from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,12 +37,19 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class StageAccess:
-    """A stage's name, its stack-name prefix and the clients that reach its account."""
+    """A stage's name, its stack-name prefix, the clients that reach its account, and
+    what its endpoint takes: serverless serves only a model.tar.gz (rule
+    serverless-model-data), instances an uncompressed prefix."""
 
     stage: str
     prefix: str
     cloudformation: Any
     s3: Any
+    serverless_memory_mb: int | None = None
+
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_memory_mb is not None
 
     @property
     def serving_stack(self) -> str:
@@ -66,25 +76,30 @@ def promote(
             "promote from the run that tested what the source serves."
         )
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
-    prefix = f"{artifacts.PROMOTED_PREFIX}{digest[:16]}/"
+    key = artifacts.promoted_key(digest, archive=target.serverless)
+    copy_uri = f"s3://{bucket}/{key}"
     try:
         # Already promoted (a re-run, or after a rollback): never overwrite a
         # copy a live endpoint may be serving from.
-        artifacts.verify(target.s3, bucket, prefix, digest)
+        manifest = artifacts.verify(target.s3, copy_uri, digest)
     except PromotionError:
-        written = artifacts.copy_prefix(source.s3, uri, target.s3, bucket, prefix)
         try:
-            artifacts.verify(target.s3, bucket, prefix, digest)
+            written = forms.copy(source.s3, uri, target.s3, copy_uri)
+        except forms.ArtifactError as error:
+            raise PromotionError(str(error)) from error
+        try:
+            manifest = artifacts.verify(target.s3, copy_uri, digest)
         except PromotionError:
-            artifacts.remove(target.s3, bucket, written)
+            forms.remove(target.s3, bucket, written)
             raise
-    deploy(target.stage, prefix, digest)
+    fits_memory(target, manifest)
+    deploy(target.stage, key, digest)
     record = {
         "source_stage": source.stage,
         "source_artifact": uri,
         "digest": digest,
         "target_stage": target.stage,
-        "target_artifact": f"s3://{bucket}/{prefix}",
+        "target_artifact": copy_uri,
         "time": now().isoformat(timespec="seconds"),
         "commit": commit,
     }
@@ -103,13 +118,22 @@ def rollback(
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
     record_key = artifacts.resolve_record(target.s3, bucket, record_key)
     earlier = artifacts.read_record(target.s3, bucket, record_key)
-    _, prefix = artifacts.split(earlier["target_artifact"])
-    artifacts.verify(target.s3, bucket, prefix, earlier["digest"])
-    deploy(target.stage, prefix, earlier["digest"])
+    _, key = forms.split(earlier["target_artifact"])
+    manifest = artifacts.verify(target.s3, earlier["target_artifact"], earlier["digest"])
+    fits_memory(target, manifest)
+    deploy(target.stage, key, earlier["digest"])
     record = {**earlier, "time": now().isoformat(timespec="seconds"), "commit": commit,
               "rollback_to": record_key}
     artifacts.write_record(target.s3, bucket, record)
     return record
+
+
+def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
+    """A serverless target must hold the model (the packaging handler's sizing rule)."""
+    if target.serverless:
+        problem = memory_problem(manifest["total_bytes"], target.serverless_memory_mb)
+        if problem:
+            raise PromotionError(f"{target.stage} is serverless and {problem}.")
 
 
 def deploy_command(stage: str, artifact_key: str, digest: str) -> list[str]:
@@ -136,7 +160,8 @@ def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
     deployed = deployed_stage(stage, role_arn=role_arn)
     config = deployed.config
     return StageAccess(
-        stage, f"{config.project}-{stage}", deployed.client("cloudformation"), deployed.client("s3")
+        stage, f"{config.project}-{stage}", deployed.client("cloudformation"), deployed.client("s3"),
+        config.serving.memory_mb if config.is_serverless else None,
     )
 
 

@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from promotion.artifacts import split
+from promotion.artifact_forms import ArtifactError, read_manifest
 from promotion.deployed import deployed_stage
-from tools.cli import run
+from tools.cli import UserError, run
 
 
 def nested_shape(value: Any) -> list[int]:
@@ -111,8 +111,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     stage = deployed_stage(args.stage)
     outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
-    bucket, prefix = split(outputs["ArtifactLocation"])
-    manifest = json.loads(stage.client("s3").get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
+    try:
+        manifest = read_manifest(stage.client("s3"), outputs["ArtifactLocation"])
+    except ArtifactError as error:
+        raise UserError(str(error)) from error
     report = smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
     print(json.dumps(report, indent=2))
     return 1 if report["problems"] else 0

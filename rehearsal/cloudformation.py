@@ -1,5 +1,6 @@
 """What CloudFormation hands a custom resource: the template's properties with
-their intrinsics resolved and every scalar turned into a string.
+their intrinsics resolved (here) and every scalar turned into a string (the
+template check's `as_sent_to_custom_resource`).
 
 The rehearsal uses it to work out, from the synthesized template alone, the
 training job the packaging handler must have started.
@@ -8,6 +9,10 @@ training job the packaging handler must have started.
 from __future__ import annotations
 
 from typing import Any, Mapping
+
+from stacks.rulebook.templates import as_sent_to_custom_resource
+
+__all__ = ["as_sent_to_custom_resource", "resolve"]
 
 
 def resolve(value: Any, exports: Mapping[str, str], pseudo: Mapping[str, str]) -> Any:
@@ -29,16 +34,3 @@ def resolve(value: Any, exports: Mapping[str, str], pseudo: Mapping[str, str]) -
     if "Ref" in value and value["Ref"] in pseudo:
         return pseudo[value["Ref"]]
     return {k: resolve(v, exports, pseudo) for k, v in value.items()}
-
-
-def as_sent_to_custom_resource(value: Any) -> Any:
-    """CloudFormation passes every scalar property to a custom resource as a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: as_sent_to_custom_resource(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_sent_to_custom_resource(v) for v in value]
-    return value

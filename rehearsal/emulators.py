@@ -68,11 +68,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def emulators(workdir: pathlib.Path, check=None) -> Iterator[Emulators]:
-    """Start everything on free loopback ports; stop it all on the way out.
-
-    `check(operation, request)` sees every SageMaker request before moto does.
-    """
+def emulators(workdir: pathlib.Path) -> Iterator[Emulators]:
+    """Start everything on free loopback ports; stop it all on the way out."""
     moto_port, ministack_port = free_port(), free_port()
     moto_url, ministack_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{ministack_port}"
     python_bin = EMULATORS_VENV / "bin"
@@ -88,7 +85,7 @@ def emulators(workdir: pathlib.Path, check=None) -> Iterator[Emulators]:
             [str(python_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
             {**base_env, "MOTO_ACCOUNT_ID": ACCOUNT}, workdir / "moto.log",
         ))
-        with SageMaker(moto_url, _client, workdir, job_env, check) as sagemaker:
+        with SageMaker(moto_url, _client, workdir, job_env) as sagemaker:
             processes.append(_spawn(
                 [str(python_bin / "python"), str(ROOT / "rehearsal" / "ministack_sagemaker.py")],
                 {

@@ -23,6 +23,7 @@ import sys
 import boto3
 from ministack.core.responses import get_account_id, get_region
 from ministack.services.cloudformation import provisioners
+from ministack.services.cloudformation import stacks as cloudformation_stacks
 
 _INTEGER_FIELDS = {
     "InitialInstanceCount", "MemorySizeInMB", "MaxConcurrency", "InitialSamplingPercentage",
@@ -158,6 +159,12 @@ def register() -> None:
         "KmsKeyId", "ProductionVariants", "ShadowProductionVariants",
     )
     provisioners._REPLACING_PROPERTIES["AWS::SageMaker::Endpoint"] = ("EndpointName",)
+    # The provisioners block on the rehearsal's SageMaker, which may call back
+    # into ministack (S3): run them on a worker thread, not the event loop.
+    on_worker = cloudformation_stacks._runs_on_worker_thread
+    cloudformation_stacks._runs_on_worker_thread = (
+        lambda resource_type: resource_type.startswith("AWS::SageMaker::") or on_worker(resource_type)
+    )
 
 
 if __name__ == "__main__":

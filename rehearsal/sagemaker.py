@@ -16,6 +16,12 @@ request to moto's server, except where moto falls short of SageMaker:
   Failed, Stopped); StopTrainingJob, which moto lacks, stops the run.
 - UpdateEndpoint, which moto lacks: the endpoint keeps its name and tags and
   now uses the new config.
+
+It is strict where moto is lenient: every request is checked against the
+rulebook (`stacks/rulebook/requests.py`) first, with what SageMaker would know
+at that moment (the models, configs and endpoints created so far, as they were
+asked for, and what is under an S3 prefix), and a request SageMaker would
+refuse is refused here with SageMaker's ValidationException, naming the rule.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from stacks.rulebook import requests as rules
 from tools.local_job import start_toolkit, write_opt_ml
 from tools.loopback import LoopbackServer, QuietHandler
 
@@ -59,15 +66,22 @@ class SageMaker(LoopbackServer):
     """Start with `with SageMaker(...) as sagemaker:`; `url` is its endpoint."""
 
     def __init__(self, moto_url: str, clients: Callable[[str, str], Any], workdir: pathlib.Path,
-                 job_env: dict[str, str], check: Callable[[str, dict], None] | None = None) -> None:
+                 job_env: dict[str, str], strict: bool = True) -> None:
         """`clients(service, url)` makes a boto3 client of an emulator; `job_env` is
         the training container's whole environment (credentials, region, endpoints);
-        `check(operation, request)` may refuse a request before moto sees it."""
+        `strict` checks each request against the rulebook before moto sees it."""
         self.moto = urlsplit(moto_url)
         self.moto_sagemaker = clients("sagemaker", moto_url)
         ministack = job_env["AWS_ENDPOINT_URL"]
         self.s3, self.logs = clients("s3", ministack), clients("logs", ministack)
-        self.workdir, self.job_env, self.check = workdir, job_env, check
+        self.workdir, self.job_env, self.strict = workdir, job_env, strict
+        # What callers asked for, by name: moto does not keep all of it
+        # (DescribeModel drops EnableNetworkIsolation), SageMaker does.
+        self.models: dict[str, dict] = {}
+        self.configs: dict[str, dict] = {}
+        self.endpoints: dict[str, dict] = {}
+        # How many requests of each operation the rulebook checked.
+        self.checked: dict[str, int] = {}
         self.runs: dict[str, Run] = {}
         # Each CreateTrainingJob request, by job name, as the caller sent it.
         self.requests: dict[str, dict] = {}
@@ -99,11 +113,12 @@ class SageMaker(LoopbackServer):
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         operation = headers.get("X-Amz-Target", "").rpartition(".")[2]
         request = json.loads(body) if body and operation else {}
-        if operation and self.check:
-            try:
-                self.check(operation, request)
-            except ValueError as refusal:
-                return _error(400, "ValidationException", str(refusal))
+        broken = []
+        if self.strict and operation:
+            self.checked[operation] = self.checked.get(operation, 0) + 1
+            broken = rules.check(operation, request, self)
+        if broken:
+            return _error(400, "ValidationException", "; ".join(map(str, broken)))
         special = {
             "CreateTrainingJob": self._create_training_job,
             "DescribeTrainingJob": self._describe_training_job,
@@ -111,9 +126,39 @@ class SageMaker(LoopbackServer):
             "StopTrainingJob": self._stop_training_job,
             "UpdateEndpoint": self._update_endpoint,
         }.get(operation)
-        if special:
-            return special(path, headers, request)
-        return self.forward(path, headers, body)
+        answer = special(path, headers, request) if special else self.forward(path, headers, body)
+        if answer[0] == 200:
+            self._remember(operation, request)
+        return answer
+
+    def _remember(self, operation: str, request: dict) -> None:
+        kinds = {"Model": self.models, "EndpointConfig": self.configs, "Endpoint": self.endpoints}
+        for kind, known in kinds.items():
+            name = request.get(f"{kind}Name", "")
+            if operation in (f"Create{kind}", f"Update{kind}"):
+                known[name] = {**known.get(name, {}), **request}
+            elif operation == f"Delete{kind}":
+                known.pop(name, None)
+
+    # --- what SageMaker knows, for the rulebook (`rules.Lookups`) -------------
+
+    def model(self, name: str) -> dict | None:
+        return self.models.get(name)
+
+    def endpoint_config(self, name: str) -> dict | None:
+        return self.configs.get(name)
+
+    def endpoint(self, name: str) -> dict | None:
+        return self.endpoints.get(name)
+
+    def prefix_keys(self, uri: str) -> list[str] | None:
+        bucket, prefix = _split(uri)
+        return [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])]
+
+    def scalable_variants(self, endpoint_name: str) -> set[str]:
+        # ministack has no Application Auto Scaling: no variant is registered here.
+        return set()
 
     def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from typing import Any, Callable
 
+from promotion.artifact_forms import read_manifest
 from rehearsal import terminal
 from rehearsal.cloudformation import as_sent_to_custom_resource, resolve
 from rehearsal.emulators import ACCOUNT, REGION, Emulators, emulators
@@ -33,7 +34,7 @@ PROJECT = "tfhub-serving"
 _LINKED = (".venv", ".venv-emulators", ".venv-checkov", "node_modules")
 _NOT_COPIED = shutil.ignore_patterns(".git", *_LINKED, "cdk.out", "__pycache__", ".pytest_cache", "*.pyc")
 # `--require-approval broadening`: a person confirms IAM changes.
-APPROVE = {"Do you wish to deploy these changes? (y/n)": "y\n"}
+APPROVE = {"Do you wish to deploy these changes? (y/n)": "y\n", "Are you sure you want to delete": "y\n"}
 
 
 class RehearsalFailed(AssertionError):
@@ -136,8 +137,7 @@ class Rehearsal:
         return name, handler.training_job_request(name, props)
 
     def manifest(self, artifact: str) -> dict[str, Any]:
-        bucket, _, prefix = artifact.removeprefix("s3://").partition("/")
-        return json.loads(self.s3.get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
+        return read_manifest(self.s3, artifact)
 
     def tag_buckets_as_cloudformation_would(self, stack: str) -> None:
         """ministack's CloudFormation drops AWS::S3::Bucket Tags, and CDK's
@@ -169,7 +169,9 @@ class Rehearsal:
         self.failed_update_rolls_back(second)
         self.promotes_to_staging(second)
         self.destroys("staging")
+        self.dev_on_instances()
         self.destroys("dev")
+        self.strict_sagemaker_saw_everything()
         return self.steps
 
     def point_at_emulators(self, stages: dict[str, Any]) -> None:
@@ -209,10 +211,12 @@ class Rehearsal:
 
         serving = self.serving(f"{PROJECT}-dev")
         check(serving["endpoint"]["EndpointStatus"] == "InService", f"endpoint {serving['endpoint']['EndpointStatus']}")
-        check(_model_data(serving["model"]) == outputs["ArtifactLocation"],
-              f"the Model serves {_model_data(serving['model'])}, not the artifact")
+        check(serving["model"]["PrimaryContainer"].get("ModelDataUrl") == outputs["ArtifactLocation"]
+              and outputs["ArtifactLocation"].endswith("/output/model.tar.gz"),
+              f"the serverless Model serves {_model_data(serving['model'])}, not the job's model.tar.gz")
+        check("ServerlessConfig" in serving["variant"], f"dev's variant: {serving['variant']}")
         self.verified("endpoint", "CloudFormation created Model, EndpointConfig and Endpoint "
-                      f"{PROJECT}-dev, serving the packaged artifact")
+                      f"{PROJECT}-dev: serverless, serving the job's model.tar.gz through ModelDataUrl")
         self.note("moto's endpoints are in service at once and serve nothing: invoking one is not rehearsed")
         return {"job": name, "outputs": outputs, "serving": serving}
 
@@ -291,13 +295,48 @@ class Rehearsal:
         outputs = self.outputs(f"{PROJECT}-staging-serving")
         digest = dev["outputs"]["TreeDigest"]
         check(outputs["TreeDigest"] == digest, f"staging reports {outputs['TreeDigest']}, dev served {digest}")
-        check("/artifacts/promoted/" in outputs["ArtifactLocation"], f"staging serves {outputs['ArtifactLocation']}")
+        check(outputs["ArtifactLocation"].endswith(f"/artifacts/promoted/{digest}/model/"),
+              f"staging serves {outputs['ArtifactLocation']}")
         serving = self.serving(f"{PROJECT}-staging")
-        check(_model_data(serving["model"]) == outputs["ArtifactLocation"], "staging's Model does not serve the copy")
+        source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
+        check(source.get("S3Uri") == outputs["ArtifactLocation"] and source.get("CompressionType") == "None",
+              "staging's Model does not serve the uncompressed copy")
         check(serving["variant"].get("InstanceType") == "ml.m5.large", f"staging's variant: {serving['variant']}")
         check('"digest": "' + digest in finished.output, "make promote did not print its record")
         self.verified("promote", "npx cdk deploy of staging's storage, then make promote FROM=dev TO=staging: "
-                      "the copy verified, staging deployed pinned to it, serving dev's digest on instances")
+                      "dev's model.tar.gz unpacked into staging's bucket, verified by digest, staging deployed "
+                      "pinned to it on instances (ModelDataSource)")
+
+    def dev_on_instances(self) -> None:
+        """dev switched to instances: refused in place, deployed after the serving stack goes."""
+        self.edit_config(lambda stages: stages["dev"].update(serving={"instances": {"type": "ml.m5.large", "count": 1}}))
+        refused = self.command("make", "deploy", "STAGE=dev", expect_success=False)
+        events = self.cloudformation.describe_stack_events(StackName=f"{PROJECT}-dev-serving")["StackEvents"]
+        reasons = " ".join(e.get("ResourceStatusReason", "") for e in events)
+        check(refused.returncode != 0 and "endpoint-kind-change" in reasons,
+              f"switching dev to instances in place was not refused by the rule: {reasons[:500]}")
+        self.verified("kind change", "switching dev from serverless to instances in place is refused "
+                      "(rule endpoint-kind-change), as SageMaker refuses it, and rolled back")
+        self.command("npx", "cdk", "destroy", "-c", "stage=dev", f"{PROJECT}-dev-serving")
+        self.command("make", "deploy", "STAGE=dev")
+        outputs = self.outputs(f"{PROJECT}-dev-serving")
+        serving = self.serving(f"{PROJECT}-dev")
+        source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
+        check(outputs["ArtifactLocation"].endswith("/output/model/") and source.get("S3Uri") == outputs["ArtifactLocation"],
+              f"dev on instances serves {_model_data(serving['model'])}, not the job's uncompressed prefix")
+        check(self.manifest(outputs["ArtifactLocation"])["tree_digest"] == outputs["TreeDigest"],
+              "the uncompressed artifact's manifest does not match TreeDigest")
+        check(serving["variant"].get("InstanceType") == "ml.m5.large", f"dev's variant: {serving['variant']}")
+        self.verified("instances", "after npx cdk destroy of dev's serving stack, make deploy STAGE=dev on "
+                      "instances packages uncompressed (CompressionType NONE) and serves the prefix through "
+                      "ModelDataSource")
+
+    def strict_sagemaker_saw_everything(self) -> None:
+        checked = self.aws.sagemaker.checked
+        needed = {"CreateTrainingJob", "CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint"}
+        check(needed <= set(checked), f"the rulebook did not see every kind of request: {sorted(checked)}")
+        self.verified("strict", "every SageMaker request went through the rulebook first: "
+                      + ", ".join(f"{op} x{checked[op]}" for op in sorted(needed)))
 
     def destroys(self, stage: str) -> None:
         stacks = [f"{PROJECT}-{stage}-storage", f"{PROJECT}-{stage}-serving"]

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from stacks import images
 from stacks.region import environment_region
+from stacks.rulebook import RULES, limits
 
 # TF Serving discovers `<model_name>/<version>/saved_model.pb`; SageMaker names
 # and S3 keys must be able to carry the model name too.
@@ -27,31 +28,26 @@ _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-*[a-zA-Z0-9])*$")
 _PROJECT = re.compile(r"^[a-zA-Z](?:-*[a-zA-Z0-9])*$")
 _ENDPOINT_NAME_MAX = 63
 _ACCOUNT = re.compile(r"^\d{12}$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 
-# Instance families whose volumes are local NVMe instance store, encrypted by
-# the hardware; SageMaker rejects a KMS key for their volumes.
-_INSTANCE_STORE_FAMILY = re.compile(
-    r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|p5en|trn1|trn1n|trn2)\."
-)
-# SageMaker caps a hyperparameter value at 2500 characters.
-HYPERPARAMETER_MAX = 2500
-SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
-SERVERLESS_MAX_CONCURRENCY = (1, 200)
 INSTANCE_COUNT = (1, 100)
 REMOVAL_POLICIES = ("destroy", "retain")
 ARTIFACTS_PREFIX = "artifacts/"
 _ARTIFACT_SUFFIXES = (".tar.gz", "/")
 
 
-def has_instance_store(instance_type: str) -> bool:
-    return bool(_INSTANCE_STORE_FAMILY.match(instance_type))
-
-
 class ConfigError(ValueError):
     """A stage setting is missing or not allowed; the message is one line."""
+
+
+def breaks_rule(rule_id: str, key: str, value: Any, detail: str = "") -> ConfigError:
+    """A setting SageMaker would refuse: key, value, and the rule with its document."""
+    rule = RULES[rule_id]
+    why = f" ({detail})" if detail else ""
+    return ConfigError(
+        f"{key}: {value!r} is not allowed{why}; SageMaker rule {rule.id}: {rule.says} ({rule.document})"
+    )
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,23 @@ class StageConfig:
         return isinstance(self.serving, ServerlessServing)
 
     @property
+    def packaging_compression(self) -> str:
+        """OutputDataConfig.CompressionType of the packaging job: serverless endpoints
+        take only a model.tar.gz (rule serverless-model-data); instances read the
+        uncompressed prefix, with no gzip on either side."""
+        return "GZIP" if self.is_serverless else "NONE"
+
+    @property
+    def alarm_names(self) -> tuple[str, str]:
+        """The 5XX and model-latency alarms, named so the execution role (in the storage
+        stack) may describe exactly them for auto-rollback (rule rollback-alarms)."""
+        return f"{self.endpoint_name}-5xx-errors", f"{self.endpoint_name}-model-latency"
+
+    @property
+    def rolls_back_on_alarms(self) -> bool:
+        return self.deployment is not None and self.alarms is not None
+
+    @property
     def storage_stack_name(self) -> str:
         return f"{self.project}-{self.stage}-storage"
 
@@ -245,30 +258,36 @@ def load_stage_config(
             f"{where}: set exactly one of 'packaging' (run the packaging job on deploy) or "
             "'pinned_artifact' (serve an artifact already in the stage bucket)"
         )
-    if "packaging" in raw:
-        try:
-            images.check_versions()
-        except ValueError as error:
-            raise ConfigError(f"stacks/images.py: {error}") from error
     may_fall_back = stage == "dev"
     account = _account(raw, where, default_account, may_fall_back)
     region = _region(raw, where, default_region, may_fall_back)
     model = _model(_mapping(raw, "model", f"{where}.model"), f"{where}.model")
+    serving = _serving(_mapping(raw, "serving", f"{where}.serving"), f"{where}.serving")
+    serverless = isinstance(serving, ServerlessServing)
+    if serverless and region not in limits.SERVERLESS_REGIONS:
+        raise breaks_rule("serverless-regions", f"{where}.region", region,
+                          f"available in {', '.join(sorted(limits.SERVERLESS_REGIONS))}")
+    pinned = None
+    if "pinned_artifact" in raw:
+        key = "artifact (-c artifact=...)" if artifact is not None else f"{where}.pinned_artifact"
+        pinned = _pinned_artifact(raw["pinned_artifact"], key)
+        if serverless and pinned.endswith("/"):
+            raise breaks_rule("serverless-model-data", key, pinned, "stage serves serverless")
     return StageConfig(
         project=project,
         stage=stage,
         account=account,
         region=region,
         model=model,
-        serving=_serving(_mapping(raw, "serving", f"{where}.serving"), f"{where}.serving"),
+        serving=serving,
         packaging=_packaging(raw["packaging"], f"{where}.packaging")
         if "packaging" in raw
         else None,
-        pinned_artifact_key=_pinned_artifact(raw, where) if "pinned_artifact" in raw else None,
+        pinned_artifact_key=pinned,
         pinned_artifact_digest=_digest(artifact_digest, artifact),
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
-        **_production(raw, where),
+        **_production(raw, where, serving),
     )
 
 
@@ -347,8 +366,15 @@ def _model(raw: Mapping[str, Any], where: str) -> ModelConfig:
     return ModelConfig(
         name=name,
         version=_integer(raw, "version", f"{where}.version", low=1, high=2**31 - 1),
-        hub_handle=_string(raw, "hub_handle", f"{where}.hub_handle"),
+        hub_handle=_hyperparameter(_string(raw, "hub_handle", f"{where}.hub_handle"), f"{where}.hub_handle"),
     )
+
+
+def _hyperparameter(value: str, key: str) -> str:
+    """A value the packaging job receives as a hyperparameter (JSON-encoded once)."""
+    if len(json.dumps(value)) > limits.HYPERPARAMETER_MAX:
+        raise breaks_rule("hyperparameter-length", key, value[:40] + "...", f"{len(value)} characters")
+    return value
 
 
 def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | ServerlessServing:
@@ -363,7 +389,7 @@ def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Serverless
         inst = _mapping(raw, "instances", sub)
         _no_unknown_keys(inst, sub, {"type", "count", "autoscaling"})
         instance_type = _string(inst, "type", f"{sub}.type")
-        if not _INSTANCE_TYPE.match(instance_type):
+        if not limits.INSTANCE_TYPE.match(instance_type):
             raise ConfigError(
                 f"{sub}.type: {instance_type!r} is not allowed; expected a SageMaker "
                 "instance type such as 'ml.m5.large' (it starts with 'ml.')"
@@ -380,15 +406,15 @@ def _serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Serverless
     sls = _mapping(raw, "serverless", sub)
     _no_unknown_keys(sls, sub, {"memory_mb", "max_concurrency"})
     memory = _integer(sls, "memory_mb", f"{sub}.memory_mb", low=1, high=10**6)
-    if memory not in SERVERLESS_MEMORY_MB:
+    if memory not in limits.SERVERLESS_MEMORY_MB:
         raise ConfigError(
             f"{sub}.memory_mb: {memory!r} is not allowed; allowed: "
-            f"{', '.join(map(str, SERVERLESS_MEMORY_MB))}"
+            f"{', '.join(map(str, limits.SERVERLESS_MEMORY_MB))} (SageMaker rule serverless-limits)"
         )
     return ServerlessServing(
         memory_mb=memory,
         max_concurrency=_integer(
-            sls, "max_concurrency", f"{sub}.max_concurrency", *SERVERLESS_MAX_CONCURRENCY
+            sls, "max_concurrency", f"{sub}.max_concurrency", *limits.SERVERLESS_MAX_CONCURRENCY
         ),
     )
 
@@ -419,7 +445,7 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
         },
     )
     instance_type = _string(raw, "instance_type", f"{where}.instance_type")
-    if not _INSTANCE_TYPE.match(instance_type):
+    if not limits.INSTANCE_TYPE.match(instance_type):
         raise ConfigError(
             f"{where}.instance_type: {instance_type!r} is not allowed; expected a SageMaker "
             "instance type such as 'ml.m5.xlarge' (it starts with 'ml.')"
@@ -435,18 +461,14 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
             f"{where}.volume_kms_key_arn: {key_arn!r} is not allowed; expected a KMS key ARN "
             "(arn:aws:kms:REGION:ACCOUNT:key/ID)"
         )
-    if key_arn and has_instance_store(instance_type):
-        raise ConfigError(
-            f"{where}.volume_kms_key_arn: not allowed with {instance_type!r}, whose local NVMe "
-            "storage SageMaker encrypts itself and for which it rejects a KMS key"
-        )
+    if key_arn and limits.has_instance_store(instance_type):
+        raise breaks_rule("instance-store-kms", f"{where}.volume_kms_key_arn", key_arn,
+                          f"with instance type {instance_type}")
     sample = raw.get("sample_input")
     # The handler JSON-encodes the sample, then the hyperparameter value again.
-    if sample is not None and len(json.dumps(json.dumps(sample))) > HYPERPARAMETER_MAX:
-        raise ConfigError(
-            f"{where}.sample_input: too long; encoded it must fit SageMaker's "
-            f"{HYPERPARAMETER_MAX}-character hyperparameter limit (use a few short instances)"
-        )
+    if sample is not None and len(json.dumps(json.dumps(sample))) > limits.HYPERPARAMETER_MAX:
+        raise breaks_rule("hyperparameter-length", f"{where}.sample_input", "...",
+                          "too long once encoded; use a few short instances")
     verify_load = raw.get("verify_load", True)
     if not isinstance(verify_load, bool):
         raise ConfigError(f"{where}.verify_load: {verify_load!r} is not allowed; allowed: true, false")
@@ -456,7 +478,9 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
         max_runtime_minutes=runtime,
         spot_max_wait_minutes=spot_wait,
         volume_kms_key_arn=key_arn,
-        signature=_string(raw, "signature", f"{where}.signature") if "signature" in raw else "serving_default",
+        signature=_hyperparameter(_string(raw, "signature", f"{where}.signature"), f"{where}.signature")
+        if "signature" in raw
+        else "serving_default",
         sample_input=sample,
         verify_load=verify_load,
     )
@@ -502,16 +526,10 @@ def _autoscaling(raw: Any, where: str, count: int) -> Autoscaling:
     return Autoscaling(low, high, _integer(raw, "invocations_per_instance", f"{where}.invocations_per_instance", 1, 100_000))
 
 
-def _production(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Deployment policy, alarms and data capture: instance-backed endpoints only."""
+def _production(raw: Mapping[str, Any], where: str, serving: InstanceServing | ServerlessServing) -> dict[str, Any]:
+    """Alarms, the blue/green deployment policy, data capture and the cost guard."""
     settings: dict[str, Any] = {}
-    serverless = "serverless" in raw.get("serving", {})
-    for key in ("deployment", "data_capture"):
-        if key in raw and serverless:
-            raise ConfigError(
-                f"{where}.{key}: not allowed with serving.serverless; serverless endpoints "
-                "support neither deployment guardrails nor data capture"
-            )
+    serverless = isinstance(serving, ServerlessServing)
     if "alarms" in raw:
         sub = f"{where}.alarms"
         alarms = _mapping(raw, "alarms", sub)
@@ -525,22 +543,7 @@ def _production(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             max_5xx_errors=_integer(alarms, "max_5xx_errors", f"{sub}.max_5xx_errors", 0, 1_000_000),
         )
     if "deployment" in raw:
-        sub = f"{where}.deployment"
-        deployment = _mapping(raw, "deployment", sub)
-        _no_unknown_keys(deployment, sub, {"strategy", "step_percent", "wait_minutes"})
-        strategy = _choice(deployment, "strategy", sub, DEPLOYMENT_STRATEGIES)
-        step = None
-        if strategy != "all_at_once":
-            step = _integer(deployment, "step_percent", f"{sub}.step_percent", 1, 99)
-            if "alarms" not in settings:
-                raise ConfigError(
-                    f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them"
-                )
-        elif "step_percent" in deployment:
-            raise ConfigError(f"{sub}.step_percent: not allowed with strategy 'all_at_once'")
-        settings["deployment"] = Deployment(
-            strategy, step, _integer(deployment, "wait_minutes", f"{sub}.wait_minutes", 0, 60)
-        )
+        settings["deployment"] = _deployment(raw, where, serving, "alarms" in settings)
     if "cost_guard" in raw:
         sub = f"{where}.cost_guard"
         if serverless:
@@ -553,21 +556,52 @@ def _production(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         settings["idle_teardown_hours"] = _integer(guard, "idle_hours", f"{sub}.idle_hours", 1, 24 * 14)
     if "data_capture" in raw:
         sub = f"{where}.data_capture"
+        if serverless:
+            raise breaks_rule("serverless-features", sub, raw["data_capture"], "stage serves serverless")
         capture = _mapping(raw, "data_capture", sub)
         _no_unknown_keys(capture, sub, {"sampling_percent"})
         settings["data_capture_percent"] = _integer(capture, "sampling_percent", f"{sub}.sampling_percent", 1, 100)
     return settings
 
 
-def _pinned_artifact(raw: Mapping[str, Any], where: str) -> str:
-    key = _string(raw, "pinned_artifact", f"{where}.pinned_artifact")
-    if not key.startswith(ARTIFACTS_PREFIX) or not key.endswith(_ARTIFACT_SUFFIXES):
+def _deployment(
+    raw: Mapping[str, Any], where: str, serving: InstanceServing | ServerlessServing, has_alarms: bool
+) -> Deployment:
+    """Blue/green: all at once, or canary/linear steps of whole instances (rules canary-size,
+    linear-step); serverless endpoints take only all at once."""
+    sub = f"{where}.deployment"
+    deployment = _mapping(raw, "deployment", sub)
+    _no_unknown_keys(deployment, sub, {"strategy", "step_percent", "wait_minutes"})
+    strategy = _choice(deployment, "strategy", sub, DEPLOYMENT_STRATEGIES)
+    step = None
+    if strategy != "all_at_once":
+        if isinstance(serving, ServerlessServing):
+            raise breaks_rule("serverless-traffic-shifting", f"{sub}.strategy", strategy, "stage serves serverless")
+        step = _integer(deployment, "step_percent", f"{sub}.step_percent", 1, 99)
+        if not has_alarms:
+            raise ConfigError(
+                f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them"
+            )
+        counts = tuple(sorted({serving.instance_count} | (
+            {serving.autoscaling.min_instances} if serving.autoscaling else set())))
+        problem = limits.step_problem(strategy, step, counts)
+        if problem:
+            raise breaks_rule("canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_percent",
+                              step, problem)
+    elif "step_percent" in deployment:
+        raise ConfigError(f"{sub}.step_percent: not allowed with strategy 'all_at_once'")
+    return Deployment(strategy, step, _integer(deployment, "wait_minutes", f"{sub}.wait_minutes", 0, 60))
+
+
+def _pinned_artifact(value: Any, key: str) -> str:
+    artifact = value if isinstance(value, str) else ""
+    if not artifact.startswith(ARTIFACTS_PREFIX) or not artifact.endswith(_ARTIFACT_SUFFIXES):
         raise ConfigError(
-            f"{where}.pinned_artifact: {key!r} is not allowed; expected a key in the stage "
+            f"{key}: {value!r} is not allowed; expected a key in the stage "
             f"bucket under '{ARTIFACTS_PREFIX}' ending in '.tar.gz' (compressed) or '/' "
             "(uncompressed prefix)"
         )
-    return key
+    return artifact
 
 
 def _tags(raw: Any, where: str) -> tuple[tuple[str, str], ...]:

@@ -50,6 +50,7 @@ class SageMakerExecutionRole(Construct):
         endpoint_name: str,
         training: TrainingAccess | None = None,
         capture_prefix: str | None = None,
+        rollback_alarms: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -120,6 +121,20 @@ class SageMakerExecutionRole(Construct):
                         resources=[training.volume_key_arn],
                     )
                 )
+        if rollback_alarms:
+            # SageMaker reads the auto-rollback alarms as this role ("Auto-Rollback
+            # Configuration and Monitoring"; rule rollback-alarms).
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DescribeRollbackAlarms",
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[
+                        stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
+                                         arn_format=ArnFormat.COLON_RESOURCE_NAME)
+                        for name in rollback_alarms
+                    ],
+                )
+            )
         if capture_prefix:
             captures = bucket.arn_for_objects(f"{capture_prefix}*")
             acknowledged[captures] = (

@@ -8,6 +8,7 @@ execution role may pull from.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
@@ -33,14 +34,26 @@ def _import_sdk():
 
 image_uris, ServerlessInferenceConfig = _import_sdk()
 
-# The one place the image versions are pinned. A SavedModel must be served by
-# a TF at least as new as the one that wrote it, so the training image (which
-# loads and checks the model) may not be newer than the serving image. The
-# SDK has no 2.20 training image; 2.19 is the newest that fits.
+# The one place the image versions are pinned. The packaging job moves the hub's
+# SavedModel as it is and writes none, so the training image's TF does not bound
+# what serves: the job refuses a model whose writer is newer than the serving
+# TF (`serving-tf-version`). Each pin is the newest image the SDK knows that is
+# inside its patch window.
 SERVING_TF_VERSION = "2.20.0"
-TRAINING_TF_VERSION = "2.19.0"
+TRAINING_TF_VERSION = "2.21.0"
 TRAINING_PY_VERSION = "py312"
 _FRAMEWORK = "tensorflow"
+
+# AWS Deep Learning Containers developer guide, "Support Policy": "DLCs hit their
+# end of patch date 365 days after the GitHub release date" (the dates per
+# version: the framework support policy table of aws/deep-learning-containers).
+PATCH_WINDOW = dt.timedelta(days=365)
+# GitHub GA of each pinned image. Inference 2.20: released 2026-08 (field notes;
+# the day is not given, the first is taken). Training 2.21: its date is not in
+# the sources available offline; 2026-03-01 is assumed, no earlier than
+# TensorFlow 2.21 itself, so a wrong guess warns early, never late. Check both
+# against the support policy table when bumping a pin.
+GA_DATES = {("inference", SERVING_TF_VERSION): dt.date(2026, 8, 1), ("training", TRAINING_TF_VERSION): dt.date(2026, 3, 1)}
 
 # The SDK logs at INFO for choices we make on purpose (e.g. CPU for serverless).
 logging.getLogger("sagemaker").setLevel(logging.WARNING)
@@ -66,20 +79,17 @@ def supported_regions() -> tuple[str, ...]:
     return tuple(sorted(set(serving) & set(training)))
 
 
-def check_versions() -> None:
-    """Refuse a training image whose TF is newer than the serving image's."""
-    training, serving = TRAINING_TF_VERSION, SERVING_TF_VERSION
-    if _minor(training) > _minor(serving):
-        raise ValueError(
-            f"The training image's TensorFlow {training} is newer than the serving image's "
-            f"{serving}: a model it verifies may not load in TF Serving. Pin "
-            "TRAINING_TF_VERSION at or below SERVING_TF_VERSION in stacks/images.py."
-        )
-
-
-def _minor(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)
+def out_of_patch(today: dt.date) -> list[str]:
+    """A line for each pinned image whose patch window has closed by `today`."""
+    lines = []
+    for (scope, version), released in sorted(GA_DATES.items()):
+        ended = released + PATCH_WINDOW
+        if today > ended:
+            lines.append(
+                f"The pinned TensorFlow {scope} image {version} left its patch window on {ended} "
+                "(DLC support policy: 365 days after release): pin a newer one in stacks/images.py."
+            )
+    return lines
 
 
 def serving_image(region: str, instance_type: str | None) -> ContainerImage:
@@ -97,7 +107,6 @@ def serving_image(region: str, instance_type: str | None) -> ContainerImage:
 
 def training_image(region: str, instance_type: str) -> ContainerImage:
     """The TensorFlow training image the packaging job runs in."""
-    check_versions()
     uri = image_uris.retrieve(
         _FRAMEWORK,
         region=region,

@@ -3,10 +3,11 @@ tell), its autoscaling, and how an update shifts traffic and rolls back."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
@@ -23,21 +24,44 @@ _MICROSECONDS_PER_MS = 1000
 class EndpointAlarms(Construct):
     """5XX and model-latency alarms on the endpoint, notifying an SNS topic."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str, settings: Alarms) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, endpoint_name: str, names: tuple[str, str], settings: Alarms
+    ) -> None:
         super().__init__(scope, construct_id)
+        # CloudWatch alarms cannot publish to a topic under the AWS-managed
+        # alias/aws/sns key, whose policy nobody can extend (rule alarm-topic-key).
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description=f"Encrypts the alarm topic of endpoint {endpoint_name}",
+            enable_key_rotation=True,
+            pending_window=Duration.days(7),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
         self.topic = sns.Topic(
             self,
             "Topic",
             display_name=f"{endpoint_name} alarms",
             enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=self.key,
         )
         for email in settings.emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_DIMENSION}
+        errors_name, latency_name = names
         self.errors = cloudwatch.Alarm(
             self,
             "Errors5xx",
+            alarm_name=errors_name,
             alarm_description=f"{endpoint_name}: the model answers with server errors",
             metric=cloudwatch.Metric(
                 namespace="AWS/SageMaker", metric_name="Invocation5XXErrors",
@@ -51,6 +75,7 @@ class EndpointAlarms(Construct):
         self.latency = cloudwatch.Alarm(
             self,
             "ModelLatency",
+            alarm_name=latency_name,
             alarm_description=f"{endpoint_name}: the model is slower than "
             f"{settings.max_model_latency_ms} ms on average",
             metric=cloudwatch.Metric(
@@ -65,10 +90,6 @@ class EndpointAlarms(Construct):
         )
         for alarm in (self.errors, self.latency):
             alarm.add_alarm_action(actions.SnsAction(self.topic))
-
-    @property
-    def names(self) -> list[str]:
-        return [self.errors.alarm_name, self.latency.alarm_name]
 
 
 def deployment_config(
@@ -119,7 +140,7 @@ class EndpointAutoscaling(Construct):
         )
         # Registered after the endpoint exists, and so deregistered before it
         # is deleted: `cdk destroy` never leaves a target pointing at nothing.
-        self.target.add_dependency(endpoint)
+        self.target.node.add_dependency(endpoint)
         autoscaling.CfnScalingPolicy(
             self,
             "InvocationsPerInstance",

@@ -126,6 +126,8 @@ class PackagingJob(Construct):
             source=HANDLER_SOURCE,
             handler="handler.is_complete",
             role=handler_role,
+            # Reading the manifest may stream a whole model.tar.gz from S3.
+            timeout=Duration.minutes(5),
             # Stop the job before the Provider gives up, rather than rely on a later Delete.
             environment={
                 "WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))
@@ -186,6 +188,8 @@ class PackagingJob(Construct):
                 "SpotMaxWaitSeconds": (settings.spot_max_wait_minutes or 0) * 60 or "",
                 "VolumeKmsKeyArn": settings.volume_kms_key_arn or "",
                 "Tags": dict(config.resource_tags),
+                "CompressionType": config.packaging_compression,
+                "ServerlessMemoryMb": config.serving.memory_mb if config.is_serverless else "",
             },
         )
         # The job must be able to read its source and pass its role when it starts.

@@ -19,7 +19,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks import checkov
-from stacks.config import InstanceServing, StageConfig, has_instance_store
+from stacks.config import InstanceServing, StageConfig
+from stacks.rulebook.limits import has_instance_store
 from stacks.images import ContainerImage, serving_image
 from stacks.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.packaging import PackagingJob
@@ -132,20 +133,23 @@ class TfServingEndpoint(Construct):
         self.alarms = None
         if config.alarms:
             self.alarms = EndpointAlarms(
-                self, "Alarms", endpoint_name=config.endpoint_name, settings=config.alarms
+                self, "Alarms", endpoint_name=config.endpoint_name, names=config.alarm_names,
+                settings=config.alarms,
             )
         if config.deployment:
+            # By name, as the execution role's DescribeAlarms grant names them.
             endpoint_kwargs["deployment_config"] = deployment_config(
-                config.deployment, self.alarms.names if self.alarms else []
+                config.deployment, list(config.alarm_names) if config.rolls_back_on_alarms else []
             )
         scaling = serving.autoscaling if isinstance(serving, InstanceServing) else None
         if scaling:
             # Keep the instance count autoscaling chose across updates; weights
             # and data capture still come from the new config.
             endpoint_kwargs["retain_all_variant_properties"] = True
+            # DataCaptureConfig is "Not currently supported" here (rule
+            # retained-variant-properties); data capture comes from the new config anyway.
             endpoint_kwargs["exclude_retained_variant_properties"] = [
-                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=kind)
-                for kind in ("DesiredWeight", "DataCaptureConfig")
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DesiredWeight")
             ]
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -154,6 +158,9 @@ class TfServingEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             **endpoint_kwargs,
         )
+        if self.alarms:
+            # The rollback alarms are named, not referenced: they must exist first.
+            self.endpoint.node.add_dependency(self.alarms)
         if scaling:
             EndpointAutoscaling(
                 self, "Autoscaling", endpoint=self.endpoint,
@@ -197,11 +204,11 @@ class ServingStack(Stack):
             self, "ExecutionRole", Fn.import_value(storage.role_arn)
         )
         if config.packaging:
-            # The artifact is whatever the packaging job wrote: an S3 prefix.
+            # What the packaging job wrote: a model.tar.gz for serverless, else a prefix.
             self.packaging = PackagingJob(
                 self, "Packaging", config=config, bucket=bucket, execution_role=execution_role
             )
-            artifact_uri, is_prefix = self.packaging.artifact_uri, True
+            artifact_uri, is_prefix = self.packaging.artifact_uri, config.packaging_compression == "NONE"
             CfnOutput(self, "TreeDigest", value=self.packaging.tree_digest)
             CfnOutput(self, "PackagingJobName", value=self.packaging.job_name)
         else:

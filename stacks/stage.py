@@ -10,12 +10,17 @@ what `cdk deploy <name>` selects.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import Annotations, App, Environment, Tags, Validations
+from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
 
+from stacks import images
 from stacks.config import StageConfig, load_stage_config
+from stacks.rulebook import Violation
+from stacks.rulebook.templates import check_stage
 from stacks.serving import ServingStack
 from stacks.storage import StorageStack
 
@@ -28,8 +33,15 @@ class StageStacks:
     storage: StorageStack
     serving: ServingStack
 
+    def rule_violations(self, assembly: cx_api.CloudAssembly) -> list[Violation]:
+        """The SageMaker rules the synthesized templates break (`stacks/rulebook`)."""
+        return check_stage(
+            assembly.get_stack_by_name(self.storage.stack_name).template,
+            assembly.get_stack_by_name(self.serving.stack_name).template,
+        )
 
-def build_stage(app: App, config: StageConfig) -> StageStacks:
+
+def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> StageStacks:
     """Add the stage's stacks to `app`; stack names are `<project>-<stage>-<part>`."""
     env = Environment(account=config.account, region=config.region)
     storage = StorageStack(
@@ -58,6 +70,9 @@ def build_stage(app: App, config: StageConfig) -> StageStacks:
             tags.add(key, value)
     # The AwsSolutions pack runs at synth; any unacknowledged finding fails it.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # A warning, not an error: the images still serve, but get no more patches.
+    for line in images.out_of_patch(today) if today else []:
+        Annotations.of(serving).add_warning_v2("tfhub:image-patch-window", line)
     return StageStacks(config, storage, serving)
 
 
@@ -67,11 +82,13 @@ def add_stage(
     *,
     default_account: str | None = None,
     default_region: str | None = None,
+    today: dt.date | None = None,
 ) -> StageStacks:
     """Validate `stage` from the app's cdk.json context and add its stacks to `app`.
 
     `-c artifact=KEY [-c artifact_digest=SHA256]` pins the stage to that artifact
-    of its bucket (promotions).
+    of its bucket (promotions). With `today`, a pinned image past its patch
+    window is a synth warning.
     Raises `ConfigError` before any construct is created.
     """
     context = {key: app.node.try_get_context(key) for key in ("project", "stages")}
@@ -83,4 +100,4 @@ def add_stage(
         artifact=app.node.try_get_context("artifact"),
         artifact_digest=app.node.try_get_context("artifact_digest"),
     )
-    return build_stage(app, config)
+    return build_stage(app, config, today)

@@ -181,6 +181,7 @@ class StorageStack(Stack):
             endpoint_name=config.endpoint_name,
             training=training,
             capture_prefix=DATA_CAPTURE_PREFIX if config.data_capture_percent else None,
+            rollback_alarms=config.alarm_names if config.rolls_back_on_alarms else (),
         )
         prefix = f"{config.project}-{config.stage}"
         self.exports = StorageExports(

@@ -61,7 +61,8 @@ def copy_project(tmp_path: pathlib.Path, edit) -> pathlib.Path:
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "app.py", project)
-    shutil.copytree(ROOT / "stacks", project / "stacks", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("stacks", "packaging_job"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
     cdk_json = json.loads((ROOT / "cdk.json").read_text())
     edit(cdk_json["context"])
     cdk_json["app"] = f"{ROOT / '.venv' / 'bin' / 'python'} app.py"

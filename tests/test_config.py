@@ -178,13 +178,6 @@ def test_packaging_rejects_a_bad_key_arn_and_unknown_keys(context):
     assert_error(context, "dev", "stages.dev.packaging.gpu", "unknown key")
 
 
-def test_training_tf_newer_than_serving_tf_fails_synth(context, monkeypatch):
-    from stacks import images
-
-    monkeypatch.setattr(images, "TRAINING_TF_VERSION", "2.21.0")
-    assert_error(context, "dev", "stacks/images.py", "2.21.0 is newer than the serving image's 2.20.0")
-
-
 def test_model_name_must_fit_tf_serving_and_sagemaker(context):
     context["stages"]["dev"]["model"]["name"] = "use/4"
     assert_error(context, "dev", "stages.dev.model.name", "'use/4'")
@@ -237,9 +230,20 @@ def test_repeated_hyphens_are_valid_like_in_sagemaker(context):
 
 
 def test_an_artifact_given_on_the_command_line_pins_the_stage(context):
-    config = load(context, "dev", artifact="artifacts/promoted/abc/")
-    assert (config.packaging, config.pinned_artifact_key) == (None, "artifacts/promoted/abc/")
-    assert_error(context, "prod", "stages.prod.pinned_artifact", "'elsewhere/x'", artifact="elsewhere/x")
+    config = load(context, "staging", artifact="artifacts/promoted/abc/model/")
+    assert (config.packaging, config.pinned_artifact_key) == (None, "artifacts/promoted/abc/model/")
+    config = load(context, "dev", artifact="artifacts/promoted/abc/model.tar.gz")
+    assert (config.packaging, config.pinned_artifact_key) == (None, "artifacts/promoted/abc/model.tar.gz")
+    assert_error(context, "prod", "artifact (-c artifact=...)", "'elsewhere/x'", artifact="elsewhere/x")
+
+
+def test_a_serverless_stage_cannot_serve_a_prefix(context):
+    # ContainerDefinition.ModelDataSource is not for serverless endpoints.
+    assert_error(context, "dev", "artifact (-c artifact=...)", "'artifacts/promoted/abc/model/'",
+                 "SageMaker rule serverless-model-data", artifact="artifacts/promoted/abc/model/")
+    context["stages"]["dev"].pop("packaging")
+    context["stages"]["dev"]["pinned_artifact"] = "artifacts/use/4/"
+    assert_error(context, "dev", "stages.dev.pinned_artifact", "'artifacts/use/4/'", "ModelDataSource")
 
 
 def test_an_artifact_digest_must_be_a_sha256_with_an_artifact(context):
@@ -250,10 +254,28 @@ def test_an_artifact_digest_must_be_a_sha256_with_an_artifact(context):
 
 def test_packaging_sample_and_volume_key_are_checked_against_sagemakers_limits(context):
     context["stages"]["dev"]["packaging"]["sample_input"] = ["x" * 3000]
-    assert_error(context, "dev", "stages.dev.packaging.sample_input", "2500-character")
+    assert_error(context, "dev", "stages.dev.packaging.sample_input", "SageMaker rule hyperparameter-length",
+                 "at most 2500 characters")
     context["stages"]["dev"]["packaging"]["sample_input"] = ["hello"]
     context["stages"]["dev"]["packaging"].update(
         instance_type="ml.g5.xlarge",
         volume_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     )
-    assert_error(context, "dev", "stages.dev.packaging.volume_kms_key_arn", "'ml.g5.xlarge'")
+    assert_error(context, "dev", "stages.dev.packaging.volume_kms_key_arn", "ml.g5.xlarge",
+                 "SageMaker rule instance-store-kms")
+
+
+def test_a_serverless_stage_needs_a_region_with_serverless_inference(context):
+    context["stages"]["dev"]["region"] = "il-central-1"  # has the images, not serverless inference
+    assert_error(context, "dev", "stages.dev.region: 'il-central-1' is not allowed",
+                 "SageMaker rule serverless-regions")
+    context["stages"]["dev"]["serving"] = {"instances": {"type": "ml.m5.large", "count": 1}}
+    assert load(context, "dev").region == "il-central-1"
+
+
+def test_hub_handle_and_signature_fit_a_hyperparameter(context):
+    context["stages"]["dev"]["model"]["hub_handle"] = "https://example.com/" + "m" * 2500
+    assert_error(context, "dev", "stages.dev.model.hub_handle", "SageMaker rule hyperparameter-length")
+    context["stages"]["dev"]["model"]["hub_handle"] = "https://example.com/m"
+    context["stages"]["dev"]["packaging"]["signature"] = "s" * 2600
+    assert_error(context, "dev", "stages.dev.packaging.signature", "2600 characters")

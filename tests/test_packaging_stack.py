@@ -22,18 +22,31 @@ def job(synthesized):
     return only(synthesized("dev").serving, "Custom::TfHubPackagingJob")
 
 
-def test_the_model_serves_what_the_packaging_job_wrote(synthesized):
-    job_id, _ = job(synthesized)
+def test_the_serverless_model_serves_the_archive_the_packaging_job_wrote(synthesized):
+    # Serverless endpoints take no ModelDataSource: the job compresses (GZIP) and
+    # the Model reads its model.tar.gz through ModelDataUrl.
+    job_id, resource = job(synthesized)
+    assert resource["Properties"]["CompressionType"] == "GZIP"
     _, model = only(synthesized("dev").serving, "AWS::SageMaker::Model")
-    source = model["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
-    assert source == {
+    container = model["Properties"]["PrimaryContainer"]
+    assert container["ModelDataUrl"] == {"Fn::GetAtt": [job_id, "ArtifactUri"]}
+    assert "ModelDataSource" not in container
+    outputs = synthesized("dev").serving.find_outputs("*")
+    assert outputs["ArtifactLocation"]["Value"] == {"Fn::GetAtt": [job_id, "ArtifactUri"]}
+    assert outputs["TreeDigest"]["Value"] == {"Fn::GetAtt": [job_id, "TreeDigest"]}
+
+
+def test_an_instance_backed_model_serves_the_uncompressed_prefix(context, tmp_path):
+    context["stages"]["dev"]["serving"] = {"instances": {"type": "ml.m5.large", "count": 1}}
+    serving = Template.from_stack(synth_stage("dev", tmp_path, context).serving)
+    (job_id, resource), = serving.find_resources("Custom::TfHubPackagingJob").items()
+    assert (resource["Properties"]["CompressionType"], resource["Properties"]["ServerlessMemoryMb"]) == ("NONE", "")
+    (model,) = serving.find_resources("AWS::SageMaker::Model").values()
+    assert model["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"] == {
         "S3Uri": {"Fn::GetAtt": [job_id, "ArtifactUri"]},
         "S3DataType": "S3Prefix",
         "CompressionType": "None",
     }
-    outputs = synthesized("dev").serving.find_outputs("*")
-    assert outputs["ArtifactLocation"]["Value"] == {"Fn::GetAtt": [job_id, "ArtifactUri"]}
-    assert outputs["TreeDigest"]["Value"] == {"Fn::GetAtt": [job_id, "TreeDigest"]}
 
 
 def test_pinned_stages_run_no_packaging_job(synthesized):
@@ -48,8 +61,9 @@ def test_job_properties_carry_the_stage_settings(synthesized):
     props = resource["Properties"]
     assert props["JobNamePrefix"] == "tfhub-serving-dev-pkg"
     assert props["TrainingImage"] == (
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.19.0-cpu-py312"
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.21.0-cpu-py312"
     )
+    assert (props["CompressionType"], props["ServerlessMemoryMb"]) == ("GZIP", 3072)
     assert props["ServingTfVersion"] == "2.20.0"
     assert props["HubHandle"] == "https://tfhub.dev/google/universal-sentence-encoder/4"
     assert (props["ModelName"], props["ModelVersion"]) == ("universal-sentence-encoder", 4)

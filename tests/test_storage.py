@@ -143,7 +143,9 @@ def test_execution_role_statements_are_least_privilege(synthesized, stage):
         "PutMetrics",
     }
     packaging = {"WriteJobOutput", "TrainingLogGroup"}
-    expected = {"dev": serving_only | packaging, "staging": serving_only, "prod": serving_only | {"WriteDataCapture"}}
+    rollback = {"DescribeRollbackAlarms"}
+    expected = {"dev": serving_only | packaging, "staging": serving_only | rollback,
+                "prod": serving_only | rollback | {"WriteDataCapture"}}
     assert set(statements) == expected[stage]
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]

@@ -90,6 +90,7 @@ def package(
             record["code_files"] = manifest.file_digests(os.path.join(artifact, "code"))
         with open(os.path.join(artifact, MANIFEST_NAME), "w") as handle_:
             json.dump(record, handle_, indent=2, sort_keys=True)
+        _remove_empty_folders(artifact)
         for name in entries:
             os.rename(os.path.join(artifact, name), os.path.join(model_dir, name))
             published.append(name)
@@ -105,6 +106,15 @@ def package(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_empty_folders(root: str) -> None:
+    """An empty folder (a SavedModel's empty `assets/`) could reach S3 as a zero-byte
+    "folder" object, which breaks an uncompressed model's deployment (S3ModelDataSource)."""
+    # Bottom-up, so a folder whose only content was empty folders goes too.
+    for folder, _, _ in os.walk(root, topdown=False):
+        if folder != root and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 class _Progress:

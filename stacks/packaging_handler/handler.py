@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import tarfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,30 @@ TRAIN_CHANNEL = "train"
 _FINISHED_BADLY = ("Failed", "Stopped", "Stopping", "Deleting")
 _MAX_ATTEMPTS = 20
 _clients: dict[str, Any] = {}
+
+
+# A serverless endpoint's memory is the whole container's: TF Serving loads the
+# entire SavedModel into it and needs room for itself and the requests. The
+# developer guide ("Serverless Inference", memory size) asks for memory that fits
+# the model; the field notes put USE v4 (about 1 GB on disk) at the edge of 2 GB.
+# So: twice the model, plus 512 MB. Promotion checks a serverless target with this too.
+_MIB = 1 << 20
+SERVERLESS_OVERHEAD_MB = 512
+
+
+def serverless_memory_needed_mb(model_bytes: int) -> int:
+    return 2 * -(-model_bytes // _MIB) + SERVERLESS_OVERHEAD_MB
+
+
+def memory_problem(model_bytes: int, memory_mb: int) -> str | None:
+    needed = serverless_memory_needed_mb(model_bytes)
+    if memory_mb >= needed:
+        return None
+    return (
+        f"the packaged model is {model_bytes / _MIB:.0f} MB and a serverless endpoint must hold it twice "
+        f"over plus {SERVERLESS_OVERHEAD_MB} MB for TF Serving ({needed} MB), but serving.serverless.memory_mb "
+        f"is {memory_mb}: raise it (at most 6144), or serve this model on instances"
+    )
 
 
 def client(service: str):
@@ -61,25 +86,35 @@ class JobProperties:
     spot_max_wait_seconds: int | None
     volume_kms_key_arn: str | None
     tags: tuple[tuple[str, str], ...]
+    # OutputDataConfig.CompressionType: GZIP (a model.tar.gz, what serverless
+    # endpoints take) or NONE (an uncompressed prefix).
+    compression: str = "NONE"
+    # The serverless endpoint's memory, checked against the packaged model's size.
+    serverless_memory_mb: int | None = None
 
-    # What changes the artifact. Runtime limits, spot, the volume key and tags
-    # change how a job runs, not what it writes, so they start no new job.
+    # What changes the artifact. Runtime limits, spot, the volume key, tags and
+    # the endpoint's memory change how a job runs or is served, not what it
+    # writes, so they start no new job.
     _SHAPING = (
         "image", "source_digest", "hub_handle", "model_name", "model_version", "signature",
         "sample_input", "verify_load", "serving_tf_version", "output_uri", "instance_type",
-        "volume_gb",
+        "volume_gb", "compression",
     )
 
     def digest(self) -> str:
         values = asdict(self)
         shaping = {key: values[key] for key in self._SHAPING}
+        if shaping["compression"] == "NONE":
+            # Shape 1 had no CompressionType and always wrote NONE: its jobs keep their names.
+            del shaping["compression"]
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 def parse_properties(raw: dict[str, Any]) -> JobProperties:
     """Accept every property shape this resource has shipped.
 
-    Shape 1 (the first) is the current one; optional keys may be absent or
+    Shape 2 added CompressionType and ServerlessMemoryMb; shape 1 (without
+    them) always wrote an uncompressed prefix. Optional keys may be absent or
     empty, as CloudFormation drops or stringifies them.
     """
     def optional_int(key: str) -> int | None:
@@ -109,6 +144,8 @@ def parse_properties(raw: dict[str, Any]) -> JobProperties:
         spot_max_wait_seconds=optional_int("SpotMaxWaitSeconds"),
         volume_kms_key_arn=raw.get("VolumeKmsKeyArn") or None,
         tags=tuple(sorted(tags.items())),
+        compression=raw.get("CompressionType") or "NONE",
+        serverless_memory_mb=optional_int("ServerlessMemoryMb"),
     )
 
 
@@ -162,8 +199,7 @@ def training_job_request(name: str, props: JobProperties) -> dict[str, Any]:
                 "ContentType": "text/csv",
             }
         ],
-        # Uncompressed: no gzip on either side; the Model reads the prefix.
-        "OutputDataConfig": {"S3OutputPath": props.output_uri, "CompressionType": "NONE"},
+        "OutputDataConfig": {"S3OutputPath": props.output_uri, "CompressionType": props.compression},
         "ResourceConfig": resource_config,
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": bool(props.spot_max_wait_seconds),
@@ -191,12 +227,13 @@ def start_or_adopt(props: JobProperties) -> str:
     sagemaker = client("sagemaker")
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         name = job_name(props, attempt)
-        status = _status(name)
-        if status is None:
+        job = _describe(name)
+        if job is None:
             sagemaker.create_training_job(**training_job_request(name, props))
             logger.info("started %s", name)
             return name
-        if status == "Completed" and not _has_manifest(f"{props.output_uri}{name}/output/model/"):
+        status = job["TrainingJobStatus"]
+        if status == "Completed" and not _artifact_present(job):
             # Its artifact is gone (or was never written): adopting it would fail forever.
             continue
         if status not in _FINISHED_BADLY:
@@ -216,11 +253,17 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     status = job["TrainingJobStatus"]
     if status == "Completed":
         artifact = artifact_uri(job)
+        manifest = read_manifest(artifact)
+        props = parse_properties(event["ResourceProperties"])
+        if props.serverless_memory_mb:
+            problem = memory_problem(manifest["total_bytes"], props.serverless_memory_mb)
+            if problem:
+                raise RuntimeError(f"Packaging job {name} completed, but {problem}.")
         return {
             "IsComplete": True,
             "Data": {
                 "ArtifactUri": artifact,
-                "TreeDigest": tree_digest(artifact),
+                "TreeDigest": manifest["tree_digest"],
                 "TrainingJobName": name,
             },
         }
@@ -241,44 +284,56 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def artifact_uri(job: dict[str, Any]) -> str:
-    """The folder the job uploaded /opt/ml/model to, uncompressed (CompressionType NONE):
-    `<S3OutputPath><job>/output/model/`, however S3ModelArtifacts spells it."""
+    """Where the job put /opt/ml/model, as DescribeTrainingJob spells it:
+    `<job>/output/model.tar.gz` (GZIP), or the prefix `<job>/output/model` (NONE),
+    which SageMaker hosting needs to end in a slash."""
     uri = job["ModelArtifacts"]["S3ModelArtifacts"]
-    return uri.removesuffix(".tar.gz").rstrip("/") + "/"
+    return uri if uri.endswith(".tar.gz") else uri.rstrip("/") + "/"
 
 
-def tree_digest(artifact: str) -> str:
-    bucket, _, prefix = artifact.removeprefix("s3://").partition("/")
+def read_manifest(artifact: str) -> dict[str, Any]:
+    """The job's manifest.json: beside the model files of a prefix, or a member
+    of the model.tar.gz (read as a stream until it is found)."""
+    bucket, _, key = artifact.removeprefix("s3://").partition("/")
     try:
-        body = client("s3").get_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")["Body"]
+        if not artifact.endswith(".tar.gz"):
+            return json.loads(client("s3").get_object(Bucket=bucket, Key=f"{key}{MANIFEST}")["Body"].read())
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        with tarfile.open(fileobj=body, mode="r|gz") as archive:
+            for member in archive:
+                if member.isfile() and member.name.removeprefix("./") == MANIFEST:
+                    return json.loads(archive.extractfile(member).read())
+        raise RuntimeError(f"The packaging job completed but {artifact} holds no {MANIFEST}.")
     except ClientError as error:
         raise RuntimeError(
-            f"The packaging job completed but {artifact}{MANIFEST} cannot be read "
+            f"The packaging job completed but {artifact} cannot be read "
             f"({error.response['Error']['Code']}): the artifact is missing or not the "
             "packaging job's."
         ) from error
-    return json.loads(body.read())["tree_digest"]
 
 
-def _has_manifest(artifact: str) -> bool:
-    bucket, _, prefix = artifact.removeprefix("s3://").partition("/")
+def _artifact_present(job: dict[str, Any]) -> bool:
+    if "ModelArtifacts" not in job:
+        return False
+    artifact = artifact_uri(job)
+    bucket, _, key = artifact.removeprefix("s3://").partition("/")
     try:
-        client("s3").head_object(Bucket=bucket, Key=f"{prefix}{MANIFEST}")
+        client("s3").head_object(Bucket=bucket, Key=key if artifact.endswith(".tar.gz") else f"{key}{MANIFEST}")
     except ClientError:
         return False
     return True
 
 
 def stop_if_running(name: str) -> None:
-    status = _status(name)
-    if status == "InProgress":
+    job = _describe(name)
+    if job and job["TrainingJobStatus"] == "InProgress":
         client("sagemaker").stop_training_job(TrainingJobName=name)
         logger.info("stopped %s", name)
 
 
-def _status(name: str) -> str | None:
+def _describe(name: str) -> dict[str, Any] | None:
     try:
-        return client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+        return client("sagemaker").describe_training_job(TrainingJobName=name)
     except ClientError as error:
         # SageMaker answers an unknown job name with a ValidationException.
         if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):

@@ -240,3 +240,17 @@ def test_long_downloads_log_progress_every_64_mib():
         pass
     # One line each time a 64 MiB boundary is crossed (64, 128, 192).
     assert logged == ["  70 MiB received", "  130 MiB received", "  200 MiB received"]
+
+
+def test_an_empty_folder_is_not_published(text_model, tmp_path):
+    # An empty folder may reach S3 as a zero-byte "folder" object, which breaks the
+    # deployment of an uncompressed model (S3ModelDataSource).
+    source = tmp_path / "source"
+    import shutil
+
+    shutil.copytree(text_model, source)
+    (source / "assets.extra" / "empty").mkdir(parents=True)
+    model_dir, _ = run(str(source), tmp_path)
+    folders = [path for path in model_dir.rglob("*") if path.is_dir()]
+    assert folders and all(any(folder.iterdir()) for folder in folders)
+    assert not (model_dir / "text" / "1" / "assets.extra").exists()

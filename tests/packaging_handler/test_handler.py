@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
-
+import tarfile
 from io import BytesIO
 
 import boto3
@@ -38,8 +39,13 @@ PROPS = {
     "SpotMaxWaitSeconds": "",
     "VolumeKmsKeyArn": "",
     "Tags": {"stage": "dev", "project": "tfhub-serving"},
+    "CompressionType": "GZIP",
+    "ServerlessMemoryMb": "3072",
 }
 NAME = handler.job_name(handler.parse_properties(PROPS))
+# An instance-backed stage's job: the uncompressed prefix.
+PREFIX_PROPS = {**PROPS, "CompressionType": "NONE", "ServerlessMemoryMb": ""}
+PREFIX_NAME = handler.job_name(handler.parse_properties(PREFIX_PROPS))
 
 
 def event(request, props=PROPS, physical_id=None, **extra):
@@ -85,7 +91,9 @@ def created(stub, name, props=PROPS):
     stub.add_response("create_training_job", {"TrainingJobArn": f"arn:job/{name}"}, request)
 
 
-def described(stub, name, status, minutes_ago=1, **extra):
+def described(stub, name, status, minutes_ago=1, artifacts="model.tar.gz", **extra):
+    """`artifacts`: how DescribeTrainingJob spells the output, `model.tar.gz` for GZIP,
+    `model` (a prefix without its slash) for NONE."""
     stub.add_response(
         "describe_training_job",
         {
@@ -94,7 +102,7 @@ def described(stub, name, status, minutes_ago=1, **extra):
             "TrainingJobStatus": status,
             "SecondaryStatus": "Training",
             "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "ModelArtifacts": {"S3ModelArtifacts": f"s3://stage-bucket/artifacts/packaging/{name}/output/model/"},
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://stage-bucket/artifacts/packaging/{name}/output/{artifacts}"},
             "ResourceConfig": {"InstanceCount": 1, "VolumeSizeInGB": 30},
             "StoppingCondition": {},
             "CreationTime": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes_ago),
@@ -144,7 +152,7 @@ def test_create_sends_the_whole_training_job_request():
     ]
     assert job["OutputDataConfig"] == {
         "S3OutputPath": "s3://stage-bucket/artifacts/packaging/",
-        "CompressionType": "NONE",
+        "CompressionType": "GZIP",
     }
     assert job["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 2400}
@@ -153,27 +161,46 @@ def test_create_sends_the_whole_training_job_request():
     assert {t["Key"]: t["Value"] for t in tags} == {"stage": "dev", "project": "tfhub-serving"}
 
 
+def model_archive(manifest: dict, before: int = 0) -> bytes:
+    """A model.tar.gz as SageMaker packs /opt/ml/model: `before` bytes of model
+    files, then manifest.json, names with a leading ./"""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("./use/4/saved_model.pb", b"x" * before), ("./manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 @mock_aws
-def test_completed_job_returns_artifact_prefix_and_tree_digest():
+def test_completed_job_returns_its_model_archive_and_tree_digest():
     s3 = boto3.client("s3", region_name=REGION)
     handler._clients.update(sagemaker=boto3.client("sagemaker", region_name=REGION), s3=s3)
     name = handler.on_event(event("Create"))["PhysicalResourceId"]
     s3.create_bucket(Bucket="stage-bucket")
-    describe = handler._clients["sagemaker"].describe_training_job
-    # moto names the compressed file even for CompressionType NONE; the
-    # handler reads the folder the job uploaded either way.
-    assert describe(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"].endswith("model.tar.gz")
-    prefix = f"s3://stage-bucket/artifacts/packaging/{name}/output/model/"
-    s3.put_object(
-        Bucket="stage-bucket",
-        Key=f"artifacts/packaging/{name}/output/model/manifest.json",
-        Body=json.dumps({"tree_digest": "d" * 64}),
-    )
+    archive = f"artifacts/packaging/{name}/output/model.tar.gz"
+    assert handler._clients["sagemaker"].describe_training_job(TrainingJobName=name)["ModelArtifacts"][
+        "S3ModelArtifacts"] == f"s3://stage-bucket/{archive}"
+    s3.put_object(Bucket="stage-bucket", Key=archive,
+                  Body=model_archive({"tree_digest": "d" * 64, "total_bytes": 1000}, before=1000))
     result = handler.is_complete(event("Create", physical_id=name))
     assert result == {
         "IsComplete": True,
-        "Data": {"ArtifactUri": prefix, "TreeDigest": "d" * 64, "TrainingJobName": name},
+        "Data": {"ArtifactUri": f"s3://stage-bucket/{archive}", "TreeDigest": "d" * 64, "TrainingJobName": name},
     }
+
+
+def test_a_serverless_stage_refuses_a_model_its_memory_cannot_hold(stubbed):
+    sm, s3 = stubbed["sagemaker"], stubbed["s3"]
+    described(sm, NAME, "Completed")
+    body = model_archive({"tree_digest": "d" * 64, "total_bytes": 1400 << 20})
+    s3.add_response("get_object", {"Body": StreamingBody(BytesIO(body), len(body))},
+                    {"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{NAME}/output/model.tar.gz"})
+    with pytest.raises(RuntimeError, match=rf"Packaging job {NAME} completed, but the packaged model is 1400 MB "
+                       r"and a serverless endpoint must hold it twice over plus 512 MB for TF Serving \(3312 MB\), "
+                       r"but serving.serverless.memory_mb is 3072"):
+        handler.is_complete(event("Create", physical_id=NAME))
 
 
 def test_spot_and_volume_key_reach_the_request():
@@ -191,22 +218,23 @@ def test_spot_and_volume_key_reach_the_request():
 # --- state sequences, with Stubber ------------------------------------------
 
 
-def test_create_ok_waits_then_completes(stubbed):
+def test_create_ok_waits_then_completes_with_an_uncompressed_prefix(stubbed):
     sm, s3 = stubbed["sagemaker"], stubbed["s3"]
-    not_found(sm, NAME)
-    created(sm, NAME)
-    assert handler.on_event(event("Create")) == {"PhysicalResourceId": NAME}
-    described(sm, NAME, "InProgress")
-    assert handler.is_complete(event("Create", physical_id=NAME)) == {"IsComplete": False}
-    described(sm, NAME, "Completed")
-    manifest = json.dumps({"tree_digest": "e" * 64}).encode()
+    not_found(sm, PREFIX_NAME)
+    created(sm, PREFIX_NAME, PREFIX_PROPS)
+    assert handler.on_event(event("Create", PREFIX_PROPS)) == {"PhysicalResourceId": PREFIX_NAME}
+    described(sm, PREFIX_NAME, "InProgress", artifacts="model")
+    assert handler.is_complete(event("Create", PREFIX_PROPS, physical_id=PREFIX_NAME)) == {"IsComplete": False}
+    # CompressionType NONE: S3ModelArtifacts names the prefix without the slash hosting needs.
+    described(sm, PREFIX_NAME, "Completed", artifacts="model")
+    manifest = json.dumps({"tree_digest": "e" * 64, "total_bytes": 10}).encode()
     s3.add_response(
         "get_object",
         {"Body": StreamingBody(BytesIO(manifest), len(manifest))},
-        {"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{NAME}/output/model/manifest.json"},
+        {"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{PREFIX_NAME}/output/model/manifest.json"},
     )
-    data = handler.is_complete(event("Create", physical_id=NAME))["Data"]
-    assert data["ArtifactUri"].endswith(f"{NAME}/output/model/")
+    data = handler.is_complete(event("Create", PREFIX_PROPS, physical_id=PREFIX_NAME))["Data"]
+    assert data["ArtifactUri"] == f"s3://stage-bucket/artifacts/packaging/{PREFIX_NAME}/output/model/"
     assert data["TreeDigest"] == "e" * 64
 
 
@@ -235,14 +263,20 @@ def test_a_job_on_its_way_out_is_not_adopted(stubbed, status):
     assert handler.on_event(event("Create")) == {"PhysicalResourceId": f"{NAME}-2"}
 
 
-def test_a_completed_job_whose_artifact_is_gone_is_not_adopted(stubbed):
+@pytest.mark.parametrize("props, artifacts, key", [
+    (PROPS, "model.tar.gz", "output/model.tar.gz"),
+    (PREFIX_PROPS, "model", "output/model/manifest.json"),
+], ids=["archive", "prefix"])
+def test_a_completed_job_whose_artifact_is_gone_is_not_adopted(stubbed, props, artifacts, key):
     sm, s3 = stubbed["sagemaker"], stubbed["s3"]
-    described(sm, NAME, "Completed")
+    name = handler.job_name(handler.parse_properties(props))
+    # Where the artifact is comes from DescribeTrainingJob, however it spells it.
+    described(sm, name, "Completed", artifacts=artifacts)
     s3.add_client_error("head_object", service_error_code="404", http_status_code=404,
-                        expected_params={"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{NAME}/output/model/manifest.json"})
-    not_found(sm, f"{NAME}-2")
-    created(sm, f"{NAME}-2")
-    assert handler.on_event(event("Create")) == {"PhysicalResourceId": f"{NAME}-2"}
+                        expected_params={"Bucket": "stage-bucket", "Key": f"artifacts/packaging/{name}/{key}"})
+    not_found(sm, f"{name}-2")
+    created(sm, f"{name}-2", props)
+    assert handler.on_event(event("Create", props)) == {"PhysicalResourceId": f"{name}-2"}
 
 
 def test_retried_create_adopts_the_running_job(stubbed):
@@ -308,13 +342,19 @@ def test_old_property_shape_without_optional_keys_is_handled():
     minimal = {
         key: value
         for key, value in PROPS.items()
-        if key not in {"Signature", "SampleInput", "VerifyLoad", "ServingTfVersion", "SpotMaxWaitSeconds", "VolumeKmsKeyArn", "Tags"}
+        if key not in {"Signature", "SampleInput", "VerifyLoad", "ServingTfVersion", "SpotMaxWaitSeconds",
+                       "VolumeKmsKeyArn", "Tags", "CompressionType", "ServerlessMemoryMb"}
     }
     props = handler.parse_properties(minimal)
     assert (props.signature, props.sample_input, props.verify_load) == ("serving_default", None, True)
     request = handler.training_job_request("job", props)
     assert "sample-input" not in request["HyperParameters"]
     assert request["Tags"] == []
+    # Shape 1 always wrote an uncompressed prefix, and its jobs keep their names.
+    assert request["OutputDataConfig"]["CompressionType"] == "NONE"
+    assert (props.compression, props.serverless_memory_mb) == ("NONE", None)
+    shape_1 = {k: v for k, v in PREFIX_PROPS.items() if k not in ("CompressionType", "ServerlessMemoryMb")}
+    assert handler.job_name(handler.parse_properties(shape_1)) == PREFIX_NAME
 
 
 @mock_aws
@@ -323,5 +363,5 @@ def test_a_completed_job_without_a_manifest_fails_the_deploy_saying_so():
     s3.create_bucket(Bucket="stage-bucket")
     handler._clients.update(sagemaker=boto3.client("sagemaker", region_name=REGION), s3=s3)
     name = handler.on_event(event("Create"))["PhysicalResourceId"]
-    with pytest.raises(RuntimeError, match=r"completed but s3://stage-bucket/artifacts/packaging/.*/output/model/manifest.json cannot be read \(NoSuchKey\)"):
+    with pytest.raises(RuntimeError, match=r"completed but s3://stage-bucket/artifacts/packaging/.*/output/model.tar.gz cannot be read \(NoSuchKey\)"):
         handler.is_complete(event("Create", physical_id=name))

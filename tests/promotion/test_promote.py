@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import pathlib
+import tarfile
 
 import boto3
 import pytest
@@ -87,20 +89,24 @@ def keys(s3, bucket, prefix=""):
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
 
 
+def promoted(digest: str) -> str:
+    return f"artifacts/promoted/{digest}/model/"
+
+
 def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
     dev, staging, packaged_record = stages
     deployed = []
     record = promote(dev, staging, lambda stage, key, digest: deployed.append((stage, key, digest)), "c0ffee", lambda: NOW)
 
     digest = packaged_record["tree_digest"]
-    prefix = f"artifacts/promoted/{digest[:16]}/"
+    prefix = promoted(digest)
     assert deployed == [("staging", prefix, digest)]
     copied = keys(staging.s3, "staging-bucket", prefix)
     source = keys(dev.s3, "dev-bucket", JOB_PREFIX)
     assert [k[len(prefix):] for k in copied] == [k[len(JOB_PREFIX):] for k in source]
     assert "manifest.json" in [k[len(prefix):] for k in copied]
     # The copy is byte for byte the source: re-hashing it gives the same digest.
-    artifacts.verify(staging.s3, "staging-bucket", prefix, digest)
+    artifacts.verify(staging.s3, f"s3://staging-bucket/{prefix}", digest)
     assert record == {
         "source_stage": "dev",
         "source_artifact": f"s3://dev-bucket/{JOB_PREFIX}",
@@ -165,13 +171,13 @@ def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     deployed = []
     later = NOW + dt.timedelta(hours=1)
     record = rollback(staging, first["record"], lambda stage, key, digest: deployed.append((stage, key)), "beef", lambda: later)
-    assert deployed == [("staging", f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/")]
+    assert deployed == [("staging", promoted(packaged_record["tree_digest"]))]
     assert record["rollback_to"] == first["record"]
     assert record["commit"] == "beef"
     # A damaged copy is refused rather than served.
     staging.s3.put_object(
         Bucket="staging-bucket",
-        Key=f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/use/4/saved_model.pb",
+        Key=f"{promoted(packaged_record['tree_digest'])}use/4/saved_model.pb",
         Body=b"broken",
     )
     with pytest.raises(PromotionError, match="Digest mismatch"):
@@ -198,7 +204,7 @@ def test_a_source_redeployed_since_the_tested_run_is_refused(stages):
 def test_an_unlisted_file_in_the_artifact_is_refused(stages):
     dev, staging, _ = stages
     dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/extra.py", Body=b"import os")
-    with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files: unlisted \['artifacts/promoted/"):
+    with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files: unlisted \['use/4/extra.py'\]"):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
     assert keys(staging.s3, "staging-bucket") == []
 
@@ -206,7 +212,7 @@ def test_an_unlisted_file_in_the_artifact_is_refused(stages):
 def test_promoting_again_reuses_a_verified_copy_without_rewriting_it(stages):
     dev, staging, packaged_record = stages
     promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
-    prefix = f"artifacts/promoted/{packaged_record['tree_digest'][:16]}/"
+    prefix = promoted(packaged_record["tree_digest"])
     before = {o["Key"]: o["LastModified"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
     # A source that can no longer be read proves nothing is copied the second time.
     for key in keys(dev.s3, "dev-bucket", JOB_PREFIX):
@@ -226,3 +232,79 @@ def test_previous_names_the_promotion_the_latest_replaced(stages):
     back = rollback(staging, "previous", lambda stage, key, digest: deployed.append(stage), "three",
                     lambda: NOW + dt.timedelta(days=2))
     assert back["rollback_to"] == first["record"] and deployed == ["staging"]
+
+
+def upload_archive(s3, bucket: str, key: str, model_dir: pathlib.Path, extra: tarfile.TarInfo | None = None) -> None:
+    """The packaged model as SageMaker packs /opt/ml/model for CompressionType GZIP."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=f"./{path.relative_to(model_dir).as_posix()}")
+        if extra is not None:
+            archive.addfile(extra)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+
+@pytest.fixture
+def serverless_dev(stages, packaged):
+    """dev serving serverless: its artifact is the packaging job's model.tar.gz."""
+    dev, staging, record = stages
+    upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0])
+    stack_with_outputs(dev.cloudformation, "tfhub-serving-sls-serving",
+                       {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", "TreeDigest": record["tree_digest"]})
+    return StageAccess("sls", "tfhub-serving-sls", dev.cloudformation, dev.s3, serverless_memory_mb=3072)
+
+
+ARCHIVE_KEY = "artifacts/packaging/tfhub-serving-dev-pkg-def/output/model.tar.gz"
+
+
+def test_a_serverless_stages_archive_is_unpacked_for_instances(stages, serverless_dev):
+    _, staging, record = stages
+    deployed = []
+    promote(serverless_dev, staging, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+    prefix = promoted(record["tree_digest"])
+    assert deployed == [("staging", prefix, record["tree_digest"])]
+    copied = [k[len(prefix):] for k in keys(staging.s3, "staging-bucket", prefix)]
+    assert "manifest.json" in copied and "use/4/saved_model.pb" in copied
+    assert not any(key.endswith("/") for key in copied)
+
+
+def test_an_instance_stages_prefix_is_packed_for_a_serverless_target(stages, serverless_dev):
+    dev, staging, record = stages
+    target = StageAccess("staging", "tfhub-serving-staging", staging.cloudformation, staging.s3,
+                         serverless_memory_mb=1024)
+    deployed = []
+    promote(dev, target, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+    key = f"artifacts/promoted/{record['tree_digest']}/model.tar.gz"
+    assert deployed == [("staging", key, record["tree_digest"])]
+    assert keys(staging.s3, "staging-bucket", "artifacts/") == [key]
+    assert artifacts.verify(staging.s3, f"s3://staging-bucket/{key}", record["tree_digest"])["model_name"] == "use"
+
+
+def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):
+    dev, staging, _ = stages
+    # 512 MB cannot hold TF Serving and even this small model (the sizing rule).
+    target = StageAccess("staging", "tfhub-serving-staging", staging.cloudformation, staging.s3,
+                         serverless_memory_mb=512)
+    with pytest.raises(PromotionError, match=r"staging is serverless and the packaged model is \d+ MB and a serverless "
+                       r"endpoint must hold it twice over"):
+        promote(dev, target, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_an_archive_holding_a_link_is_refused(stages, serverless_dev, packaged):
+    dev, staging, _ = stages
+    link = tarfile.TarInfo("./use/4/assets/vocab.txt")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0], extra=link)
+    with pytest.raises(PromotionError, match=r"holds './use/4/assets/vocab.txt', which is not a regular file"):
+        promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket") == []
+
+
+def test_a_folder_object_in_a_prefix_is_refused(stages):
+    dev, staging, _ = stages
+    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/assets/", Body=b"")
+    with pytest.raises(PromotionError, match=r"holds the zero-byte folder object .*use/4/assets/"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket") == []

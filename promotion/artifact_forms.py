@@ -1,0 +1,187 @@
+"""One model artifact in S3, in either of the forms SageMaker serves.
+
+- a prefix ending in `/` (ModelDataSource, instances): one object per file;
+- a `model.tar.gz` (ModelDataUrl, serverless and instances): one archive.
+
+Both hold `<name>/<version>/...`, `manifest.json` and optionally `code/`. This
+module reads either form as a stream of files, and copies an artifact from
+one form, bucket and account to another without holding it in memory or on
+disk. Links, devices, absolute or `..` paths and zero-byte "folder" objects
+are refused: SageMaker would either fail on them (S3ModelDataSource) or place
+something other than what the manifest lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import threading
+from dataclasses import dataclass
+from typing import IO, Iterator
+
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+
+
+class ArtifactError(Exception):
+    """The artifact is missing, unreadable or unsafe; the message says which."""
+
+
+@dataclass(frozen=True)
+class File:
+    path: str  # relative to the artifact's root
+    size: int
+    stream: IO[bytes]
+
+
+class _Forward:
+    """A member of an archive read as a stream: forward only. (tarfile's member
+    object claims to be seekable and then fails to seek, which misleads uploads.)"""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+
+def split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def is_archive(uri: str) -> bool:
+    return uri.endswith(".tar.gz")
+
+
+def safe_path(name: str, where: str) -> str:
+    path = name.removeprefix("./")
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ArtifactError(f"{where} holds an unsafe path {name!r}.")
+    return path
+
+
+def files(s3, uri: str) -> Iterator[File]:
+    """Every file of the artifact at `uri`, in its stored order, each readable once."""
+    bucket, key = split(uri)
+    if is_archive(uri):
+        body = _get(s3, bucket, key, uri)
+        try:
+            with tarfile.open(fileobj=body, mode="r|gz") as archive:
+                for member in archive:
+                    if member.isdir():
+                        continue
+                    if not member.isfile():
+                        raise ArtifactError(f"{uri} holds {member.name!r}, which is not a regular file.")
+                    yield File(safe_path(member.name, uri), member.size, _Forward(archive.extractfile(member)))
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise ArtifactError(f"{uri} is not a readable tar.gz ({error}).") from error
+        return
+    keys = _list(s3, bucket, key)
+    if not keys:
+        raise ArtifactError(f"No artifact at {uri}: it was deleted or never written.")
+    for object_key, size in keys:
+        if object_key.endswith("/"):
+            raise ArtifactError(f"{uri} holds the zero-byte folder object {object_key!r}, which breaks "
+                                "deployment of an uncompressed model (S3ModelDataSource).")
+        relative = safe_path(object_key[len(key):], uri)
+        yield File(relative, size, _get(s3, bucket, object_key, uri))
+
+
+def read_manifest(s3, uri: str) -> dict:
+    """The artifact's manifest.json (an archive is read until it is found)."""
+    if not is_archive(uri):
+        bucket, key = split(uri)
+        return json.loads(_get(s3, bucket, f"{key}{MANIFEST}", uri).read())
+    for file in files(s3, uri):
+        if file.path == MANIFEST:
+            return json.loads(file.stream.read())
+    raise ArtifactError(f"{uri} holds no {MANIFEST}.")
+
+
+def hashed(file: File) -> dict:
+    """(path, sha256, size) of a file, read to its end."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := file.stream.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return {"path": file.path, "sha256": digest.hexdigest(), "size": size}
+
+
+def copy(source_s3, source_uri: str, target_s3, target_uri: str) -> list[str]:
+    """Copy an artifact into `target_uri` (a prefix or a .tar.gz key), converting the
+    form as needed; return the keys written. All or nothing: a copy that fails
+    removes what it wrote."""
+    bucket, key = split(target_uri)
+    written: list[str] = []
+    try:
+        if not is_archive(target_uri):
+            for file in files(source_s3, source_uri):
+                written.append(key + file.path)
+                target_s3.upload_fileobj(file.stream, bucket, key + file.path)
+        elif is_archive(source_uri):
+            written.append(key)
+            source_bucket, source_key = split(source_uri)
+            target_s3.upload_fileobj(_get(source_s3, source_bucket, source_key, source_uri), bucket, key)
+        else:
+            written.append(key)
+            _upload_as_archive(files(source_s3, source_uri), target_s3, bucket, key)
+    except BaseException:
+        remove(target_s3, bucket, written)
+        raise
+    return written
+
+
+def remove(s3, bucket: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        if chunk:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+
+
+def _upload_as_archive(source: Iterator[File], s3, bucket: str, key: str) -> None:
+    """Stream files into a tar.gz that is uploaded while it is written (a pipe between)."""
+    read_end, write_end = os.pipe()
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with open(write_end, "wb") as pipe, tarfile.open(fileobj=pipe, mode="w|gz") as archive:
+                for file in source:
+                    info = tarfile.TarInfo(file.path)
+                    info.size, info.mode = file.size, 0o644
+                    archive.addfile(info, file.stream)
+        except BaseException as error:  # reported by the uploading side
+            failure.append(error)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    with open(read_end, "rb") as pipe:
+        s3.upload_fileobj(io.BufferedReader(pipe), bucket, key)
+    writer.join()
+    if failure:
+        raise failure[0]
+
+
+def _list(s3, bucket: str, prefix: str) -> list[tuple[str, int]]:
+    return [
+        (obj["Key"], obj["Size"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    ]
+
+
+def _get(s3, bucket: str, key: str, uri: str):
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        raise ArtifactError(
+            f"s3://{bucket}/{key} of {uri} cannot be read ({error.response['Error']['Code']})."
+        ) from error
+

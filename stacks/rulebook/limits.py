@@ -1,0 +1,83 @@
+"""The numbers and lists behind the rules: plain data and predicates, each with its source.
+
+Used by the stage config (to refuse a value at synth), by the template check and
+by the rehearsal's SageMaker (to refuse a request); nothing here imports the CDK.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+# ProductionVariantServerlessConfig: MemorySizeInMB in 1 GB steps, MaxConcurrency 1-200.
+SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
+SERVERLESS_MAX_CONCURRENCY = (1, 200)
+
+# Regions with SageMaker Serverless Inference, as the developer guide lists them
+# ("Deploy models with Amazon SageMaker Serverless Inference", supported Regions).
+SERVERLESS_REGIONS = frozenset({
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-south-1",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2",
+    "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1",
+    "eu-south-1", "me-south-1", "sa-east-1",
+})
+
+# Instance families with local NVMe instance store. SageMaker's references
+# (CreateEndpointConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId) refuse a KMS key
+# for them and point to EC2's "Instance store volume limits for EC2 instances"
+# table, from which this allow-list is taken (ml.<family> is the EC2 family);
+# SageMaker's own examples, ml.p4d, ml.g4dn and ml.g5, are in it.
+INSTANCE_STORE_FAMILIES = frozenset({
+    # general purpose
+    "m5ad", "m5d", "m5dn", "m6gd", "m6id", "m6idn", "m7gd", "m8gd",
+    # compute optimized
+    "c5ad", "c5d", "c6gd", "c6id", "c7gd", "c8gd",
+    # memory optimized
+    "r5ad", "r5d", "r5dn", "r6gd", "r6id", "r6idn", "r7gd", "r8gd", "x1", "x1e", "x2gd", "x2idn",
+    "x2iedn", "z1d",
+    # accelerated computing
+    "dl1", "dl2q", "g4ad", "g4dn", "g5", "g6", "g6e", "g6f", "gr6", "gr6f", "p3dn", "p4d", "p4de",
+    "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200", "trn1", "trn1n", "trn2",
+    # storage optimized
+    "d2", "d3", "d3en", "h1", "i3", "i3en", "i4g", "i4i", "im4gn", "is4gen",
+})
+
+INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+(?:-[a-z0-9]+)?)\.[a-z0-9]+$")
+
+# CreateTrainingJob.HyperParameters: each value at most 2500 characters.
+HYPERPARAMETER_MAX = 2500
+
+# TrafficRoutingConfig: CanarySize at most half the variant's instances; LinearStepSize 10-50 %.
+CANARY_MAX_PERCENT = 50
+LINEAR_PERCENT = (10, 50)
+# AutoRollbackConfig.Alarms: 1-10.
+ROLLBACK_ALARMS = (1, 10)
+
+
+def instance_family(instance_type: str) -> str | None:
+    match = INSTANCE_TYPE.match(instance_type)
+    return match.group(1) if match else None
+
+
+def has_instance_store(instance_type: str) -> bool:
+    return instance_family(instance_type) in INSTANCE_STORE_FAMILIES
+
+
+def step_instances(instance_count: int, percent: int) -> Fraction:
+    """How many instances a CAPACITY_PERCENT step of `percent` moves."""
+    return Fraction(instance_count * percent, 100)
+
+
+def step_problem(strategy: str, percent: int, instance_counts: tuple[int, ...]) -> str | None:
+    """Why a canary or linear step of `percent` does not fit every fleet size in
+    `instance_counts` (the configured count and the autoscaling minimum), or None."""
+    if strategy == "canary" and percent > CANARY_MAX_PERCENT:
+        return f"a canary of {percent} % is more than {CANARY_MAX_PERCENT} % of the instances"
+    low, high = LINEAR_PERCENT
+    if strategy == "linear" and not low <= percent <= high:
+        return f"a linear step of {percent} % is outside {low}-{high} % of the instances"
+    for count in instance_counts:
+        instances = step_instances(count, percent)
+        if instances < 1 or instances.denominator != 1:
+            return f"{percent} % of {count} instance(s) is {float(instances):g}, not a whole number of instances"
+    return None

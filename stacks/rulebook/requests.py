@@ -1,0 +1,167 @@
+"""SageMaker API requests checked against the rulebook before anything sends them on.
+
+`check(operation, request, lookups)` returns the violations of one request,
+as SageMaker would refuse it. `lookups` answers what SageMaker itself knows at
+that moment (the models and endpoint configs a request names, what is under an
+S3 prefix, which variants Application Auto Scaling holds); whatever it cannot
+answer is not guessed. The rehearsal's SageMaker runs every request through
+this, and the template check (`templates.py`) builds requests from templates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from stacks.rulebook import Violation, violation
+from stacks.rulebook import limits
+
+
+class Lookups(Protocol):
+    def model(self, name: str) -> dict | None: ...
+    def endpoint_config(self, name: str) -> dict | None: ...
+    def endpoint(self, name: str) -> dict | None: ...
+    def prefix_keys(self, uri: str) -> list[str] | None: ...
+    def scalable_variants(self, endpoint_name: str) -> set[str]: ...
+
+
+def check(operation: str, request: dict[str, Any], lookups: Lookups) -> list[Violation]:
+    checker = _CHECKS.get(operation)
+    return checker(request, lookups) if checker else []
+
+
+def _training_job(request: dict, lookups: Lookups) -> list[Violation]:
+    found = []
+    where = f"CreateTrainingJob {request.get('TrainingJobName')}"
+    for key, value in request.get("HyperParameters", {}).items():
+        if len(value) > limits.HYPERPARAMETER_MAX:
+            found.append(violation("hyperparameter-length", where, f"hyperparameter {key} is {len(value)} characters"))
+    stopping = request.get("StoppingCondition", {})
+    if request.get("EnableManagedSpotTraining") and stopping.get("MaxWaitTimeInSeconds", 0) < stopping.get(
+            "MaxRuntimeInSeconds", 0):
+        found.append(violation("spot-wait", where, f"StoppingCondition {stopping}"))
+    resources = request.get("ResourceConfig", {})
+    if resources.get("VolumeKmsKeyId") and limits.has_instance_store(resources.get("InstanceType", "")):
+        found.append(violation("instance-store-kms", where, f"VolumeKmsKeyId with {resources['InstanceType']}"))
+    return found
+
+
+def _model(request: dict, lookups: Lookups) -> list[Violation]:
+    found = []
+    where = f"CreateModel {request.get('ModelName')}"
+    for container in [request.get("PrimaryContainer") or {}] + request.get("Containers", []):
+        url = container.get("ModelDataUrl")
+        if isinstance(url, str) and not url.endswith(".tar.gz"):
+            found.append(violation("model-data-url-tar-gz", where, f"ModelDataUrl {url}"))
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+        uri = source.get("S3Uri")
+        if source.get("S3DataType") == "S3Prefix" and isinstance(uri, str):
+            if not uri.endswith("/"):
+                found.append(violation("model-data-prefix-slash", where, f"S3Uri {uri}"))
+            folders = [key for key in lookups.prefix_keys(uri) or [] if key.endswith("/")]
+            if folders:
+                found.append(violation("model-data-no-folder-objects", where, f"{uri} holds {folders[:3]}"))
+    return found
+
+
+def _serverless_variants(config: dict) -> list[dict]:
+    return [v for v in config.get("ProductionVariants", []) if v.get("ServerlessConfig")]
+
+
+def _endpoint_config(request: dict, lookups: Lookups) -> list[Violation]:
+    found = []
+    where = f"CreateEndpointConfig {request.get('EndpointConfigName')}"
+    variants = request.get("ProductionVariants", [])
+    serverless = _serverless_variants(request)
+    if serverless and len(variants) > 1:
+        found.append(violation("serverless-features", where, f"{len(variants)} variants with a serverless one"))
+    if serverless and request.get("DataCaptureConfig"):
+        found.append(violation("serverless-features", where, "DataCaptureConfig on a serverless endpoint"))
+    for variant in serverless:
+        settings = variant["ServerlessConfig"]
+        low, high = limits.SERVERLESS_MAX_CONCURRENCY
+        if settings.get("MemorySizeInMB") not in limits.SERVERLESS_MEMORY_MB or not low <= settings.get(
+                "MaxConcurrency", 0) <= high:
+            found.append(violation("serverless-limits", where, f"ServerlessConfig {settings}"))
+        model = lookups.model(variant.get("ModelName", "")) or {}
+        container = model.get("PrimaryContainer") or {}
+        if container.get("ModelDataSource"):
+            found.append(violation("serverless-model-data", where, f"model {variant.get('ModelName')} has "
+                                   "ModelDataSource"))
+        if model.get("EnableNetworkIsolation") or model.get("VpcConfig"):
+            found.append(violation("serverless-features", where, f"model {variant.get('ModelName')} has network "
+                                   "isolation or a VPC"))
+    store = [v["InstanceType"] for v in variants if limits.has_instance_store(v.get("InstanceType", ""))]
+    if request.get("KmsKeyId") and store:
+        found.append(violation("instance-store-kms", where, f"KmsKeyId with {store[0]}"))
+    return found
+
+
+def _deployment(request: dict, config: dict | None, where: str) -> list[Violation]:
+    deployment = request.get("DeploymentConfig") or {}
+    found = []
+    serverless = bool(config and _serverless_variants(config))
+    if deployment.get("RollingUpdatePolicy") and serverless:
+        found.append(violation("serverless-traffic-shifting", where, "RollingUpdatePolicy on a serverless endpoint"))
+    routing = (deployment.get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind in ("CANARY", "LINEAR"):
+        size = routing.get("CanarySize" if kind == "CANARY" else "LinearStepSize") or {}
+        if serverless:
+            found.append(violation("serverless-traffic-shifting", where, f"{kind} on a serverless endpoint"))
+        elif config:
+            count = sum(int(v.get("InitialInstanceCount", 0)) for v in config.get("ProductionVariants", []))
+            problem = _step_problem(kind.lower(), size, count)
+            if problem:
+                found.append(violation("canary-size" if kind == "CANARY" else "linear-step", where, problem))
+    alarms = (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms")
+    low, high = limits.ROLLBACK_ALARMS
+    if alarms is not None and not low <= len(alarms) <= high:
+        found.append(violation("rollback-alarms", where, f"{len(alarms)} rollback alarms"))
+    return found
+
+
+def _step_problem(strategy: str, size: dict, count: int) -> str | None:
+    value = int(size.get("Value", 0))
+    if size.get("Type") == "CAPACITY_PERCENT":
+        return limits.step_problem(strategy, value, (count,))
+    # INSTANCE_COUNT: whole instances by construction; the share must still fit.
+    low, high = (0, limits.CANARY_MAX_PERCENT) if strategy == "canary" else limits.LINEAR_PERCENT
+    if value < 1 or not low * count <= value * 100 <= high * count:
+        return f"{value} of {count} instance(s) is outside {low}-{high} % of the instances (at least one)"
+    return None
+
+
+def _endpoint(request: dict, lookups: Lookups) -> list[Violation]:
+    config = lookups.endpoint_config(request.get("EndpointConfigName", ""))
+    return _deployment(request, config, f"CreateEndpoint {request.get('EndpointName')}")
+
+
+def _update_endpoint(request: dict, lookups: Lookups) -> list[Violation]:
+    name = request.get("EndpointName", "")
+    where = f"UpdateEndpoint {name}"
+    new = lookups.endpoint_config(request.get("EndpointConfigName", ""))
+    found = _deployment(request, new, where)
+    excluded = [p.get("VariantPropertyType") for p in request.get("ExcludeRetainedVariantProperties", [])]
+    if "DataCaptureConfig" in excluded:
+        found.append(violation("retained-variant-properties", where, f"ExcludeRetainedVariantProperties {excluded}"))
+    current = lookups.endpoint(name)
+    old = lookups.endpoint_config(current["EndpointConfigName"]) if current else None
+    if old and new:
+        if bool(_serverless_variants(old)) != bool(_serverless_variants(new)):
+            found.append(violation("endpoint-kind-change", where, "between serverless and instances"))
+        before = {v["VariantName"]: v.get("InstanceType") for v in old.get("ProductionVariants", [])}
+        for variant in new.get("ProductionVariants", []):
+            scaled = variant["VariantName"] in lookups.scalable_variants(name)
+            if scaled and before.get(variant["VariantName"]) not in (None, variant.get("InstanceType")):
+                found.append(violation("autoscaled-instance-type", where, f"variant {variant['VariantName']} "
+                                       f"{before[variant['VariantName']]} -> {variant.get('InstanceType')}"))
+    return found
+
+
+_CHECKS = {
+    "CreateTrainingJob": _training_job,
+    "CreateModel": _model,
+    "CreateEndpointConfig": _endpoint_config,
+    "CreateEndpoint": _endpoint,
+    "UpdateEndpoint": _update_endpoint,
+}
