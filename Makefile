@@ -13,14 +13,16 @@ APPROVAL ?= broadening
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help synth test local logs rehearse deploy destroy diff promote smoke digest clean deps python
+.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments smoke digest clean \
+	deps deps-emulators deps-checkov python
 
 help:
 	@echo "make TARGET [VARIABLE=value ...]"
 	@sed -n 's/^## //p' Makefile
 
 python:
-	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH); neither runs here." >&2; exit 1; }
+	@test -n "$(PYTHON)" && $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' 2>/dev/null \
+		|| { echo "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH, or PYTHON=...); found $(or $(PYTHON),neither)." >&2; exit 1; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt | python
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +46,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed node_modules/.installed .venv-emulators/.installed .venv-checkov/.installed
+# What each target needs: the app and tools, the emulators, checkov.
+deps: $(VENV)/.installed node_modules/.installed
+deps-emulators: deps .venv-emulators/.installed
+deps-checkov: deps .venv-checkov/.installed
 
 ## synth                 synthesize every stage of cdk.json (cdk-nag gate), then cfn-lint and checkov
-synth: deps
+synth: deps-checkov
 	rm -rf cdk.out
 	@stages=$$($(PY) -m tools.stages) || exit 1; \
 	for stage in $$stages; do \
@@ -60,20 +65,18 @@ synth: deps
 	echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean:" $$stages
 
 ## test                  the whole test suite
-test: deps
+test: deps-emulators deps-checkov
 	$(PY) -m pytest
 
 ## local                 package HANDLE (default: a demo model made on the spot) through the real
 ##                       SageMaker training toolkit, then load it as TF Serving would;
 ##                       MODEL_NAME=, SIGNATURE=, SAMPLE='[...]', OUT=folder (keep it), VERBOSE=1
 local: deps
-	@$(PY) -m tools.local_job --handle "$(HANDLE)" --model-name "$(or $(MODEL_NAME),demo)" \
-		--signature "$(or $(SIGNATURE),serving_default)" --sample-input '$(SAMPLE)' --out "$(OUT)" \
-		$(if $(VERBOSE),--verbose)
+	@$(PY) -m tools.local_job
 
 ## rehearse              deploy, update, promote and destroy with the README's commands on local
 ##                       emulators (ministack + moto), no AWS account
-rehearse: deps
+rehearse: deps-emulators
 	$(PY) -m rehearsal
 
 ## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
@@ -95,9 +98,12 @@ destroy: deps
 
 ## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, DIGEST=];
 ##         TO=prod RECORD=promotions/<file>.json|previous   roll TO back to a recorded promotion
-promote: deps
+# Checked before anything is installed.
+promote-arguments:
 	@test -n "$(TO)" -a -n "$(FROM)$(RECORD)" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)" >&2; exit 2; }
 	@test -z "$(FROM)" -o -z "$(RECORD)" || { echo "make promote takes FROM= (promote) or RECORD= (roll back), not both" >&2; exit 2; }
+
+promote: promote-arguments deps
 	$(PY) -m promotion.promote --to $(TO) $(if $(RECORD),--record $(RECORD),--from $(FROM)) \
 		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN)) $(if $(DIGEST),--expect-digest $(DIGEST))
 

@@ -17,6 +17,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from stacks.config import StageConfig, load_from_cdk_json
+from stacks.region import active_profile
 from tools.cli import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -46,10 +47,12 @@ def serving_outputs(cloudformation, stack: str, *required: str) -> dict[str, str
         (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
+            where = ("dev's region, when cdk.json leaves it null, comes from AWS_REGION, AWS_DEFAULT_REGION "
+                     "or your profile, else us-east-1" if stack.endswith("-dev-serving")
+                     else "the stage's region is the one cdk.json names")
             raise UserError(
                 f"Stack {stack} does not exist in {region}: that stage is not deployed there "
-                "(`make deploy STAGE=...`; dev's region comes from AWS_REGION, "
-                "AWS_DEFAULT_REGION or your profile, else us-east-1)."
+                f"(`make deploy STAGE=...`; {where})."
             ) from error
         raise
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
@@ -68,7 +71,8 @@ def deployed_stage(
     """The stage of cdk.json, reached with the environment's credentials (or `role_arn`)."""
     environ = os.environ if environ is None else environ
     config = load_from_cdk_json(ROOT / "cdk.json", stage, environ)
-    session = boto3.session.Session(region_name=config.region)
+    # The profile the CDK CLI and the region rule use, whichever of the two variables names it.
+    session = boto3.session.Session(region_name=config.region, profile_name=active_profile(environ))
     if role_arn:
         credentials = session.client("sts").assume_role(
             RoleArn=role_arn, RoleSessionName=f"tfhub-{stage}"
@@ -79,4 +83,11 @@ def deployed_stage(
             aws_session_token=credentials["SessionToken"],
             region_name=config.region,
         )
+    if config.account and not role_arn:
+        account = session.client("sts").get_caller_identity()["Account"]
+        if account != config.account:
+            raise UserError(
+                f"Stage {stage} lives in account {config.account}, but the credentials in use are "
+                f"account {account}'s: use that account's profile or role."
+            )
     return DeployedStage(config, session)

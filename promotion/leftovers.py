@@ -1,13 +1,17 @@
 """After `make destroy STAGE=...`: is anything of the stage still billing?
 
-Lists the SageMaker endpoints, endpoint configs, models and running training
-jobs tagged with the project and stage, prints them, and fails if any is left.
+Lists the SageMaker endpoints, endpoint configs, models and training jobs
+still running or stopping (both bill) tagged with the project and stage,
+prints them, and fails if any is left. A resource that goes away while it is
+being looked at is gone, not an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from botocore.exceptions import ClientError
 
 from promotion.deployed import deployed_stage
 from tools.cli import run
@@ -19,6 +23,8 @@ _KINDS = (
     ("list_models", "Models", "ModelArn", "ModelName", {}),
     ("list_training_jobs", "TrainingJobSummaries", "TrainingJobArn", "TrainingJobName",
      {"StatusEquals": "InProgress"}),
+    ("list_training_jobs", "TrainingJobSummaries", "TrainingJobArn", "TrainingJobName",
+     {"StatusEquals": "Stopping"}),
 )
 
 
@@ -28,10 +34,20 @@ def leftovers(sagemaker, project: str, stage: str) -> list[str]:
     for call, key, arn_field, name_field, arguments in _KINDS:
         for page in sagemaker.get_paginator(call).paginate(**arguments):
             for item in page[key]:
-                tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=item[arn_field])["Tags"]}
+                tags = _tags(sagemaker, item[arn_field])
                 if tags.get("project") == project and tags.get("stage") == stage:
                     found.append(f"{name_field.removesuffix('Name')} {item[name_field]}")
     return found
+
+
+def _tags(sagemaker, arn: str) -> dict[str, str]:
+    try:
+        return {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    except ClientError as error:
+        # Deleted between the listing and this call.
+        if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+            return {}
+        raise
 
 
 def main(argv: list[str]) -> int:

@@ -165,6 +165,15 @@ def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
     )
 
 
+def current_commit() -> str:
+    """The checkout's commit, or "unknown" outside a git checkout (or without git)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", help="stage to promote from")
@@ -176,9 +185,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if bool(args.source) == bool(args.record):
         parser.error("give either --from (promote) or --record (roll back)")
-    commit = os.environ.get("GITHUB_SHA") or subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = os.environ.get("GITHUB_SHA") or current_commit()
     for stage in filter(None, (args.source, args.target)):
         # Both stages are known before any AWS call.
         load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+from rehearsal.emulators import EmulatorFailed
 from rehearsal.scenario import RehearsalFailed, rehearse
 from tools.cli import UserError, run
 
@@ -15,8 +16,8 @@ def main(argv: list[str]) -> int:
     # A CI timeout or Ctrl-C still runs the `finally` that stops the emulators.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        steps = rehearse()
-    except RehearsalFailed as failure:
+        steps, _ = rehearse()
+    except (RehearsalFailed, EmulatorFailed, TimeoutError) as failure:
         raise UserError(f"REHEARSAL FAILED: {failure}") from failure
     print(f"rehearsal passed: {len(steps)} checks ({', '.join(steps)})")
     return 0

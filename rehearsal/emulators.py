@@ -22,7 +22,7 @@ import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import boto3
 import botocore.session
@@ -53,6 +53,7 @@ class Emulators:
         return {
             "AWS_ENDPOINT_URL": self.ministack_url,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker.url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker.url,
             **CREDENTIALS,
         }
 
@@ -67,30 +68,75 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class _Process:
+    """An emulator process with its log file, started on `port`, or on a free port
+    (retried when another process takes it between the probe and the bind)."""
+
+    def __init__(self, name: str, command: Callable[[int], list[str]], env: Callable[[int], dict[str, str]],
+                 health: str, log: pathlib.Path, port: int | None = None) -> None:
+        for _ in range(1 if port else 3):
+            self.port = port or free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = log.open("w")
+            self.process = subprocess.Popen(command(self.port), env=env(self.port), stdout=self.log,
+                                            stderr=subprocess.STDOUT, cwd=log.parent, start_new_session=True)
+            if self._up(f"{self.url}{health}"):
+                return
+            tail = log.read_text()[-2000:]
+            self.stop()
+            if "in use" not in tail:
+                raise EmulatorFailed(f"{name} did not start; its log ends:\n{tail}")
+        raise EmulatorFailed(f"{name} found no free port in three tries")
+
+    def _up(self, url: str, seconds: float = 60) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                return True
+            except OSError:
+                time.sleep(0.3)
+        return False
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
 @contextlib.contextmanager
 def emulators(workdir: pathlib.Path) -> Iterator[Emulators]:
     """Start everything on free loopback ports; stop it all on the way out."""
-    moto_port, ministack_port = free_port(), free_port()
-    moto_url, ministack_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{ministack_port}"
     python_bin = EMULATORS_VENV / "bin"
     node_bin = ROOT / "node_modules" / ".bin"
     base_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "PATH": f"{node_bin}{os.pathsep}{os.environ['PATH']}",
     }
-    job_env = {**base_env, "AWS_ENDPOINT_URL": ministack_url, "AWS_REGION": REGION, **CREDENTIALS}
-    processes: list[subprocess.Popen] = []
+    started: list[_Process] = []
     try:
-        processes.append(_spawn(
-            [str(python_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-            {**base_env, "MOTO_ACCOUNT_ID": ACCOUNT}, workdir / "moto.log",
-        ))
-        with SageMaker(moto_url, _client, workdir, job_env) as sagemaker:
-            processes.append(_spawn(
-                [str(python_bin / "python"), str(ROOT / "rehearsal" / "ministack_sagemaker.py")],
-                {
+        moto = _Process(
+            "moto", lambda port: [str(python_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            lambda port: {**base_env, "MOTO_ACCOUNT_ID": ACCOUNT}, "/moto-api/", workdir / "moto.log",
+        )
+        started.append(moto)
+        # The stand-in needs ministack's URL (S3, logs) before ministack starts:
+        # reserve the port first, then hand it to ministack.
+        ministack_port = free_port()
+        ministack_url = f"http://127.0.0.1:{ministack_port}"
+        job_env = {**base_env, "AWS_ENDPOINT_URL": ministack_url, "AWS_REGION": REGION, **CREDENTIALS}
+        with SageMaker(moto.url, _client, workdir, job_env) as sagemaker:
+            ministack = _Process(
+                "ministack",
+                lambda port: [str(python_bin / "python"), str(ROOT / "rehearsal" / "ministack_sagemaker.py")],
+                lambda port: {
                     **base_env,
-                    "GATEWAY_PORT": str(ministack_port),
+                    "GATEWAY_PORT": str(port),
                     "BIND_HOST": "127.0.0.1",
                     "IOT_MTLS_ENABLED": "false",
                     "SFN_WAIT_SCALE": _WAIT_SCALE,
@@ -101,21 +147,13 @@ def emulators(workdir: pathlib.Path) -> Iterator[Emulators]:
                     # The AWS SDK the real Node.js Lambda runtime bundles.
                     "NODE_PATH": str(ROOT / "node_modules"),
                 },
-                workdir / "ministack.log",
-            ))
-            _wait_for(f"{moto_url}/moto-api/")
-            _wait_for(f"{ministack_url}/_ministack/health")
-            yield Emulators(ministack_url, moto_url, sagemaker)
+                "/_ministack/health", workdir / "ministack.log", port=ministack_port,
+            )
+            started.append(ministack)
+            yield Emulators(ministack_url, moto.url, sagemaker)
     finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+        for process in reversed(started):
+            process.stop()
 
 
 def _session():
@@ -132,20 +170,3 @@ def _client(service: str, url: str):
     return _session().client(service, endpoint_url=url)
 
 
-def _spawn(command: list[str], env: dict[str, str], log: pathlib.Path) -> subprocess.Popen:
-    handle = log.open("w")
-    return subprocess.Popen(
-        command, env=env, stdout=handle, stderr=subprocess.STDOUT,
-        cwd=log.parent, start_new_session=True,
-    )
-
-
-def _wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise EmulatorFailed(f"emulator at {url} did not start within {seconds:.0f} s")

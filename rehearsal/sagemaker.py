@@ -16,6 +16,9 @@ request to moto's server, except where moto falls short of SageMaker:
   Failed, Stopped); StopTrainingJob, which moto lacks, stops the run.
 - UpdateEndpoint, which moto lacks: the endpoint keeps its name and tags and
   now uses the new config.
+- InvokeEndpoint (sagemaker-runtime, which reaches this server through
+  AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME): moto answers with canned bodies; here
+  the endpoint's own model answers (`serving.py`).
 
 It is strict where moto is lenient: every request is checked against the
 rulebook (`stacks/rulebook/requests.py`) first, with what SageMaker would know
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from rehearsal.serving import Runtime
 from stacks.rulebook import requests as rules
 from tools.local_job import start_toolkit, write_opt_ml
 from tools.loopback import LoopbackServer, QuietHandler
@@ -80,8 +84,11 @@ class SageMaker(LoopbackServer):
         self.models: dict[str, dict] = {}
         self.configs: dict[str, dict] = {}
         self.endpoints: dict[str, dict] = {}
-        # How many requests of each operation the rulebook checked.
+        # How many requests of each operation the rulebook checked, and how
+        # many invocations each endpoint answered.
         self.checked: dict[str, int] = {}
+        self.invocations: dict[str, int] = {}
+        self.runtime = Runtime(self.s3, workdir / "serving")
         self.runs: dict[str, Run] = {}
         # Each CreateTrainingJob request, by job name, as the caller sent it.
         self.requests: dict[str, dict] = {}
@@ -111,6 +118,8 @@ class SageMaker(LoopbackServer):
     # --- requests ----------------------------------------------------------
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        if path.startswith("/endpoints/") and path.endswith("/invocations"):
+            return self._invoke(path.split("/")[2], body)
         operation = headers.get("X-Amz-Target", "").rpartition(".")[2]
         request = json.loads(body) if body and operation else {}
         broken = []
@@ -212,6 +221,18 @@ class SageMaker(LoopbackServer):
             run.status, run.secondary = "Stopping", "Stopping"
             _stop(run)
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}"
+
+    def _invoke(self, endpoint_name: str, body: bytes) -> tuple[int, dict, bytes]:
+        self.invocations[endpoint_name] = self.invocations.get(endpoint_name, 0) + 1
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            return _error(400, "ValidationError", f"Endpoint {endpoint_name} not found.")
+        (variant,) = self.configs[endpoint["EndpointConfigName"]]["ProductionVariants"]
+        try:
+            answer = self.runtime.predict(self.models[variant["ModelName"]], json.loads(body))
+        except Exception as error:  # TF Serving answers a bad request with its own message
+            return _error(400, "ModelError", f"Received client error (400) from primary: {error}")
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     def _update_endpoint(self, path, headers, request):
         moto, name = self.moto_sagemaker, request["EndpointName"]

@@ -3,36 +3,48 @@
 The region -> ECR account table is the SageMaker SDK's (it differs in
 af-south-1, ap-east-1, the China regions and more), looked up offline; this
 module only pins the version and turns a URI into the repository ARN the
-execution role may pull from.
+execution role may pull from. Which regions have the images is read from the
+SDK's own data file; the SDK itself (seconds to import) is imported only when a
+URI is built, so the command-line tools, which only validate a stage's config,
+never pay for it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import json
 import logging
 import os
+import pathlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 
-def _import_sdk():
-    """The SDK's image table, imported with AWS_PROFILE hidden.
+@lru_cache(maxsize=None)
+def _sdk():
+    """The SDK's image table, imported without the user's AWS configuration.
 
     Importing `sagemaker.core.image_uris` builds a boto3 session
-    (`sagemaker.core.jumpstart.constants`), which raises ProfileNotFound when
-    AWS_PROFILE names a profile this machine lacks; looking up an image URI
-    needs no profile, so a stale one must not break an offline synth.
+    (`sagemaker.core.jumpstart.constants`), which raises when AWS_PROFILE names
+    a profile this machine lacks or the AWS config file does not parse; looking
+    up an image URI needs neither, so they must not break an offline synth.
     """
     hidden = {name: os.environ.pop(name) for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if name in os.environ}
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        hidden.setdefault(name, os.environ.get(name))
+        os.environ[name] = os.devnull
     try:
         from sagemaker.core import image_uris
         from sagemaker.core.serverless_inference_config import ServerlessInferenceConfig
     finally:
-        os.environ.update(hidden)
+        for name, value in hidden.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return image_uris, ServerlessInferenceConfig
 
-
-image_uris, ServerlessInferenceConfig = _import_sdk()
 
 # The one place the image versions are pinned. The packaging job moves the hub's
 # SavedModel as it is and writes none, so the training image's TF does not bound
@@ -72,8 +84,9 @@ class ContainerImage:
 
 @lru_cache(maxsize=None)
 def supported_regions() -> tuple[str, ...]:
-    """Regions where the SDK knows both pinned images."""
-    config = image_uris.config_for_framework(_FRAMEWORK)
+    """Regions where the SDK knows both pinned images (its data file, read without importing it)."""
+    package = pathlib.Path(importlib.util.find_spec("sagemaker").submodule_search_locations[0])
+    config = json.loads((package / "core" / "image_uri_config" / f"{_FRAMEWORK}.json").read_text())
     serving = config["inference"]["versions"][SERVING_TF_VERSION]["registries"]
     training = config["training"]["versions"][TRAINING_TF_VERSION]["registries"]
     return tuple(sorted(set(serving) & set(training)))
@@ -94,6 +107,7 @@ def out_of_patch(today: dt.date) -> list[str]:
 
 def serving_image(region: str, instance_type: str | None) -> ContainerImage:
     """The TF Serving inference image; `instance_type=None` means serverless (CPU)."""
+    image_uris, ServerlessInferenceConfig = _sdk()
     uri = image_uris.retrieve(
         _FRAMEWORK,
         region=region,
@@ -107,6 +121,7 @@ def serving_image(region: str, instance_type: str | None) -> ContainerImage:
 
 def training_image(region: str, instance_type: str) -> ContainerImage:
     """The TensorFlow training image the packaging job runs in."""
+    image_uris, _ = _sdk()
     uri = image_uris.retrieve(
         _FRAMEWORK,
         region=region,

@@ -1,12 +1,15 @@
 """The region rule: where a stage's region comes from.
 
 A stage's region is `stages.<stage>.region` in cdk.json. Only dev may leave it
-null; it then takes the region the CDK CLI itself would pick, in the CLI's own
-order: AWS_REGION, AMAZON_REGION, AWS_DEFAULT_REGION, AMAZON_DEFAULT_REGION,
-the `region` of the active profile (AWS_PROFILE, else `default`) and then of
-the default profile in the AWS config file, else us-east-1 (aws-cdk's
-`AwsCliCompatible.region()`). The CDK app and every command-line tool resolve
-it here, so `cdk deploy` and `make smoke` never look in two regions.
+null; it then takes the region in the CDK CLI's own order (aws-cdk's
+`AwsCliCompatible.region()`): AWS_REGION, AMAZON_REGION, AWS_DEFAULT_REGION,
+AMAZON_DEFAULT_REGION, the `region` of the active profile (AWS_PROFILE, else
+AWS_DEFAULT_PROFILE, else `default`) in the credentials file and then the
+config file, then the same for the `default` profile, else us-east-1. The
+CLI's last step, EC2 instance metadata, is not followed: on an instance
+without a configured region, set one. The CDK app and every command-line tool
+resolve it here (and the tools take credentials from that same profile), so
+`cdk deploy` and `make smoke` never look in two regions.
 
 Plain functions over an environment mapping: nothing here calls AWS.
 """
@@ -30,21 +33,34 @@ def environment_region(environ: Mapping[str, str]) -> str:
     return profile_region(environ) or CDK_CLI_DEFAULT_REGION
 
 
-def profile_region(environ: Mapping[str, str]) -> str | None:
-    """`region` of the active profile, then of `default`, in the AWS config file.
+def active_profile(environ: Mapping[str, str]) -> str | None:
+    """The profile the CDK CLI uses: AWS_PROFILE, else AWS_DEFAULT_PROFILE."""
+    return environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or None
 
-    A profile that the file lacks gives None, as it does for the CDK CLI: a
+
+def profile_region(environ: Mapping[str, str]) -> str | None:
+    """`region` of the active profile, then of `default`: the credentials file, then the config file.
+
+    A profile that the files lack gives None, as it does for the CDK CLI: a
     stale AWS_PROFILE must not stop offline work (synth, the rehearsal); the
     tools that need credentials report it when they ask for them.
     """
-    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
-    path = environ.get("AWS_CONFIG_FILE") or os.path.join(environ.get("HOME", ""), ".aws", "config")
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path)
-    except configparser.Error:
-        return None
-    for section in (f"profile {profile}", profile, "default"):
-        if parser.has_option(section, "region"):
-            return parser.get(section, "region").strip() or None
+    home = environ.get("HOME")
+    credentials = _ini(environ.get("AWS_SHARED_CREDENTIALS_FILE") or (home and os.path.join(home, ".aws", "credentials")))
+    config = _ini(environ.get("AWS_CONFIG_FILE") or (home and os.path.join(home, ".aws", "config")))
+    for profile in dict.fromkeys((active_profile(environ) or "default", "default")):
+        # The credentials file names sections bare; the config file says `profile NAME`, but `default`.
+        for parser, section in ((credentials, profile), (config, "default" if profile == "default" else f"profile {profile}")):
+            if parser.has_option(section, "region") and parser.get(section, "region").strip():
+                return parser.get(section, "region").strip()
     return None
+
+
+def _ini(path: str | None) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    if path:
+        try:
+            parser.read(path)
+        except configparser.Error:
+            pass  # a broken file is reported by the tools that need it, in one line
+    return parser

@@ -21,7 +21,7 @@ from stacks.stage import StageStacks, add_stage
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAGES = ("dev", "staging", "prod")
-# dev has no region in cdk.json; the CLI would pass CDK_DEFAULT_REGION.
+# dev has no region in cdk.json; the region rule gives the app one, here this.
 DEV_REGION = "us-east-1"
 
 # jsii runs the CDK on the Node.js pinned in package.json when it is installed.

@@ -71,3 +71,49 @@ def test_follow_prints_the_jobs_log_lines_until_it_ends():
     # Each line once, though the second poll sees the same events again.
     assert printed == ["Fetching https://tfhub.dev/x", "Packaged use/4", "job-1: Completed"]
     assert sleeps == [5]
+
+
+def stack_states(stub, *states):
+    """describe_stacks answers for the storage and serving stacks, `(status, started)` each."""
+    from botocore.stub import ANY
+
+    for status, started in states:
+        stub.add_response("describe_stacks", {"Stacks": [{
+            "StackName": "s", "StackStatus": status, "CreationTime": started, "LastUpdatedTime": started}]},
+            {"StackName": ANY})
+
+
+def test_during_a_deploy_only_a_job_it_started_is_followed():
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    from stacks.config import load_from_cdk_json
+    from tests.conftest import ROOT
+    from tools.follow_logs import wait_for_job
+
+    config = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": REGION})
+    started = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
+    old = {"TrainingJobName": "tfhub-serving-dev-pkg-old", "TrainingJobArn": "arn:job/old", "TrainingJobStatus": "Completed",
+           "CreationTime": started - dt.timedelta(days=1)}
+    new = {**old, "TrainingJobName": "tfhub-serving-dev-pkg-new", "TrainingJobStatus": "InProgress",
+           "CreationTime": started + dt.timedelta(minutes=2)}
+    cloudformation = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(cloudformation) as cf, Stubber(sagemaker) as sm:
+        # The deploy is under way; the previous deploy's job is not it; then the new one appears.
+        stack_states(cf, ("UPDATE_COMPLETE", started), ("UPDATE_IN_PROGRESS", started))
+        sm.add_response("list_training_jobs", {"TrainingJobSummaries": [old]})
+        stack_states(cf, ("UPDATE_COMPLETE", started), ("UPDATE_IN_PROGRESS", started))
+        sm.add_response("list_training_jobs", {"TrainingJobSummaries": [new, old]})
+        assert wait_for_job(sagemaker, cloudformation, ["a", "b"], config, sleep=lambda s: None) == new
+        # A deploy that ends without a job: nothing to follow, and no waiting forever.
+        stack_states(cf, ("UPDATE_COMPLETE", started), ("UPDATE_IN_PROGRESS", started))
+        sm.add_response("list_training_jobs", {"TrainingJobSummaries": [old]})
+        stack_states(cf, ("UPDATE_COMPLETE", started), ("UPDATE_COMPLETE", started))
+        sm.add_response("list_training_jobs", {"TrainingJobSummaries": [old]})
+        assert wait_for_job(sagemaker, cloudformation, ["a", "b"], config, sleep=lambda s: None) is None
+        # No deploy under way: the latest job, a post-mortem.
+        stack_states(cf, ("UPDATE_COMPLETE", started), ("UPDATE_COMPLETE", started))
+        sm.add_response("list_training_jobs", {"TrainingJobSummaries": [old]})
+        assert wait_for_job(sagemaker, cloudformation, ["a", "b"], config, sleep=lambda s: None) == old

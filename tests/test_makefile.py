@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from rehearsal.scenario import copy_project
+from rehearsal.user import copy_project
 from tests.conftest import ROOT
 
 
@@ -46,12 +46,27 @@ def test_promote_names_its_make_variables(variables, line):
     assert "--to" not in result.stderr
 
 
-def test_no_python_is_one_line():
-    result = make("python", "PYTHON=")
+@pytest.mark.parametrize("python, found", [("", "neither"), ("python3.10", "python3.10")])
+def test_a_fresh_clone_without_a_suitable_python_stops_in_one_line(tmp_path, python, found):
+    project = tmp_path / "fresh"
+    copy_project(project)
+    for name in (".venv", ".venv-emulators", ".venv-checkov"):
+        (project / name).unlink()  # as on a fresh clone
+    result = make("synth", f"PYTHON={python}", cwd=project)
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == (
-        "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH); neither runs here."
+        "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH, or PYTHON=...); "
+        f"found {found}."
     )
+    assert not (project / ".venv").exists()
+
+
+def test_promote_checks_its_variables_before_installing_anything(tmp_path):
+    project = tmp_path / "fresh"
+    copy_project(project)
+    (project / ".venv").unlink()
+    result = make("promote", "TO=staging", cwd=project)
+    assert result.returncode == 2 and not (project / ".venv").exists()
 
 
 @pytest.fixture
@@ -84,3 +99,12 @@ def test_a_cdk_json_without_stages_fails_synth_in_one_line(tmp_path):
     result = make("synth", cwd=project)
     assert result.returncode != 0
     assert "Configuration error: stages: missing; declare at least one stage in cdk.json context" in result.stderr
+
+
+def test_make_synth_the_main_job_passes_as_written():
+    result = make("synth")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "All stages synthesized; cdk-nag, cfn-lint and checkov clean: dev staging prod" in result.stdout
+    for stage in ("dev", "staging", "prod"):
+        assert sorted(p.name for p in (ROOT / "cdk.out" / stage).glob("*.template.json")) == [
+            f"tfhub-serving-{stage}-serving.template.json", f"tfhub-serving-{stage}-storage.template.json"]

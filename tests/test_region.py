@@ -46,3 +46,19 @@ def test_an_unreadable_config_file_is_ignored(tmp_path):
     broken = tmp_path / "config"
     broken.write_text("region = nowhere\n[")
     assert environment_region({"AWS_CONFIG_FILE": str(broken)}) == CDK_CLI_DEFAULT_REGION
+
+
+def test_the_credentials_file_names_a_region_before_the_config_file(home, tmp_path):
+    (tmp_path / ".aws" / "credentials").write_text("[work]\nregion = sa-east-1\n")
+    assert environment_region({"HOME": home, "AWS_PROFILE": "work"}) == "sa-east-1"
+
+
+def test_aws_profile_wins_over_aws_default_profile_as_in_the_cdk_cli(home):
+    assert environment_region({"HOME": home, "AWS_PROFILE": "work", "AWS_DEFAULT_PROFILE": "bare"}) == "ap-south-1"
+
+
+def test_no_home_reads_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "config").write_text("[default]\nregion = eu-west-3\n")
+    assert environment_region({}) == CDK_CLI_DEFAULT_REGION

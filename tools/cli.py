@@ -38,16 +38,23 @@ def explain(error: BaseException) -> str | None:
         return str(error)
     if isinstance(error, boto.ProfileNotFound):
         return (
-            f"AWS profile {error.kwargs.get('profile')!r} (from AWS_PROFILE) is not in this "
-            "machine's AWS config: fix or unset AWS_PROFILE, or create it with "
+            f"AWS profile {error.kwargs.get('profile')!r} (from AWS_PROFILE or AWS_DEFAULT_PROFILE) is "
+            "not in this machine's AWS config: fix or unset it, or create it with "
             "`aws configure --profile NAME`."
         )
+    if isinstance(error, boto.ConfigParseError):
+        return f"The AWS config file cannot be read ({error}): fix its syntax."
+    if isinstance(error, boto.InvalidConfigError):
+        return f"The AWS profile is not usable ({error}): check its source_profile, role_arn or sso settings."
+    if isinstance(error, boto.CredentialRetrievalError):
+        return f"The AWS credentials could not be obtained ({error}): check the profile's credential_process."
     if isinstance(error, (boto.NoCredentialsError, boto.PartialCredentialsError)):
         return (
             "No AWS credentials found: set AWS_PROFILE (then `aws sso login` for an SSO "
             "profile), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
         )
-    if isinstance(error, (boto.TokenRetrievalError, boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError)):
+    if isinstance(error, (boto.TokenRetrievalError, boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError,
+                          boto.SSOError)):
         return "The AWS SSO session has expired or was never started: run `aws sso login`."
     if isinstance(error, boto.ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -60,8 +67,12 @@ def explain(error: BaseException) -> str | None:
                 "credentials in use belong to the stage's account and may do this."
             )
         return f"AWS {error.operation_name} failed ({code}: {message})."
-    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError)):
+    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError, boto.ReadTimeoutError,
+                          boto.ConnectionClosedError)):
         return f"Cannot reach AWS ({error}): check the network, a proxy, or the region."
+    if isinstance(error, boto.BotoCoreError):
+        # Any other failure of the AWS SDK itself: its own words, on one line.
+        return f"AWS SDK: {' '.join(str(error).split())}"
     return None
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 class TextAndNumbers(tf.Module):
     """Two signatures: strings -> features (default), and numbers -> scaled numbers."""
 
-    def __init__(self, vocab_path: str) -> None:
+    def __init__(self, vocab_path: str, seed: int = 1) -> None:
         super().__init__()
         self.vocab = tf.saved_model.Asset(vocab_path)
         table_init = tf.lookup.TextFileInitializer(
@@ -24,7 +24,7 @@ class TextAndNumbers(tf.Module):
         )
         self.table = tf.lookup.StaticHashTable(table_init, default_value=-1)
         # Big enough that a small shard size splits it over several files.
-        self.embedding = tf.Variable(tf.random.stateless_normal([64, 16], seed=[1, 2]))
+        self.embedding = tf.Variable(tf.random.stateless_normal([64, 16], seed=[seed, 2]))
         self.scale_by = tf.Variable(3.0)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -38,13 +38,14 @@ class TextAndNumbers(tf.Module):
         return {"scaled": values * self.scale_by}
 
 
-def save_text_model(folder: str) -> str:
-    """Write the model to `folder` (sharded variables) and return it."""
+def save_text_model(folder: str, seed: int = 1) -> str:
+    """Write the model to `folder` (sharded variables) and return it; another
+    `seed`, other embedding weights (another tree digest)."""
     os.makedirs(folder, exist_ok=True)
     vocab = os.path.join(folder, "..", "vocab.txt")
     with open(vocab, "w") as handle:
         handle.write("hello\nworld\n")
-    module = TextAndNumbers(vocab)
+    module = TextAndNumbers(vocab, seed)
     options = tf.saved_model.SaveOptions(
         experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(
             max_shard_size=1024

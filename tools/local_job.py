@@ -16,9 +16,12 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Callable, Iterator
 
 from packaging_job.packager import progress
@@ -71,16 +74,11 @@ def write_opt_ml(base: pathlib.Path, encoded: dict[str, str], channels: dict[str
     (base / "output").mkdir(exist_ok=True)
 
 
-def run_toolkit(
-    base: pathlib.Path, timeout: float = 600, capture: bool = True
-) -> subprocess.CompletedProcess:
-    """Run the toolkit in a child process: it reads SAGEMAKER_BASE_DIR at import.
-
-    With `capture=False` its output (the job's progress) goes straight to the terminal.
-    """
+def run_toolkit(base: pathlib.Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the toolkit in a child process (it reads SAGEMAKER_BASE_DIR at import); its output captured."""
     return subprocess.run(
         _toolkit_command(), env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
-        capture_output=capture, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -98,19 +96,43 @@ def start_toolkit(base: pathlib.Path, environ: dict[str, str] | None = None) -> 
     )
 
 
-def stream_toolkit(base: pathlib.Path, log: pathlib.Path, show: Callable[[str], None]) -> int:
-    """Run the toolkit, write all its output to `log`, `show` the job's progress lines."""
-    with log.open("w") as everything, start_toolkit(base) as process:
-        for line in process.stdout:
-            everything.write(line)
-            message = progress.message(line)
-            # A failure is shown once, as the run's last line.
-            if message is not None and not progress.is_failure(message):
-                show(message)
-    return process.returncode
+def stream_toolkit(base: pathlib.Path, log: pathlib.Path | None, show: Callable[[str], None],
+                   timeout: float = 3600) -> int:
+    """Run the toolkit to its end (at most `timeout` seconds): all its output to `log`
+    and the job's progress lines to `show`, or, without a log, every line to `show`.
+    The job never outlives this call, even on Ctrl-C."""
+    with contextlib.ExitStack() as stack:
+        everything = stack.enter_context(log.open("w")) if log else None
+        process = stack.enter_context(start_toolkit(base))
+        timer = threading.Timer(timeout, _stop, (process,))
+        timer.start()
+        try:
+            for line in process.stdout:
+                if everything is None:
+                    show(line.rstrip())
+                    continue
+                everything.write(line)
+                message = progress.message(line)
+                # A failure is shown once, as the run's last line.
+                if message is not None and not progress.is_failure(message):
+                    show(message)
+            return process.wait()
+        finally:
+            timer.cancel()
+            _stop(process)
 
 
-def failure_message(base: pathlib.Path, log: pathlib.Path | None) -> str:
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def failure_message(base: pathlib.Path, log: pathlib.Path | None, status: int) -> str:
     """The job's FailureReason as SageMaker would show it (the failure file), in one line.
 
     For an error the job did not handle, the toolkit writes a generic reason
@@ -120,14 +142,13 @@ def failure_message(base: pathlib.Path, log: pathlib.Path | None) -> str:
     text = failure.read_text().strip() if failure.exists() else ""
     if text and not text.startswith("ExecuteUserScriptError"):
         return " ".join(text.split())
-    code = next((line.split()[1] for line in text.splitlines() if line.startswith("ExitCode ")), "?")
     last = ""
     if log is not None and log.exists():
         output = [line.strip() for line in log.read_text().splitlines()
                   if line.strip() and "sagemaker-training-toolkit" not in line
                   and not line.startswith(_TOOLKIT_ERROR_LINES)]
         last = f": {output[-1]}" if output else ""
-    return f"the job exited with code {code}{last}"
+    return f"the job exited with code {status}{last}"
 
 
 @contextlib.contextmanager
@@ -170,68 +191,86 @@ def check_served(served: pathlib.Path, signature: str, sample) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    # make passes its variables (HANDLE=, SAMPLE=, ...) in the environment: no
+    # shell quoting stands between a sample like ["it's"] and the job.
+    env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--handle", default="", help="hub handle; empty builds a demo model")
-    parser.add_argument("--model-name", default="demo")
-    parser.add_argument("--signature", default="serving_default")
-    parser.add_argument("--sample-input", default="",
+    parser.add_argument("--handle", default=env("HANDLE", ""), help="hub handle; empty builds a demo model")
+    parser.add_argument("--model-name", default=env("MODEL_NAME") or "demo")
+    parser.add_argument("--signature", default=env("SIGNATURE") or "serving_default")
+    parser.add_argument("--sample-input", default=env("SAMPLE", ""),
                         help=f"JSON instances or columns (the demo model's default: {DEMO_SAMPLE})")
-    parser.add_argument("--out", default="", help="keep the packaged model here (an empty or new folder)")
-    parser.add_argument("--verbose", action="store_true", help="show the toolkit's and TensorFlow's output")
+    parser.add_argument("--out", default=env("OUT", ""), help="keep the packaged model here (an empty or new folder)")
+    parser.add_argument("--verbose", action="store_true", default=bool(env("VERBOSE")),
+                        help="show the toolkit's and TensorFlow's output")
     args = parser.parse_args(argv)
-    sample_text = args.sample_input or (DEMO_SAMPLE if not args.handle else "")
+    sample = _sample(args.sample_input or (DEMO_SAMPLE if not args.handle else ""))
+    out = _out_folder(args.out)
+    if not args.verbose:
+        os.environ.update(_QUIET_ENV)
+    if not args.handle.startswith("s3://"):
+        # Only an s3:// handle needs AWS; the toolkit reads the profile on
+        # start, and a stale AWS_PROFILE must not fail a local run.
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            os.environ.pop(name, None)
+    created = out is not None and not out.exists()
     try:
-        sample = json.loads(sample_text) if sample_text else None
+        with tempfile.TemporaryDirectory(prefix="packaging-local-") as temporary:
+            lines = package_locally(pathlib.Path(temporary), args, sample, out)
+    except BaseException:
+        if created and out.exists():
+            shutil.rmtree(out)
+        raise
+    print("\n".join(lines))
+    print(f"Kept in {out}" if out else "Not kept (OUT=folder keeps the packaged model).")
+    return 0
+
+
+def _sample(text: str):
+    try:
+        return json.loads(text) if text else None
     except ValueError as error:
         raise UserError(f"SAMPLE is not JSON ({error}): give instances, e.g. '[\"hello\"]'.") from error
-    out = pathlib.Path(args.out).resolve() if args.out else None
-    if out and out.exists() and any(out.iterdir()):
-        raise UserError(f"OUT={out} is not empty: name a new or empty folder for the packaged model.")
 
-    with tempfile.TemporaryDirectory(prefix="packaging-local-") as temporary:
-        work = pathlib.Path(temporary)
-        log = None if args.verbose else work / "job.log"
-        if not args.verbose:
-            os.environ.update(_QUIET_ENV)
-        if not args.handle.startswith("s3://"):
-            # Only an s3:// handle needs AWS; the toolkit reads the profile on
-            # start, and a stale AWS_PROFILE must not fail a local run.
-            for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-                os.environ.pop(name, None)
-        handle = args.handle
-        if not handle:
-            print("Building a demo SavedModel (no internet needed)", flush=True)
-            with stderr_to(log):
-                from tools.demo_model import save_text_model
 
-                handle = save_text_model(str(work / "demo" / "model"))
-        base = work / "opt-ml"
-        write_layout(base, {
-            "hub-handle": handle,
-            "model-name": args.model_name,
-            "model-version": 1,
-            "signature": args.signature,
-            **({"sample-input": json.dumps(sample)} if sample is not None else {}),
-            **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
-        })
-        if out:
-            out.mkdir(parents=True, exist_ok=True)
-            (base / "model").rmdir()
-            (base / "model").symlink_to(out, target_is_directory=True)
-        print(f"Running the packaging job through the SageMaker training toolkit ({base})", flush=True)
-        if args.verbose:
-            status = run_toolkit(base, timeout=3600, capture=False).returncode
-        else:
-            status = stream_toolkit(base, log, lambda line: print(f"  {line}", flush=True))
-        failed = status != 0 or (base / "output" / "failure").exists()
-        if failed:
-            hint = "" if args.verbose else " (VERBOSE=1 shows the toolkit's and TensorFlow's output)"
-            raise UserError(f"The packaging job failed: {failure_message(base, log)}{hint}")
+def _out_folder(text: str) -> pathlib.Path | None:
+    out = pathlib.Path(text).resolve() if text else None
+    if out and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"OUT={out} is not an empty folder: name a new or empty folder for the packaged model.")
+    return out
+
+
+def package_locally(work: pathlib.Path, args, sample, out: pathlib.Path | None) -> list[str]:
+    """Run the job on `args.handle` (or a demo model) in `work`; the served model's lines."""
+    log = None if args.verbose else work / "job.log"
+    handle = args.handle
+    if not handle:
+        print("Building a demo SavedModel (no internet needed)", flush=True)
         with stderr_to(log):
-            lines = check_served(base / "model" / args.model_name / "1", args.signature, sample)
-        print("\n".join(lines))
-        print(f"Kept in {out}" if out else "Not kept (OUT=folder keeps the packaged model).")
-    return 0
+            from tools.demo_model import save_text_model
+
+            handle = save_text_model(str(work / "demo" / "model"))
+    base = work / "opt-ml"
+    write_layout(base, {
+        "hub-handle": handle,
+        "model-name": args.model_name,
+        "model-version": 1,
+        "signature": args.signature,
+        **({"sample-input": json.dumps(sample)} if sample is not None else {}),
+        **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
+    })
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (base / "model").rmdir()
+        (base / "model").symlink_to(out, target_is_directory=True)
+    print(f"Running the packaging job through the SageMaker training toolkit ({base})", flush=True)
+    indent = "" if args.verbose else "  "
+    status = stream_toolkit(base, log, lambda line: print(f"{indent}{line}", flush=True))
+    if status != 0 or (base / "output" / "failure").exists():
+        hint = "" if args.verbose else " (VERBOSE=1 shows the toolkit's and TensorFlow's output)"
+        raise UserError(f"The packaging job failed: {failure_message(base, log, status)}{hint}")
+    with stderr_to(log):
+        return check_served(base / "model" / args.model_name / "1", args.signature, sample)
 
 
 if __name__ == "__main__":

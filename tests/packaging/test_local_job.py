@@ -69,7 +69,25 @@ def test_an_error_the_job_does_not_handle_still_fails_the_toolkit_run(tmp_path):
     assert stream_toolkit(base, log, lambda line: None) != 0
     failure = (base / "output" / "failure").read_text()
     assert failure.startswith("ExecuteUserScriptError:") and "ExitCode 2" in failure
-    assert failure_message(base, log) == (
+    assert failure_message(base, log, 2) == (
         "the job exited with code 2: train.py: error: argument --model-version/--model_version: "
         "invalid int value: 'one'"
     )
+
+
+def test_a_sample_with_a_quote_reaches_the_job_unharmed(tmp_path):
+    # make passes SAMPLE in the environment: no shell quoting in between.
+    out = tmp_path / "kept"
+    result = make_local("""SAMPLE=["it's"]""", f"OUT={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "manifest.json").read_text())["sample_input"] == ["it's"]
+
+
+def test_out_naming_a_file_is_refused_and_a_failed_run_leaves_no_out(tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    result = make_local(f"OUT={afile}")
+    assert result.returncode != 0 and "is not an empty folder" in result.stderr
+    out = tmp_path / "new"
+    failed = make_local("HANDLE=/nowhere/model", f"OUT={out}")
+    assert failed.returncode != 0 and not out.exists()

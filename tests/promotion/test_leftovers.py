@@ -33,3 +33,24 @@ def test_resources_tagged_with_the_stage_are_reported_others_are_not():
         "Model m-dev",
     ]
     assert leftovers(sm, "tfhub-serving", "prod") == ["Model m-prod"]
+
+
+def test_a_stopping_job_still_bills_and_a_vanished_resource_is_gone():
+    from botocore.stub import Stubber
+
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(sm)
+    for key in ("Endpoints", "EndpointConfigs"):
+        stub.add_response(f"list_{'endpoints' if key == 'Endpoints' else 'endpoint_configs'}", {key: []})
+    stub.add_response("list_models", {"Models": [{
+        "ModelName": "deleted-meanwhile", "ModelArn": "arn:aws:sagemaker:us-east-1:1:model/d",
+        "CreationTime": "2026-11-26T00:00:00Z"}]})
+    stub.add_client_error("list_tags", service_error_code="ValidationException",
+                          expected_params={"ResourceArn": "arn:aws:sagemaker:us-east-1:1:model/d"})
+    job = {"TrainingJobName": "tfhub-serving-dev-pkg-1", "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/j",
+           "CreationTime": "2026-11-26T00:00:00Z", "TrainingJobStatus": "Stopping"}
+    stub.add_response("list_training_jobs", {"TrainingJobSummaries": []}, {"StatusEquals": "InProgress"})
+    stub.add_response("list_training_jobs", {"TrainingJobSummaries": [job]}, {"StatusEquals": "Stopping"})
+    stub.add_response("list_tags", {"Tags": TAGS}, {"ResourceArn": job["TrainingJobArn"]})
+    with stub:
+        assert leftovers(sm, "tfhub-serving", "dev") == ["TrainingJob tfhub-serving-dev-pkg-1"]
