@@ -2,7 +2,9 @@
 
 Options arrive as hyperparameters (`--name value`); the artifact goes to
 SM_MODEL_DIR, and a failure's message to SM_OUTPUT_DIR/failure, which SageMaker
-shows as the job's FailureReason.
+shows as the job's FailureReason. A stop (StopTrainingJob, a spot
+interruption) arrives as SIGTERM: it unwinds the run like any failure, so
+nothing half-written is left in the model folder.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from packager import progress
+from packager.archive import Limits
 from packager.errors import PackagingError
 from packager.package import package
+
+
+class Stopped(BaseException):
+    """SIGTERM: SageMaker is stopping the job."""
 
 
 def _flag(value: str) -> bool:
@@ -40,13 +48,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     option("verify-load", type=_flag, default=False)
     option("serving-tf-version", default=None)
     option("inference-code", default=None, help="path of a .py file, relative to this folder")
+    option("hub-sha256", default=None, help="the archive's sha256; any other bytes are refused")
+    defaults = Limits()
+    option("max-download-mb", type=int, default=defaults.download_mb)
+    option("max-model-mb", type=int, default=defaults.model_mb)
+    option("max-files", type=int, default=defaults.files)
+    option("max-ratio", type=int, default=defaults.ratio)
     option("model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     args, _unknown = parser.parse_known_args(argv)
     return args
 
 
+def _stop(signum, frame) -> None:
+    raise Stopped()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         package(
             args.hub_handle,
@@ -58,12 +77,18 @@ def main(argv: list[str] | None = None) -> int:
             verify_load=args.verify_load,
             serving_tf_version=args.serving_tf_version,
             inference_code=_in_submit_dir(args.inference_code),
+            hub_sha256=args.hub_sha256 or None,
+            limits=Limits(download_mb=args.max_download_mb, model_mb=args.max_model_mb,
+                          files=args.max_files, ratio=args.max_ratio),
             s3_client=_s3_client() if args.hub_handle.startswith("s3://") else None,
             log=lambda message: print(progress.line(message), flush=True),
         )
     except PackagingError as error:
         _report_failure(str(error))
         return 1
+    except Stopped:
+        _report_failure("Stopped (SIGTERM) before the model was packaged; nothing was published.")
+        return 143
     return 0
 
 

@@ -14,7 +14,6 @@ something other than what the manifest lists.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -112,28 +111,82 @@ def hashed(file: File) -> dict:
     return {"path": file.path, "sha256": digest.hexdigest(), "size": size}
 
 
+def exists(s3, uri: str) -> bool:
+    """Whether anything is at `uri` (a key, or under a prefix); only "not found" is no."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = split(uri)
+    if not is_archive(uri):
+        return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents"))
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
 def copy(source_s3, source_uri: str, target_s3, target_uri: str) -> list[str]:
     """Copy an artifact into `target_uri` (a prefix or a .tar.gz key), converting the
-    form as needed; return the keys written. All or nothing: a copy that fails
-    removes what it wrote."""
+    form as needed; return the keys written. Every write is conditional (S3's
+    If-None-Match: it never replaces an object), and all or nothing: a copy that
+    fails removes what it wrote."""
     bucket, key = split(target_uri)
     written: list[str] = []
     try:
         if not is_archive(target_uri):
             for file in files(source_s3, source_uri):
+                put_new(target_s3, bucket, key + file.path, file.stream)
                 written.append(key + file.path)
-                target_s3.upload_fileobj(file.stream, bucket, key + file.path)
         elif is_archive(source_uri):
-            written.append(key)
             source_bucket, source_key = split(source_uri)
-            target_s3.upload_fileobj(_get(source_s3, source_bucket, source_key, source_uri), bucket, key)
-        else:
+            put_new(target_s3, bucket, key, _get(source_s3, source_bucket, source_key, source_uri))
             written.append(key)
+        else:
             _upload_as_archive(files(source_s3, source_uri), target_s3, bucket, key)
+            written.append(key)
     except BaseException:
         remove(target_s3, bucket, written)
         raise
     return written
+
+
+def put_new(s3, bucket: str, key: str, stream, part_size: int = 64 * _CHUNK) -> None:
+    """Upload `stream` to a key that must not exist yet (If-None-Match: *), in
+    parts when it is large; an existing object is an ArtifactError, never replaced."""
+    from botocore.exceptions import ClientError
+
+    first = _read_full(stream, part_size)
+    try:
+        if len(first) < part_size:
+            s3.put_object(Bucket=bucket, Key=key, Body=first, IfNoneMatch="*")
+            return
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        try:
+            parts, number, chunk = [], 1, first
+            while chunk:
+                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk)["ETag"]
+                parts.append({"ETag": etag, "PartNumber": number})
+                number, chunk = number + 1, _read_full(stream, part_size)
+            s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, IfNoneMatch="*",
+                                         MultipartUpload={"Parts": parts})
+        except BaseException:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise ArtifactError(f"s3://{bucket}/{key} exists already: a promoted copy is never replaced.") from error
+        raise
+
+
+def _read_full(stream, size: int) -> bytes:
+    """Up to `size` bytes: short only at the end of the stream."""
+    chunks, left = [], size
+    while left and (chunk := stream.read(left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def remove(s3, bucket: str, keys: list[str]) -> None:
@@ -161,7 +214,7 @@ def _upload_as_archive(source: Iterator[File], s3, bucket: str, key: str) -> Non
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     with open(read_end, "rb") as pipe:
-        s3.upload_fileobj(io.BufferedReader(pipe), bucket, key)
+        put_new(s3, bucket, key, pipe)
     writer.join()
     if failure:
         raise failure[0]

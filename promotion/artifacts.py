@@ -1,22 +1,18 @@
-"""Stage artifacts in S3: where a stage's artifact is, verifying its digest, and the
-promotion records kept beside it. Plain functions over boto3 clients; the two
-artifact forms are `artifact_forms.py`'s."""
+"""Stage artifacts in S3: where a stage's artifact is, where a promoted copy lives, and
+verifying an artifact against its digest. Plain functions over boto3 clients; the
+two artifact forms are `artifact_forms.py`'s, the promotion records `records.py`'s."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from packaging_job.packager.manifest import tree_digest
+from packaging_job.packager.manifest import DIGEST_VERSION, tree_digest
 from promotion import artifact_forms as forms
 from promotion.deployed import serving_outputs
 from tools.cli import UserError
 
 PROMOTED_PREFIX = "artifacts/promoted/"
-RECORDS_PREFIX = "promotions/"
-LATEST_RECORD = f"{RECORDS_PREFIX}latest.json"
 
 
 class PromotionError(UserError):
@@ -53,7 +49,8 @@ def export_value(cloudformation, name: str) -> str:
 
 def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
     """Re-hash every file of the artifact at `uri` (either form): exactly the files
-    the manifest lists, each as it says, and the tree digest `expected_digest`."""
+    the manifest lists, each as it says, and the tree digest (digest version 2:
+    every served byte and path, layout and `code/` included) `expected_digest`."""
     manifest, present = None, {}
     try:
         for file in forms.files(s3, uri):
@@ -65,54 +62,24 @@ def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
         raise PromotionError(str(error)) from error
     if manifest is None:
         raise PromotionError(f"{uri} holds no {forms.MANIFEST}.")
-    # Manifest paths are relative to the TF Serving version folder (code/ to the root);
-    # nothing but the listed files may be served from the artifact.
-    version = f"{manifest['model_name']}/{manifest['model_version']}/"
-    listed = {version + e["path"]: e for e in manifest["files"]}
-    listed.update({f"code/{e['path']}": e for e in manifest.get("code_files", [])})
+    if manifest.get("digest_version") != DIGEST_VERSION:
+        raise PromotionError(
+            f"{uri} was packaged before digest version {DIGEST_VERSION}: its digest does not cover "
+            "its layout and code/, so it cannot be verified; package it again."
+        )
+    listed = {entry["path"]: entry for entry in manifest["files"]}
     if set(present) != set(listed):
         raise PromotionError(
             f"{uri} does not hold exactly the manifest's files: unlisted "
             f"{sorted(set(present) - set(listed))[:5]}, missing {sorted(set(listed) - set(present))[:5]}."
         )
-    changed = [path for path, entry in listed.items()
-               if (present[path]["sha256"], present[path]["size"]) != (entry["sha256"], entry["size"])]
-    actual = tree_digest([{**present[version + e["path"]], "path": e["path"]} for e in manifest["files"]])
-    if changed or actual != expected_digest or manifest["tree_digest"] != expected_digest:
+    served = f"{manifest['model_name']}/{manifest['model_version']}/saved_model.pb"
+    if served not in listed:
+        raise PromotionError(f"{uri} holds no {served}, which TF Serving would load.")
+    actual = tree_digest([present[path] for path in sorted(present)])
+    if actual != expected_digest or manifest["tree_digest"] != expected_digest:
         raise PromotionError(
             f"Digest mismatch at {uri}: expected {expected_digest}, the files hash to {actual}, the "
-            f"manifest says {manifest['tree_digest']}, changed: {changed[:5]}."
+            f"manifest says {manifest['tree_digest']}."
         )
     return manifest
-
-
-def write_record(s3, bucket: str, record: dict[str, Any]) -> str:
-    """Keep the record under promotions/ and as promotions/latest.json, with the
-    key of the record it replaces as `previous` (what a failed rollout returns to)."""
-    key = f"{RECORDS_PREFIX}{record['time'].replace(':', '')}-{record['digest'][:12]}.json"
-    try:
-        record["previous"] = read_record(s3, bucket, LATEST_RECORD)["record"]
-    except PromotionError:
-        record["previous"] = None
-    record["record"] = key
-    body = json.dumps(record, indent=2, sort_keys=True).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    s3.put_object(Bucket=bucket, Key=LATEST_RECORD, Body=body, ContentType="application/json")
-    return key
-
-
-def resolve_record(s3, bucket: str, key: str) -> str:
-    """`previous` names the record before the latest one; any other key is itself."""
-    if key != "previous":
-        return key
-    previous = read_record(s3, bucket, LATEST_RECORD).get("previous")
-    if not previous:
-        raise PromotionError(f"s3://{bucket}/{LATEST_RECORD} has no previous promotion to return to.")
-    return previous
-
-
-def read_record(s3, bucket: str, key: str) -> dict[str, Any]:
-    try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as error:
-        raise PromotionError(f"No promotion record s3://{bucket}/{key}.") from error

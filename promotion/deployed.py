@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stacks.config import StageConfig, load_from_cdk_json
@@ -21,6 +22,8 @@ from stacks.region import active_profile
 from tools.cli import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Throttles and 5xx answers are retried (botocore's standard mode) before a tool gives up.
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
 
 
 @dataclass
@@ -31,8 +34,12 @@ class DeployedStage:
 
     def client(self, service: str):
         if service not in self._clients:
-            self._clients[service] = self.session.client(service)
+            self._clients[service] = self.session.client(service, config=RETRIES)
         return self._clients[service]
+
+    def as_role(self, role_arn: str, session_name: str) -> "DeployedStage":
+        """The same stage reached as `role_arn` (assumed with this stage's credentials)."""
+        return DeployedStage(self.config, _assumed(self.session, role_arn, session_name))
 
     def serving_outputs(self, *required: str) -> dict[str, str]:
         """The serving stack's outputs, which must include `required`."""
@@ -74,15 +81,7 @@ def deployed_stage(
     # The profile the CDK CLI and the region rule use, whichever of the two variables names it.
     session = boto3.session.Session(region_name=config.region, profile_name=active_profile(environ))
     if role_arn:
-        credentials = session.client("sts").assume_role(
-            RoleArn=role_arn, RoleSessionName=f"tfhub-{stage}"
-        )["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=config.region,
-        )
+        session = _assumed(session, role_arn, f"tfhub-{stage}")
     if config.account and not role_arn:
         account = session.client("sts").get_caller_identity()["Account"]
         if account != config.account:
@@ -91,3 +90,24 @@ def deployed_stage(
                 f"account {account}'s: use that account's profile or role."
             )
     return DeployedStage(config, session)
+
+
+def _assumed(session, role_arn: str, session_name: str):
+    """A session in `session`'s region as `role_arn`; refusal is one line naming the role."""
+    try:
+        credentials = session.client("sts", config=RETRIES).assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name
+        )["Credentials"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AccessDenied":
+            raise
+        raise UserError(
+            f"Cannot assume {role_arn}: the credentials in use may not (its trust policy, or "
+            "your IAM policy lacks sts:AssumeRole on it; a stage's promoters are set in cdk.json)."
+        ) from error
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=session.region_name,
+    )

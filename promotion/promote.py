@@ -21,11 +21,11 @@ import os
 import pathlib
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from promotion import artifact_forms as forms
-from promotion import artifacts
+from promotion import artifacts, records
 from promotion.artifacts import PromotionError
 from promotion.deployed import deployed_stage
 from stacks.config import load_from_cdk_json
@@ -39,13 +39,17 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 class StageAccess:
     """A stage's name, its stack-name prefix, the clients that reach its account, and
     what its endpoint takes: serverless serves only a model.tar.gz (rule
-    serverless-model-data), instances an uncompressed prefix."""
+    serverless-model-data), instances an uncompressed prefix. As a target, its
+    `s3` client acts as the stage's promotion role, the only principal the
+    bucket lets write promoted copies and records (`stacks/bucket_guard.py`)."""
 
     stage: str
     prefix: str
     cloudformation: Any
     s3: Any
     serverless_memory_mb: int | None = None
+    # Given the promotion role's ARN, an s3 client acting as it (None: `s3` already may write).
+    assume: Callable[[str], Any] | None = None
 
     @property
     def serverless(self) -> bool:
@@ -58,6 +62,18 @@ class StageAccess:
     @property
     def bucket_export(self) -> str:
         return f"{self.prefix}-bucket-name"
+
+    @property
+    def promotion_role_export(self) -> str:
+        return f"{self.prefix}-promotion-role-arn"
+
+    def writing(self) -> "StageAccess":
+        """This stage with its s3 client acting as the stage's promotion role, the only
+        principal its bucket lets write promoted copies and records."""
+        if self.assume is None:
+            return self
+        role = artifacts.export_value(self.cloudformation, self.promotion_role_export)
+        return replace(self, s3=self.assume(role), assume=None)
 
 
 def promote(
@@ -76,22 +92,10 @@ def promote(
             "promote from the run that tested what the source serves."
         )
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    target = target.writing()
     key = artifacts.promoted_key(digest, archive=target.serverless)
     copy_uri = f"s3://{bucket}/{key}"
-    try:
-        # Already promoted (a re-run, or after a rollback): never overwrite a
-        # copy a live endpoint may be serving from.
-        manifest = artifacts.verify(target.s3, copy_uri, digest)
-    except PromotionError:
-        try:
-            written = forms.copy(source.s3, uri, target.s3, copy_uri)
-        except forms.ArtifactError as error:
-            raise PromotionError(str(error)) from error
-        try:
-            manifest = artifacts.verify(target.s3, copy_uri, digest)
-        except PromotionError:
-            forms.remove(target.s3, bucket, written)
-            raise
+    manifest = _copy_once(source, uri, target, copy_uri, digest)
     fits_memory(target, manifest)
     deploy(target.stage, key, digest)
     record = {
@@ -103,8 +107,35 @@ def promote(
         "time": now().isoformat(timespec="seconds"),
         "commit": commit,
     }
-    artifacts.write_record(target.s3, bucket, record)
-    return record
+    return records.write(target.s3, bucket, record)
+
+
+def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
+    """The verified promoted copy: written once, never overwritten or deleted.
+
+    A copy already there (a re-run, or after a rollback) is verified and used,
+    or, if it does not verify, reported and left alone: an endpoint may serve it.
+    A fresh copy is written with conditional writes (nothing is replaced) and
+    verified; if that fails, only what this run wrote is removed.
+    """
+    bucket, _ = forms.split(copy_uri)
+    try:
+        if forms.exists(target.s3, copy_uri):
+            try:
+                return artifacts.verify(target.s3, copy_uri, digest)
+            except PromotionError as error:
+                raise PromotionError(
+                    f"{error} This promoted copy was there before and is left alone (an endpoint may "
+                    "serve it): investigate who changed it."
+                ) from error
+        written = forms.copy(source.s3, uri, target.s3, copy_uri)
+    except forms.ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    try:
+        return artifacts.verify(target.s3, copy_uri, digest)
+    except PromotionError:
+        forms.remove(target.s3, bucket, written)
+        raise
 
 
 def rollback(
@@ -114,18 +145,26 @@ def rollback(
     commit: str,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> dict[str, Any]:
-    """Serve an earlier promotion's artifact again, after checking it is intact."""
+    """Serve an earlier promotion's artifact again, after checking the record names a
+    promoted copy of this stage (content-addressed by its digest) and the copy is intact."""
     bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
-    record_key = artifacts.resolve_record(target.s3, bucket, record_key)
-    earlier = artifacts.read_record(target.s3, bucket, record_key)
-    _, key = forms.split(earlier["target_artifact"])
-    manifest = artifacts.verify(target.s3, earlier["target_artifact"], earlier["digest"])
+    target = target.writing()
+    record_key = records.resolve(target.s3, bucket, record_key)
+    earlier = records.require(target.s3, bucket, record_key)
+    digest = str(earlier.get("digest", ""))
+    allowed = {f"s3://{bucket}/{artifacts.promoted_key(digest, archive)}" for archive in (False, True)}
+    if earlier.get("target_stage") != target.stage or earlier.get("target_artifact") not in allowed:
+        raise PromotionError(
+            f"Record {record_key} does not name a promoted copy of stage {target.stage} for its digest "
+            f"({earlier.get('target_artifact')}): refusing to serve it."
+        )
+    manifest = artifacts.verify(target.s3, earlier["target_artifact"], digest)
     fits_memory(target, manifest)
-    deploy(target.stage, key, earlier["digest"])
-    record = {**earlier, "time": now().isoformat(timespec="seconds"), "commit": commit,
-              "rollback_to": record_key}
-    artifacts.write_record(target.s3, bucket, record)
-    return record
+    _, key = forms.split(earlier["target_artifact"])
+    deploy(target.stage, key, digest)
+    record = {key_: value for key_, value in earlier.items() if key_ not in ("previous", "record")}
+    record.update(time=now().isoformat(timespec="seconds"), commit=commit, rollback_to=record_key)
+    return records.write(target.s3, bucket, record)
 
 
 def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
@@ -156,12 +195,15 @@ def cdk_deploy(stage: str, artifact_key: str, digest: str) -> None:
         )
 
 
-def stage_access(stage: str, role_arn: str | None = None) -> StageAccess:
+def stage_access(stage: str, role_arn: str | None = None, target: bool = False) -> StageAccess:
+    """A source stage, read with the caller's credentials (or `role_arn`), or a target
+    stage, whose bucket is written as its promotion role."""
     deployed = deployed_stage(stage, role_arn=role_arn)
     config = deployed.config
     return StageAccess(
         stage, f"{config.project}-{stage}", deployed.client("cloudformation"), deployed.client("s3"),
         config.serving.memory_mb if config.is_serverless else None,
+        assume=(lambda role: deployed.as_role(role, f"promote-{stage}").client("s3")) if target else None,
     )
 
 
@@ -190,7 +232,7 @@ def main(argv: list[str]) -> int:
         # Both stages are known before any AWS call.
         load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
     try:
-        target = stage_access(args.target)
+        target = stage_access(args.target, target=True)
         if args.record:
             record = rollback(target, args.record, cdk_deploy, commit)
         else:

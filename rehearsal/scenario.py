@@ -187,10 +187,18 @@ class Rehearsal:
         digest = self.digests[version]
         self.check_staging_serves(digest)
         check(f'"digest": "{digest}"' in finished.output, "make promote did not print its record")
+        self.check_promotion_log()
         self.smokes("staging")
         self.verified(f"promote {version}", f"make promote FROM=dev TO=staging: dev's {version} archive unpacked "
                       "into staging's bucket, verified by digest, staging deployed pinned to it on instances "
                       "(ModelDataSource); make smoke STAGE=staging got its answer")
+
+    def check_promotion_log(self) -> None:
+        """Records are appended, numbered from 1, with no mutable pointer beside them."""
+        bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
+        keys = [o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])]
+        numbers = [key.removeprefix("promotions/")[:8] for key in keys]
+        check(numbers == [f"{n:08d}" for n in range(1, len(keys) + 1)], f"staging's promotion log: {keys}")
 
     def check_staging_serves(self, digest: str) -> None:
         outputs = self.account.outputs(STAGES["staging"][1])
@@ -277,6 +285,7 @@ class Rehearsal:
     def rolls_back(self) -> None:
         self.user.run("make", "promote", "TO=staging", "RECORD=previous")
         self.check_staging_serves(self.digests["v1"])
+        self.check_promotion_log()
         self.smokes("staging")
         self.verified("promote back", "make promote TO=staging RECORD=previous: staging verified and serves the "
                       "v1 copy again; make smoke STAGE=staging got its answer")

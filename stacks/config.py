@@ -9,12 +9,14 @@ fallback account and region in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from packaging_job.packager.archive import Limits
 from stacks import images
 from stacks.region import environment_region
 from stacks.rulebook import RULES, limits
@@ -28,6 +30,9 @@ _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-*[a-zA-Z0-9])*$")
 _PROJECT = re.compile(r"^[a-zA-Z](?:-*[a-zA-Z0-9])*$")
 _ENDPOINT_NAME_MAX = 63
 _ACCOUNT = re.compile(r"^\d{12}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# An IAM role or user that may assume the promotion role (ArnLike patterns allowed).
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/*-]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 
@@ -55,6 +60,8 @@ class ModelConfig:
     name: str
     version: int
     hub_handle: str
+    # The sha256 the downloaded archive must have; None trusts the handle's server.
+    hub_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ class PackagingConfig:
     signature: str
     sample_input: Any | None
     verify_load: bool
+    # Bounds on the hub archive; the keys of `packaging.limits`.
+    limits: Limits = Limits()
 
     @property
     def budget_minutes(self) -> int:
@@ -138,6 +147,9 @@ class StageConfig:
     data_capture_percent: int | None = None
     # Hours without invocations after which an instance-backed endpoint is taken down.
     idle_teardown_hours: int | None = None
+    # Principals (IAM role or user ARNs) that may assume the stage's promotion role;
+    # empty: any principal of the stage's account its own IAM policy lets assume it.
+    promoters: tuple[str, ...] = ()
 
     @property
     def endpoint_name(self) -> str:
@@ -174,9 +186,15 @@ class StageConfig:
 
     @property
     def job_name_prefix(self) -> str:
-        """Prefix of this stage's packaging job names (IAM scopes to it); with the
-        digest and an attempt suffix, names stay within SageMaker's 63 characters."""
-        return f"{self.endpoint_name[:36].rstrip('-')}-pkg"
+        """Prefix of this stage's packaging job names (IAM scopes to `<prefix>-*`).
+
+        The endpoint name, cut to 27 characters, then 8 hex characters of its
+        sha256: two stages never share a prefix however long their names, and no
+        stage's prefix begins another's (a hex digest is never `pkg`). With the
+        job digest and an attempt suffix, names stay within SageMaker's 63.
+        """
+        tag = hashlib.sha256(self.endpoint_name.encode()).hexdigest()[:8]
+        return f"{self.endpoint_name[:27].rstrip('-')}-{tag}-pkg"
 
     @property
     def resource_tags(self) -> tuple[tuple[str, str], ...]:
@@ -232,6 +250,7 @@ def load_stage_config(
 
     raw = _mapping(stages, stage, f"stages.{stage}")
     where = f"stages.{stage}"
+    packages = "packaging" in raw
     if artifact is not None:
         raw = {key: value for key, value in raw.items() if key != "packaging"}
         raw["pinned_artifact"] = artifact
@@ -251,6 +270,7 @@ def load_stage_config(
             "alarms",
             "data_capture",
             "cost_guard",
+            "promoters",
         },
     )
     if ("packaging" in raw) == ("pinned_artifact" in raw):
@@ -287,7 +307,8 @@ def load_stage_config(
         pinned_artifact_digest=_digest(artifact_digest, artifact),
         retain_data=_choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
         tags=_tags(raw.get("tags", {}), f"{where}.tags"),
-        **_production(raw, where, serving),
+        promoters=_promoters(raw.get("promoters", []), f"{where}.promoters"),
+        **_production(raw, where, serving, packages),
     )
 
 
@@ -356,7 +377,7 @@ def _region(
 
 
 def _model(raw: Mapping[str, Any], where: str) -> ModelConfig:
-    _no_unknown_keys(raw, where, {"name", "version", "hub_handle"})
+    _no_unknown_keys(raw, where, {"name", "version", "hub_handle", "hub_sha256"})
     name = _string(raw, "name", f"{where}.name")
     if not _MODEL_NAME.match(name):
         raise ConfigError(
@@ -366,8 +387,33 @@ def _model(raw: Mapping[str, Any], where: str) -> ModelConfig:
     return ModelConfig(
         name=name,
         version=_integer(raw, "version", f"{where}.version", low=1, high=2**31 - 1),
-        hub_handle=_hyperparameter(_string(raw, "hub_handle", f"{where}.hub_handle"), f"{where}.hub_handle"),
+        hub_handle=_hub_handle(_string(raw, "hub_handle", f"{where}.hub_handle"), f"{where}.hub_handle"),
+        hub_sha256=_sha256(raw["hub_sha256"], f"{where}.hub_sha256") if "hub_sha256" in raw else None,
     )
+
+
+def _hub_handle(value: str, key: str) -> str:
+    """https, s3 or a local path; plain http only when the handle itself says so
+    (the job never downgrades a redirect, `packager/source.py`)."""
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if scheme not in ("", "https", "http", "s3"):
+        raise ConfigError(f"{key}: {value!r} is not allowed; use an https://, http:// or s3:// handle")
+    return _hyperparameter(value, key)
+
+
+def _sha256(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise ConfigError(f"{key}: {value!r} is not allowed; expected a sha256 (64 lowercase hex characters)")
+    return value
+
+
+def _promoters(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and _PRINCIPAL_ARN.match(v) for v in value):
+        raise ConfigError(
+            f"{key}: {value!r} is not allowed; expected a list of IAM role or user ARNs "
+            "(arn:aws:iam::ACCOUNT:role/NAME), the principals that run promotions to this stage"
+        )
+    return tuple(value)
 
 
 def _hyperparameter(value: str, key: str) -> str:
@@ -442,6 +488,7 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
             "signature",
             "sample_input",
             "verify_load",
+            "limits",
         },
     )
     instance_type = _string(raw, "instance_type", f"{where}.instance_type")
@@ -483,7 +530,22 @@ def _packaging(raw: Any, where: str) -> PackagingConfig:
         else "serving_default",
         sample_input=sample,
         verify_load=verify_load,
+        limits=_limits(raw.get("limits", {}), f"{where}.limits"),
     )
+
+
+# `packaging.limits` keys (the packager's `Limits` fields, its hyperparameters
+# max-<key>) and their upper bounds: at most 1 TiB, a million files, 10000:1.
+LIMIT_BOUNDS = {"download_mb": 1 << 20, "model_mb": 1 << 20, "files": 1_000_000, "ratio": 10_000}
+
+
+def _limits(raw: Any, where: str) -> Limits:
+    """`packaging.limits`: every key optional, each bounded so a typo never disables a check."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object")
+    _no_unknown_keys(raw, where, set(LIMIT_BOUNDS))
+    return Limits(**{key: _integer(raw, key, f"{where}.{key}", 1, high) for key, high in LIMIT_BOUNDS.items()
+                     if key in raw})
 
 
 def _digest(digest: str | None, artifact: str | None) -> str | None:
@@ -526,7 +588,9 @@ def _autoscaling(raw: Any, where: str, count: int) -> Autoscaling:
     return Autoscaling(low, high, _integer(raw, "invocations_per_instance", f"{where}.invocations_per_instance", 1, 100_000))
 
 
-def _production(raw: Mapping[str, Any], where: str, serving: InstanceServing | ServerlessServing) -> dict[str, Any]:
+def _production(
+    raw: Mapping[str, Any], where: str, serving: InstanceServing | ServerlessServing, packages: bool
+) -> dict[str, Any]:
     """Alarms, the blue/green deployment policy, data capture and the cost guard."""
     settings: dict[str, Any] = {}
     serverless = isinstance(serving, ServerlessServing)
@@ -550,6 +614,12 @@ def _production(raw: Mapping[str, Any], where: str, serving: InstanceServing | S
             raise ConfigError(
                 f"{sub}: not allowed with serving.serverless; a serverless endpoint already costs "
                 "nothing while idle"
+            )
+        if not packages:
+            raise ConfigError(
+                f"{sub}: not allowed on a stage that serves promoted artifacts (pinned_artifact): "
+                "an idle teardown would leave it dark until the next promotion; use it on a stage "
+                "that packages (dev)"
             )
         guard = _mapping(raw, "cost_guard", sub)
         _no_unknown_keys(guard, sub, {"idle_hours"})

@@ -3,7 +3,7 @@
 CloudFormation cannot run a SageMaker training job, so CDK's Provider framework
 does: `stacks/packaging_handler/handler.py` starts the job (on_event) and waits
 for it (is_complete), and the resource's attributes carry the artifact's S3
-prefix and tree digest to the Model. The job's source is `packaging_job/`,
+key and tree digest to the Model. The job's source is `packaging_job/`,
 shipped as a reproducible tar.gz asset.
 """
 
@@ -22,7 +22,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks import checkov, source_archive
-from stacks.config import JOB_OVERHEAD_MINUTES, StageConfig
+from stacks.config import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS, StageConfig
 from stacks.nag import acknowledge_wildcards
 from stacks.images import SERVING_TF_VERSION, training_image
 from stacks.lambdas import BASIC_EXECUTION_FINDING, lambda_role, log_group, python_function
@@ -45,7 +45,7 @@ def timeouts(config: StageConfig) -> tuple[Duration, Duration]:
 
 
 class PackagingJob(Construct):
-    """Runs the packaging job on deploy; `artifact_uri` and `tree_digest` are its results."""
+    """Runs the packaging job on deploy; `artifact_key` and `tree_digest` are its results."""
 
     def __init__(
         self,
@@ -54,7 +54,7 @@ class PackagingJob(Construct):
         *,
         config: StageConfig,
         bucket: s3.IBucket,
-        execution_role: iam.IRole,
+        role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.packaging
@@ -66,7 +66,7 @@ class PackagingJob(Construct):
         source_read = iam.Policy(
             self,
             "SourceRead",
-            roles=[execution_role],
+            roles=[role],
             statements=[
                 iam.PolicyStatement(
                     actions=["s3:GetObject"],
@@ -76,9 +76,9 @@ class PackagingJob(Construct):
         )
 
         job_arns = stack.format_arn(
-            service="sagemaker", resource="training-job", resource_name=f"{config.job_name_prefix}*"
+            service="sagemaker", resource="training-job", resource_name=f"{config.job_name_prefix}-*"
         )
-        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{config.job_name_prefix}*")
+        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{config.job_name_prefix}-*")
         handler_role = lambda_role(self, "HandlerRole")
         handler_policy = iam.Policy(
             self,
@@ -96,9 +96,9 @@ class PackagingJob(Construct):
                     resources=[job_arns],
                 ),
                 iam.PolicyStatement(
-                    sid="PassTheExecutionRoleToSageMaker",
+                    sid="PassThePackagingRoleToSageMaker",
                     actions=["iam:PassRole"],
-                    resources=[execution_role.role_arn],
+                    resources=[role.role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
                 ),
                 iam.PolicyStatement(
@@ -169,11 +169,13 @@ class PackagingJob(Construct):
             service_timeout=service_timeout,
             properties={
                 "JobNamePrefix": config.job_name_prefix,
-                "RoleArn": execution_role.role_arn,
+                "RoleArn": role.role_arn,
                 "TrainingImage": image.uri,
                 "SourceUri": source.s3_object_url,
                 "SourceDigest": archive_digest,
                 "HubHandle": config.model.hub_handle,
+                "HubSha256": config.model.hub_sha256 or "",
+                "Limits": {key: getattr(settings.limits, key) for key in LIMIT_BOUNDS},
                 "ModelName": config.model.name,
                 "ModelVersion": config.model.version,
                 "Signature": settings.signature,
@@ -195,7 +197,7 @@ class PackagingJob(Construct):
         # The job must be able to read its source and pass its role when it starts.
         self.resource.node.add_dependency(source_read, handler_policy)
         self.image = image
-        self.artifact_uri = self.resource.get_att_string("ArtifactUri")
+        self.artifact_key = self.resource.get_att_string("ArtifactKey")
         self.tree_digest = self.resource.get_att_string("TreeDigest")
         self.job_name = self.resource.get_att_string("TrainingJobName")
 

@@ -2,9 +2,9 @@
 
 Model and EndpointConfig are immutable in SageMaker, so their names are left
 to CloudFormation: a change replaces them and the Endpoint, which keeps the
-stable name clients call, is updated in place to the new config. The execution
-role and its policy come from the storage stack, deployed first, so the Model
-never races its role's permissions.
+stable name clients call, is updated in place to the new config. The Model's role
+reads exactly the artifact it serves (`model_role.py`); the Model depends on
+the role's policy, so it never races its permissions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from stacks import checkov
 from stacks.config import InstanceServing, StageConfig
 from stacks.rulebook.limits import has_instance_store
 from stacks.images import ContainerImage, serving_image
+from stacks.model_role import ModelRole
 from stacks.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.packaging import PackagingJob
 from stacks.storage import DATA_CAPTURE_PREFIX, StorageExports
@@ -38,7 +39,7 @@ class TfServingEndpoint(Construct):
         *,
         config: StageConfig,
         image: ContainerImage,
-        execution_role: iam.IRole,
+        model_role: ModelRole,
         model_data_uri: str,
         model_data_is_prefix: bool,
         data_capture_uri: str | None = None,
@@ -55,10 +56,12 @@ class TfServingEndpoint(Construct):
         self.model = sagemaker.CfnModel(
             self,
             "Model",
-            execution_role_arn=execution_role.role_arn,
+            execution_role_arn=model_role.role.role_arn,
             enable_network_isolation=isolated,
             primary_container=container,
         )
+        # CreateModel checks that the role may read the model data.
+        self.model.node.add_dependency(model_role.policy)
         if not isolated:
             checkov.skip(self.model, {
                 "CKV_AWS_370": "Serverless endpoints do not support network isolation; "
@@ -200,28 +203,39 @@ class ServingStack(Stack):
             bucket_arn=Fn.import_value(storage.bucket_arn),
             bucket_name=Fn.import_value(storage.bucket_name),
         )
-        execution_role = iam.Role.from_role_arn(
-            self, "ExecutionRole", Fn.import_value(storage.role_arn)
-        )
         if config.packaging:
             # What the packaging job wrote: a model.tar.gz for serverless, else a prefix.
-            self.packaging = PackagingJob(
-                self, "Packaging", config=config, bucket=bucket, execution_role=execution_role
+            packaging_role = iam.Role.from_role_arn(
+                self, "PackagingRole", Fn.import_value(storage.packaging_role_arn)
             )
-            artifact_uri, is_prefix = self.packaging.artifact_uri, config.packaging_compression == "NONE"
+            self.packaging = PackagingJob(self, "Packaging", config=config, bucket=bucket, role=packaging_role)
+            artifact_key, is_prefix = self.packaging.artifact_key, config.packaging_compression == "NONE"
             CfnOutput(self, "TreeDigest", value=self.packaging.tree_digest)
             CfnOutput(self, "PackagingJobName", value=self.packaging.job_name)
         else:
-            artifact_uri = f"s3://{bucket.bucket_name}/{config.pinned_artifact_key}"
-            is_prefix = config.pinned_artifact_key.endswith("/")
+            artifact_key = config.pinned_artifact_key
+            is_prefix = artifact_key.endswith("/")
             if config.pinned_artifact_digest:
                 CfnOutput(self, "TreeDigest", value=config.pinned_artifact_digest)
+        artifact_uri = f"s3://{bucket.bucket_name}/{artifact_key}"
+        image = serving_image(config.region, config.instance_type)
+        model_role = ModelRole(
+            self,
+            "ModelRole",
+            bucket=bucket,
+            artifact_key=artifact_key,
+            artifact_is_prefix=is_prefix,
+            image=image,
+            endpoint_name=config.endpoint_name,
+            capture_prefix=DATA_CAPTURE_PREFIX if config.data_capture_percent else None,
+            rollback_alarms=config.alarm_names if config.rolls_back_on_alarms else (),
+        )
         self.serving = TfServingEndpoint(
             self,
             "TfServing",
             config=config,
-            image=serving_image(config.region, config.instance_type),
-            execution_role=execution_role,
+            image=image,
+            model_role=model_role,
             model_data_uri=artifact_uri,
             model_data_is_prefix=is_prefix,
             data_capture_uri=f"s3://{bucket.bucket_name}/{DATA_CAPTURE_PREFIX}",

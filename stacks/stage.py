@@ -35,10 +35,7 @@ class StageStacks:
 
     def rule_violations(self, assembly: cx_api.CloudAssembly) -> list[Violation]:
         """The SageMaker rules the synthesized templates break (`stacks/rulebook`)."""
-        return check_stage(
-            assembly.get_stack_by_name(self.storage.stack_name).template,
-            assembly.get_stack_by_name(self.serving.stack_name).template,
-        )
+        return check_stage(assembly.get_stack_by_name(self.serving.stack_name).template)
 
 
 def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> StageStacks:

@@ -1,6 +1,7 @@
 """The stage's stateful storage: artifact bucket, its access-log bucket, the
 placeholder training data the packaging job's `train` channel needs, and the
-SageMaker execution role that may read them.
+two roles that may write artifacts, which the bucket policy names: the
+packaging job's and the promotion's (`bucket_guard.py`).
 
 It lives in its own stack so the serving stack can be destroyed and rebuilt
 without touching model artifacts.
@@ -17,16 +18,18 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks import checkov
-from stacks.config import ARTIFACTS_PREFIX, StageConfig
+from stacks.bucket_guard import PACKAGING_PREFIX, guard_writes
+from stacks.config import StageConfig
 from stacks.cost_guard import IdleTeardown
-from stacks.execution_role import SageMakerExecutionRole, TrainingAccess
-from stacks.images import serving_image, training_image
+from stacks.images import training_image
+from stacks.packaging_role import PackagingRole
+from stacks.promotion_role import PromotionRole
 
 TRAINING_DATA_PREFIX = "trainingData/"
 # Endpoint data capture, when a stage turns it on.
 DATA_CAPTURE_PREFIX = "datacapture/"
-# The packaging job writes <prefix><job name>/output/model/ (uncompressed).
-PACKAGING_OUTPUT_PREFIX = f"{ARTIFACTS_PREFIX}packaging/"
+# The packaging job writes <prefix><job name>/output/model/ (or model.tar.gz).
+PACKAGING_OUTPUT_PREFIX = PACKAGING_PREFIX
 TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
 # The seed's job ignores this file; SageMaker only needs the channel to exist.
 _PLACEHOLDER_CSV = "placeholder\n"
@@ -137,6 +140,17 @@ def _aws_custom_resource_provider(scope: Construct) -> Construct:
     return Stack.of(scope).node.find_child(f"AWS{uuid}")
 
 
+def _auto_delete_provider(stack: Stack) -> Construct | None:
+    # CDK's auto-delete-objects provider is a stack-wide singleton (only with auto_delete_objects).
+    return stack.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+
+
+def _auto_delete_role(stack: Stack) -> str | None:
+    """The ARN of the role that empties the bucket on `cdk destroy`, when the stage has one."""
+    provider = _auto_delete_provider(stack)
+    return provider.node.find_child("Role").get_att("Arn").to_string() if provider else None
+
+
 @dataclass(frozen=True)
 class StorageExports:
     """Names of the CloudFormation exports the serving stack imports.
@@ -149,49 +163,51 @@ class StorageExports:
 
     bucket_name: str
     bucket_arn: str
-    role_arn: str
+    packaging_role_arn: str
+    promotion_role_arn: str
 
 
 class StorageStack(Stack):
-    """Composes the artifact store and the execution role; the serving stack uses both."""
+    """Composes the artifact store, its write guard and the roles that may write it."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.store = ArtifactStore(self, "Artifacts", retain=config.retain_data)
-        # CDK's auto-delete-objects provider is a stack-wide singleton.
-        auto_delete = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+        auto_delete = _auto_delete_provider(self)
         if auto_delete:
             checkov.skip(auto_delete.node.find_child("Handler"), checkov.DEPLOY_TIME_FUNCTION)
-        images = [serving_image(config.region, config.instance_type)]
-        training = None
+        bucket = self.store.bucket
+        packaging = None
         if config.packaging:
-            images.append(training_image(config.region, config.packaging.instance_type))
-            training = TrainingAccess(
-                read_prefix=TRAINING_DATA_PREFIX,
-                write_prefix=PACKAGING_OUTPUT_PREFIX,
+            packaging = PackagingRole(
+                self,
+                "PackagingRole",
+                bucket=bucket,
                 job_name_prefix=config.job_name_prefix,
+                image=training_image(config.region, config.packaging.instance_type),
+                training_data_prefix=TRAINING_DATA_PREFIX,
+                output_prefix=PACKAGING_OUTPUT_PREFIX,
                 volume_key_arn=config.packaging.volume_kms_key_arn,
             )
-        self.execution_role = SageMakerExecutionRole(
-            self,
-            "ExecutionRole",
-            bucket=self.store.bucket,
-            read_prefixes=[ARTIFACTS_PREFIX],
-            images=images,
-            endpoint_name=config.endpoint_name,
-            training=training,
-            capture_prefix=DATA_CAPTURE_PREFIX if config.data_capture_percent else None,
-            rollback_alarms=config.alarm_names if config.rolls_back_on_alarms else (),
+        promotion = PromotionRole(self, "PromotionRole", bucket=bucket, promoters=config.promoters, stage=config.stage)
+        guard_writes(
+            bucket,
+            promotion_role=promotion.role.role_arn,
+            packaging_role=packaging.role.role_arn if packaging else None,
+            auto_delete_role=_auto_delete_role(self),
         )
         prefix = f"{config.project}-{config.stage}"
         self.exports = StorageExports(
             bucket_name=f"{prefix}-bucket-name",
             bucket_arn=f"{prefix}-bucket-arn",
-            role_arn=f"{prefix}-execution-role-arn",
+            packaging_role_arn=f"{prefix}-packaging-role-arn",
+            promotion_role_arn=f"{prefix}-promotion-role-arn",
         )
-        self.export_value(self.store.bucket.bucket_name, name=self.exports.bucket_name)
-        self.export_value(self.store.bucket.bucket_arn, name=self.exports.bucket_arn)
-        self.export_value(self.execution_role.role.role_arn, name=self.exports.role_arn)
+        self.export_value(bucket.bucket_name, name=self.exports.bucket_name)
+        self.export_value(bucket.bucket_arn, name=self.exports.bucket_arn)
+        self.export_value(promotion.role.role_arn, name=self.exports.promotion_role_arn)
+        if packaging:
+            self.export_value(packaging.role.role_arn, name=self.exports.packaging_role_arn)
         if config.idle_teardown_hours:
             IdleTeardown(
                 self,

@@ -279,3 +279,54 @@ def test_hub_handle_and_signature_fit_a_hyperparameter(context):
     context["stages"]["dev"]["model"]["hub_handle"] = "https://example.com/m"
     context["stages"]["dev"]["packaging"]["signature"] = "s" * 2600
     assert_error(context, "dev", "stages.dev.packaging.signature", "2600 characters")
+
+
+def test_a_hub_archive_may_be_pinned_by_its_sha256(context):
+    context["stages"]["dev"]["model"]["hub_sha256"] = "A" * 64
+    assert_error(context, "dev", "stages.dev.model.hub_sha256: 'AAAA", "64 lowercase hex characters")
+    context["stages"]["dev"]["model"]["hub_sha256"] = "a" * 64
+    assert load(context).model.hub_sha256 == "a" * 64
+    del context["stages"]["dev"]["model"]["hub_sha256"]
+    assert load(context).model.hub_sha256 is None
+
+
+@pytest.mark.parametrize("handle", ["ftp://example.com/m.tar.gz", "file:///etc/passwd", "gopher://x/m"])
+def test_a_hub_handle_is_https_http_s3_or_a_path(context, handle):
+    context["stages"]["dev"]["model"]["hub_handle"] = handle
+    assert_error(context, "dev", f"stages.dev.model.hub_handle: {handle!r} is not allowed", "https://")
+
+
+def test_archive_limits_have_defaults_and_bounds(context):
+    assert load(context).packaging.limits.files == 100_000
+    context["stages"]["dev"]["packaging"]["limits"] = {"files": 50, "ratio": 20}
+    limits = load(context).packaging.limits
+    assert (limits.files, limits.ratio, limits.download_mb) == (50, 20, 20 * 1024)
+    context["stages"]["dev"]["packaging"]["limits"] = {"ratio": 0}
+    assert_error(context, "dev", "stages.dev.packaging.limits.ratio: 0 is not allowed", "from 1 to 10000")
+    context["stages"]["dev"]["packaging"]["limits"] = {"size": 1}
+    assert_error(context, "dev", "stages.dev.packaging.limits.size: unknown key",
+                 "allowed: download_mb, files, model_mb, ratio")
+
+
+@pytest.mark.parametrize("promoters", ["arn:aws:iam::1:role/x", ["role/ci"], ["arn:aws:sts::222222222222:assumed-role/x/y"]])
+def test_promoters_are_iam_role_or_user_arns(context, promoters):
+    context["stages"]["staging"]["promoters"] = promoters
+    assert_error(context, "staging", "stages.staging.promoters:", "expected a list of IAM role or user ARNs")
+
+
+def test_job_name_prefixes_of_two_stages_never_overlap():
+    """IAM scopes, `make logs` and the leftovers check all select a stage's jobs by
+    `<prefix>-`: no stage's prefix may begin another's, however long the names."""
+    import dataclasses
+
+    from tests.conftest import cdk_json_context
+
+    base = load(cdk_json_context())
+    stages = ["a", "a-pkg", "a-pkg-pkg", f"{'long' * 10}-dev", f"{'long' * 10}-staging"]
+    prefixes = [dataclasses.replace(base, stage=stage).job_name_prefix for stage in stages]
+    for one in prefixes:
+        assert len(one) + 1 + 12 + 3 <= 63  # "-<digest>" and an attempt suffix fit SageMaker's 63
+        for other in prefixes:
+            if one != other:
+                assert not other.startswith(f"{one}-"), (one, other)
+    assert len(set(prefixes)) == len(prefixes)

@@ -94,9 +94,9 @@ def test_during_a_deploy_only_a_job_it_started_is_followed():
 
     config = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": REGION})
     started = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
-    old = {"TrainingJobName": "tfhub-serving-dev-pkg-old", "TrainingJobArn": "arn:job/old", "TrainingJobStatus": "Completed",
+    old = {"TrainingJobName": f"{config.job_name_prefix}-old", "TrainingJobArn": "arn:job/old", "TrainingJobStatus": "Completed",
            "CreationTime": started - dt.timedelta(days=1)}
-    new = {**old, "TrainingJobName": "tfhub-serving-dev-pkg-new", "TrainingJobStatus": "InProgress",
+    new = {**old, "TrainingJobName": f"{config.job_name_prefix}-new", "TrainingJobStatus": "InProgress",
            "CreationTime": started + dt.timedelta(minutes=2)}
     cloudformation = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")

@@ -73,9 +73,9 @@ def test_updates_shift_traffic_and_roll_back_on_the_alarms(synthesized, stage, r
 
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])
-def test_the_execution_role_may_describe_exactly_the_rollback_alarms(synthesized, stage):
+def test_the_models_role_may_describe_exactly_the_rollback_alarms(synthesized, stage):
     # "Auto-Rollback Configuration and Monitoring": SageMaker reads the alarms as the execution role.
-    policies = synthesized(stage).storage.find_resources("AWS::IAM::Policy")
+    policies = synthesized(stage).serving.find_resources("AWS::IAM::Policy")
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]
                   if s.get("Sid") == "DescribeRollbackAlarms"]
     (statement,) = statements
@@ -210,3 +210,17 @@ def test_a_serverless_stage_needs_no_cost_guard(context):
     context["stages"]["dev"]["cost_guard"] = {"idle_hours": 8}
     with pytest.raises(ConfigError, match=r"stages.dev.cost_guard: not allowed with serving.serverless"):
         load_stage_config(context, "dev", default_region="us-east-1")
+
+
+def test_a_stage_serving_promoted_artifacts_takes_no_cost_guard(context):
+    # An idle teardown of staging or prod would leave it dark until the next promotion.
+    context["stages"]["staging"]["cost_guard"] = {"idle_hours": 8}
+    with pytest.raises(ConfigError, match=r"stages.staging.cost_guard: not allowed on a stage that serves "
+                                          r"promoted artifacts"):
+        load_stage_config(context, "staging")
+    # A promotion into a packaging stage that has one still loads.
+    dev = context["stages"]["dev"]
+    dev["serving"] = {"instances": {"type": "ml.m5.large", "count": 1}}
+    dev["cost_guard"] = {"idle_hours": 8}
+    pinned = load_stage_config(context, "dev", default_region="us-east-1", artifact="artifacts/promoted/a/model/")
+    assert pinned.idle_teardown_hours == 8 and pinned.packaging is None

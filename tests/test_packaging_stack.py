@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks import source_archive
@@ -29,10 +32,10 @@ def test_the_serverless_model_serves_the_archive_the_packaging_job_wrote(synthes
     assert resource["Properties"]["CompressionType"] == "GZIP"
     _, model = only(synthesized("dev").serving, "AWS::SageMaker::Model")
     container = model["Properties"]["PrimaryContainer"]
-    assert container["ModelDataUrl"] == {"Fn::GetAtt": [job_id, "ArtifactUri"]}
+    assert container["ModelDataUrl"]["Fn::Join"][1][-1] == {"Fn::GetAtt": [job_id, "ArtifactKey"]}
     assert "ModelDataSource" not in container
     outputs = synthesized("dev").serving.find_outputs("*")
-    assert outputs["ArtifactLocation"]["Value"] == {"Fn::GetAtt": [job_id, "ArtifactUri"]}
+    assert outputs["ArtifactLocation"]["Value"] == container["ModelDataUrl"]
     assert outputs["TreeDigest"]["Value"] == {"Fn::GetAtt": [job_id, "TreeDigest"]}
 
 
@@ -42,11 +45,9 @@ def test_an_instance_backed_model_serves_the_uncompressed_prefix(context, tmp_pa
     (job_id, resource), = serving.find_resources("Custom::TfHubPackagingJob").items()
     assert (resource["Properties"]["CompressionType"], resource["Properties"]["ServerlessMemoryMb"]) == ("NONE", "")
     (model,) = serving.find_resources("AWS::SageMaker::Model").values()
-    assert model["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"] == {
-        "S3Uri": {"Fn::GetAtt": [job_id, "ArtifactUri"]},
-        "S3DataType": "S3Prefix",
-        "CompressionType": "None",
-    }
+    source = model["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
+    assert (source["S3DataType"], source["CompressionType"]) == ("S3Prefix", "None")
+    assert source["S3Uri"]["Fn::Join"][1][-1] == {"Fn::GetAtt": [job_id, "ArtifactKey"]}
 
 
 def test_pinned_stages_run_no_packaging_job(synthesized):
@@ -59,7 +60,7 @@ def test_pinned_stages_run_no_packaging_job(synthesized):
 def test_job_properties_carry_the_stage_settings(synthesized):
     _, resource = job(synthesized)
     props = resource["Properties"]
-    assert props["JobNamePrefix"] == "tfhub-serving-dev-pkg"
+    assert props["JobNamePrefix"] == synthesized("dev").stage.config.job_name_prefix
     assert props["TrainingImage"] == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.21.0-cpu-py312"
     )
@@ -69,7 +70,9 @@ def test_job_properties_carry_the_stage_settings(synthesized):
     assert (props["ModelName"], props["ModelVersion"]) == ("universal-sentence-encoder", 4)
     assert props["SampleInput"] == '["hello world"]'
     assert (props["InstanceType"], props["VolumeSizeGb"], props["MaxRuntimeSeconds"]) == ("ml.m5.xlarge", 30, 1800)
-    assert props["RoleArn"] == {"Fn::ImportValue": "tfhub-serving-dev-execution-role-arn"}
+    assert props["RoleArn"] == {"Fn::ImportValue": "tfhub-serving-dev-packaging-role-arn"}
+    assert props["HubSha256"] == ""
+    assert props["Limits"] == {"download_mb": 20480, "model_mb": 40960, "files": 100000, "ratio": 100}
     assert props["TrainUri"]["Fn::Join"][1][-1] == "/trainingData/train/"
     assert props["OutputUri"]["Fn::Join"][1][-1] == "/artifacts/packaging/"
     assert props["Tags"] == {"cost-center": "ml-dev", "project": "tfhub-serving", "stage": "dev"}
@@ -104,7 +107,8 @@ def test_handlers_are_current_python_and_scoped_to_this_stages_jobs(synthesized)
         serving.has_resource_properties("AWS::Lambda::Function", {"Handler": handler, "Runtime": "python3.14"})
     _, policy = only(serving, "AWS::IAM::Policy", {"PolicyName": Match.string_like_regexp("HandlerPermissions")})
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"RunThisStagesJobs", "PassTheExecutionRoleToSageMaker", "ReadJobManifests"}
+    assert set(statements) == {"RunThisStagesJobs", "PassThePackagingRoleToSageMaker", "ReadJobManifests"}
+    prefix = synthesized("dev").stage.config.job_name_prefix
     run = statements["RunThisStagesJobs"]
     assert run["Action"] == [
         "sagemaker:AddTags",
@@ -113,15 +117,15 @@ def test_handlers_are_current_python_and_scoped_to_this_stages_jobs(synthesized)
         "sagemaker:StopTrainingJob",
     ]
     assert "".join(p for p in run["Resource"]["Fn::Join"][1] if isinstance(p, str)).endswith(
-        ":training-job/tfhub-serving-dev-pkg*"
+        f":training-job/{prefix}-*"
     )
-    passing = statements["PassTheExecutionRoleToSageMaker"]
+    passing = statements["PassThePackagingRoleToSageMaker"]
     assert passing["Action"] == "iam:PassRole"
-    assert passing["Resource"] == {"Fn::ImportValue": "tfhub-serving-dev-execution-role-arn"}
+    assert passing["Resource"] == {"Fn::ImportValue": "tfhub-serving-dev-packaging-role-arn"}
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     manifests = statements["ReadJobManifests"]
     assert manifests["Action"] == "s3:GetObject"
-    assert manifests["Resource"]["Fn::Join"][1][-1] == "/artifacts/packaging/tfhub-serving-dev-pkg*"
+    assert manifests["Resource"]["Fn::Join"][1][-1] == f"/artifacts/packaging/{prefix}-*"
 
 
 def test_the_job_may_read_its_own_source_and_nothing_else_of_the_assets_bucket(synthesized):
@@ -131,7 +135,7 @@ def test_the_job_may_read_its_own_source_and_nothing_else_of_the_assets_bucket(s
     assert statement["Action"] == "s3:GetObject"
     resource = json.dumps(statement["Resource"])
     assert "cdk-hnb659fds-assets-" in resource and "*" not in resource
-    assert policy["Properties"]["Roles"] == [{"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::Select": [5, {"Fn::Split": [":", {"Fn::ImportValue": "tfhub-serving-dev-execution-role-arn"}]}]}]}]}]
+    assert policy["Properties"]["Roles"] == [{"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::Select": [5, {"Fn::Split": [":", {"Fn::ImportValue": "tfhub-serving-dev-packaging-role-arn"}]}]}]}]}]
 
 
 def test_job_waits_for_its_permissions(synthesized):
@@ -167,3 +171,19 @@ def test_two_synths_give_the_same_asset_and_job_inputs(synthesized, tmp_path):
     (second,) = second_template.find_resources("Custom::TfHubPackagingJob").values()
     assert first["SourceUri"] == second["Properties"]["SourceUri"]
     assert first["SourceDigest"] == second["Properties"]["SourceDigest"]
+
+
+def test_a_cached_source_archive_is_shipped_only_if_it_still_has_its_digest(tmp_path):
+    archive, digest = source_archive.build(JOB, cache_root=tmp_path)
+    archive.write_bytes(b"import os; os.system('curl evil')")
+    again, same = source_archive.build(JOB, cache_root=tmp_path)
+    assert (again, same) == (archive, digest)
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == digest
+
+
+def test_a_cache_folder_others_may_write_is_refused(tmp_path):
+    shared = tmp_path / f"tfhub-packaging-source-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(RuntimeError, match="not a folder only you can write"):
+        source_archive.build(JOB, cache_root=tmp_path)

@@ -176,13 +176,13 @@ def test_instance_store_allow_list_comes_from_the_documents():
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_shipped_stage_obeys_every_rule(synthesized, stage):
     synth = synthesized(stage)
-    assert check_stage(synth.storage.to_json(), synth.serving.to_json()) == []
+    assert check_stage(synth.serving.to_json()) == []
 
 
 def broken(synth, edit):
-    storage, serving = copy.deepcopy(synth.storage.to_json()), copy.deepcopy(synth.serving.to_json())
-    edit(storage, serving)
-    return {v.rule.id for v in check_stage(storage, serving)}
+    serving = copy.deepcopy(synth.serving.to_json())
+    edit(serving)
+    return {v.rule.id for v in check_stage(serving)}
 
 
 def of_type(template, kind):
@@ -190,7 +190,7 @@ def of_type(template, kind):
 
 
 def test_a_broken_template_is_caught(synthesized):
-    def serverless_prefix(storage, serving):
+    def serverless_prefix(serving):
         # dev as it shipped before: a serverless endpoint serving the job's uncompressed prefix.
         (job,) = of_type(serving, "Custom::TfHubPackagingJob")
         job["Properties"]["CompressionType"] = "NONE"
@@ -199,16 +199,16 @@ def test_a_broken_template_is_caught(synthesized):
         container["ModelDataSource"] = {"S3DataSource": {"S3Uri": container.pop("ModelDataUrl"),
                                                          "S3DataType": "S3Prefix", "CompressionType": "None"}}
 
-    def aws_managed_topic_key(storage, serving):
+    def aws_managed_topic_key(serving):
         (topic,) = of_type(serving, "AWS::SNS::Topic")
         topic["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
 
-    def alarms_the_role_cannot_read(storage, serving):
-        for policy in of_type(storage, "AWS::IAM::Policy"):
+    def alarms_the_role_cannot_read(serving):
+        for policy in of_type(serving, "AWS::IAM::Policy"):
             statements = policy["Properties"]["PolicyDocument"]["Statement"]
             statements[:] = [s for s in statements if s.get("Sid") != "DescribeRollbackAlarms"]
 
-    def retained_capture(storage, serving):
+    def retained_capture(serving):
         (endpoint,) = of_type(serving, "AWS::SageMaker::Endpoint")
         endpoint["Properties"]["ExcludeRetainedVariantProperties"].append({"VariantPropertyType": "DataCaptureConfig"})
 
@@ -250,8 +250,8 @@ def test_a_template_that_breaks_a_rule_fails_the_cli_synth_in_one_line_per_rule(
     serving = project / "stacks" / "serving.py"
     # A regression that sends the serverless stage's model through ModelDataSource.
     serving.write_text(serving.read_text().replace(
-        'artifact_uri, is_prefix = self.packaging.artifact_uri, config.packaging_compression == "NONE"',
-        "artifact_uri, is_prefix = self.packaging.artifact_uri, True"))
+        'artifact_key, is_prefix = self.packaging.artifact_key, config.packaging_compression == "NONE"',
+        "artifact_key, is_prefix = self.packaging.artifact_key, True"))
     result = cli_synth(tmp_path, "out", "-c", "stage=dev", cwd=project)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.startswith("Template breaks a SageMaker rule")]

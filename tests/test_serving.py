@@ -46,7 +46,9 @@ def test_model_serves_the_pinned_artifact_with_the_tf_serving_image(synthesized,
     url = container["ModelDataUrl"]["Fn::Join"][1]
     assert url[0] == "s3://"
     assert url[-1] == "/artifacts/universal-sentence-encoder/4/model.tar.gz"
-    assert model["ExecutionRoleArn"] == {"Fn::ImportValue": f"tfhub-serving-{stage}-execution-role-arn"}
+    (role_id,) = synth.serving.find_resources("AWS::IAM::Role", {"Properties": {"Description": Match.string_like_regexp(
+        "reads the artifact it serves")}})
+    assert model["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
 
 
 def test_instance_endpoints_are_network_isolated(synthesized):

@@ -28,7 +28,7 @@ def latest_job(sagemaker, prefix: str, since=None) -> dict | None:
     jobs = sagemaker.list_training_jobs(
         NameContains=prefix, SortBy="CreationTime", SortOrder="Descending", MaxResults=10
     )["TrainingJobSummaries"]
-    jobs = [job for job in jobs if job["TrainingJobName"].startswith(prefix)
+    jobs = [job for job in jobs if job["TrainingJobName"].startswith(f"{prefix}-")
             and (since is None or job["CreationTime"] >= since)]
     return jobs[0] if jobs else None
 

@@ -9,8 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 from tools.loopback import LoopbackServer, QuietHandler
 
 
+class CutShort(bytes):
+    """A body sent whole but announced longer: the connection ends early."""
+
+
 class HubServer(LoopbackServer):
-    """Routes: path -> (status, body bytes or a file to stream).
+    """Routes: path -> (status, body bytes or a file to stream); a 3xx status's
+    body is the Location it redirects to.
 
     `?tf-hub-format=compressed` is required for 200s, as a hub answers the
     compressed download only when asked for it.
@@ -30,12 +35,18 @@ class HubServer(LoopbackServer):
                 if status == 200 and parse_qs(parts.query).get("tf-hub-format") != ["compressed"]:
                     status, body = 400, b"ask for ?tf-hub-format=compressed"
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", body.decode())
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if isinstance(body, pathlib.Path):
                     self.send_header("Content-Length", str(body.stat().st_size))
                     self.end_headers()
                     _send_file(body, self.wfile, bytes_per_second)
                 else:
-                    self.send_header("Content-Length", str(len(body)))
+                    announced = len(body) * 2 if isinstance(body, CutShort) else len(body)
+                    self.send_header("Content-Length", str(announced))
                     self.end_headers()
                     self.wfile.write(body)
 

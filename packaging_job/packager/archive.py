@@ -1,38 +1,159 @@
-"""Streaming, safe extraction of a hub compressed archive (tar.gz)."""
+"""Streaming, safe extraction of a hub compressed archive (tar.gz), within limits.
+
+Only regular files and folders are extracted: links (which `tarfile`'s `data`
+filter admits when they stay inside the destination, but which a later move
+can turn outward), devices and absolute or `..` paths are refused. The sizes
+are bounded as the archive streams in (downloaded bytes, extracted bytes,
+file count, and the ratio of the two, which a decompression bomb breaks), the
+disk is checked before each file, and the archive must end as a tar archive
+ends: a header that is not a header after some members, or a stream cut
+short, is a corrupt archive, never a partial model.
+"""
 
 from __future__ import annotations
 
+import errno
+import gzip
+import http.client
+import shutil
 import tarfile
 import zlib
+from dataclasses import dataclass
 from typing import IO
 
 from .errors import PackagingError
 
+_MIB = 1 << 20
+_BLOCK = tarfile.BLOCKSIZE
+# Keep this much of the decompressed stream: tarfile reads ahead in records.
+_TAIL = 4 * tarfile.RECORDSIZE
+# A small download may expand to ratio x this much before the ratio counts.
+_RATIO_FLOOR = _MIB
 
-def extract(stream: IO[bytes], destination: str, origin: str) -> None:
-    """Extract a tar.gz stream member by member with tarfile's `data` filter.
 
-    The filter refuses `..`, links that point outside `destination`, and
-    device files; absolute paths, which it would quietly make relative, are
-    refused too: a hub archive never holds one. Stream mode (`r|gz`) reads
-    forward only, so memory stays flat in the archive's size.
-    """
+@dataclass(frozen=True)
+class Limits:
+    """What an archive may hold; the defaults fit hub models with a wide margin."""
+
+    download_mb: int = 20 * 1024
+    model_mb: int = 40 * 1024
+    files: int = 100_000
+    ratio: int = 100
+    # Free disk space kept beyond the model itself.
+    spare_mb: int = 512
+
+
+class _Counted:
+    """Counts the compressed bytes read, and stops past the download limit."""
+
+    def __init__(self, stream: IO[bytes], limit: int, origin: str) -> None:
+        self.stream, self.limit, self.origin, self.read_bytes = stream, limit, origin, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.read_bytes += len(chunk)
+        if self.read_bytes > self.limit:
+            raise PackagingError(
+                f"The archive from {self.origin} is larger than {self.limit // _MIB} MB "
+                "(packaging.limits.download_mb): raise the limit if the model really is that large."
+            )
+        return chunk
+
+
+class _Tail:
+    """The decompressed stream, remembering its last bytes and its length."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.position, self.tail = stream, 0, b""
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.position += len(chunk)
+        self.tail = (self.tail + chunk)[-_TAIL:]
+        return chunk
+
+    def block_at(self, offset: int) -> bytes | None:
+        """The 512 bytes at `offset` of the stream, if still remembered."""
+        start = len(self.tail) - (self.position - offset)
+        return self.tail[start:start + _BLOCK] if 0 <= start <= len(self.tail) - _BLOCK else None
+
+
+def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = Limits()) -> None:
+    """Extract a tar.gz stream member by member; memory stays flat in the archive's size."""
+    counted = _Counted(stream, limits.download_mb * _MIB, origin)
+    tail = _Tail(gzip.GzipFile(fileobj=counted, mode="rb"))
+    files = total = 0
+    last = "the start"
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as archive:
-            archive.extractall(destination, filter=_strict_data_filter)
+        with tarfile.open(fileobj=tail, mode="r|") as archive:
+            for member in archive:
+                _refuse_unsafe(member, origin)
+                if member.isfile():
+                    files, total = files + 1, total + member.size
+                    _within(limits, files, total, counted.read_bytes, origin)
+                    _room_for(destination, member.size, limits, origin)
+                archive.extract(member, destination, filter=tarfile.data_filter)
+                last = member.name
+            end = tail.block_at(archive.offset)
+        # What stops the member loop must be the end-of-archive block, and only
+        # zero padding may follow it; reading on also checks gzip's own trailer.
+        if end is None or any(end):
+            raise PackagingError(f"The archive from {origin} is corrupt after {last}: a broken header follows.")
+        while chunk := tail.read(_MIB):
+            if any(chunk):
+                raise PackagingError(f"The archive from {origin} has data after its end, after {last}.")
     except tarfile.FilterError as error:
         raise PackagingError(
             f"Refusing unsafe archive member from {origin}: {error}. A hub archive holds "
             "only relative paths inside the model folder."
         ) from error
-    except (tarfile.ReadError, EOFError, zlib.error, OSError) as error:
-        raise PackagingError(
-            f"The archive from {origin} is truncated or corrupt ({error}). Check that the "
-            "handle serves a hub compressed archive (?tf-hub-format=compressed) and retry."
-        ) from error
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise _disk_full(origin) from error
+        raise _corrupt(origin, last, error) from error
+    except (tarfile.TarError, EOFError, zlib.error, http.client.HTTPException) as error:
+        raise _corrupt(origin, last, error) from error
 
 
-def _strict_data_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:
     if member.name.startswith(("/", "\\")):
         raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, path)
+    if not (member.isfile() or member.isdir()):
+        kind = "a link" if member.issym() or member.islnk() else "not a file or folder"
+        raise PackagingError(
+            f"Refusing {member.name!r} from {origin}: it is {kind}. A hub archive holds only files and "
+            "folders; a link could make what serves differ from what was checked."
+        )
+
+
+def _within(limits: Limits, files: int, total: int, downloaded: int, origin: str) -> None:
+    if files > limits.files:
+        raise PackagingError(f"The archive from {origin} holds more than {limits.files} files "
+                             "(packaging.limits.files).")
+    if total > limits.model_mb * _MIB:
+        raise PackagingError(f"The model from {origin} is larger than {limits.model_mb} MB once extracted "
+                             "(packaging.limits.model_mb).")
+    if total > limits.ratio * max(downloaded, _RATIO_FLOOR):
+        raise PackagingError(
+            f"The archive from {origin} expands more than {limits.ratio} times its size "
+            "(packaging.limits.ratio): that is a decompression bomb, not a model."
+        )
+
+
+def _room_for(destination: str, size: int, limits: Limits, origin: str) -> None:
+    if shutil.disk_usage(destination).free < size + limits.spare_mb * _MIB:
+        raise _disk_full(origin)
+
+
+def _disk_full(origin: str) -> PackagingError:
+    return PackagingError(
+        f"Not enough disk space for the model from {origin}: raise packaging.volume_gb "
+        "(the training volume holds the archive's contents and the packaged copy)."
+    )
+
+
+def _corrupt(origin: str, last: str, error: BaseException) -> PackagingError:
+    return PackagingError(
+        f"The archive from {origin} is truncated or corrupt after {last} ({error}). Check that the "
+        "handle serves a hub compressed archive (?tf-hub-format=compressed) and retry."
+    )

@@ -10,9 +10,8 @@ from typing import Any, Callable
 
 from . import archive, manifest, savedmodel, source, verify
 from .errors import PackagingError
-from .inference_code import add_inference_code
-
-MANIFEST_NAME = "manifest.json"
+from .inference_code import CODE_DIR, add_inference_code
+from .manifest import MANIFEST_NAME
 
 
 def package(
@@ -26,6 +25,8 @@ def package(
     verify_load: bool = False,
     serving_tf_version: str | None = None,
     inference_code: str | None = None,
+    hub_sha256: str | None = None,
+    limits: archive.Limits = archive.Limits(),
     s3_client=None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -38,7 +39,9 @@ def package(
     they are, never deserialized and saved again.
     """
     resolved = source.resolve(handle)
-    entries = [model_name, MANIFEST_NAME] + (["code"] if inference_code else [])
+    if hub_sha256 and not resolved.is_archive:
+        raise PackagingError(f"model.hub_sha256 pins an archive, but {handle} is a folder: pin an archive's handle.")
+    entries = [model_name, MANIFEST_NAME] + ([CODE_DIR] if inference_code else [])
     taken = [name for name in entries if os.path.exists(os.path.join(model_dir, name))]
     if taken:
         raise PackagingError(f"{model_dir} already holds {taken}; the model directory must start empty.")
@@ -53,7 +56,11 @@ def package(
         log(f"Fetching {resolved.url}")
         if resolved.is_archive:
             with source.open_archive(resolved, s3_client) as stream:
-                archive.extract(_Progress(stream, log), fetched, resolved.url)
+                pinned = source.Pinned(stream)
+                archive.extract(_Progress(pinned, log), fetched, resolved.url, limits)
+                if hub_sha256:
+                    pinned.check(hub_sha256, resolved.url)
+                    log(f"Archive sha256 matches the pin {hub_sha256[:12]}")
         else:
             source.copy_tree(resolved, fetched, s3_client)
         root = savedmodel.find_root(fetched)
@@ -61,12 +68,19 @@ def package(
         served = savedmodel.require_signature(info, signature)
         if serving_tf_version:
             verify.check_servable_version(info.tensorflow_version, serving_tf_version)
+        version_dir = os.path.join(artifact, model_name, str(model_version))
+        os.makedirs(os.path.dirname(version_dir))
+        os.rename(root, version_dir)
+        if inference_code:
+            add_inference_code(inference_code, artifact)
+        _remove_empty_folders(artifact)
         output_shapes = None
         if verify_load or sample_input is not None:
+            # The version folder as TF Serving will load it.
             log("Loading the model to verify it")
-            output_shapes = verify.load_and_run(root, served, sample_input)
+            output_shapes = verify.load_and_run(version_dir, served, sample_input)
         log("Hashing files")
-        files = manifest.file_digests(root)
+        files = manifest.file_digests(artifact)
         record = {
             "source_handle": handle,
             "resolved_url": resolved.url,
@@ -77,20 +91,15 @@ def package(
             "signatures": {k: s.as_dict() for k, s in sorted(info.signatures.items())},
             "sample_input": sample_input,
             "sample_output_shapes": output_shapes,
+            "source_sha256": hub_sha256,
             "total_bytes": sum(entry["size"] for entry in files),
+            "digest_version": manifest.DIGEST_VERSION,
             "tree_digest": manifest.tree_digest(files),
+            # Every served file, named from the artifact's root.
             "files": files,
         }
-        version_dir = os.path.join(artifact, model_name, str(model_version))
-        os.makedirs(os.path.dirname(version_dir))
-        os.rename(root, version_dir)
-        if inference_code:
-            add_inference_code(inference_code, artifact)
-            # Served beside the model, so hashed beside it (the tree digest stays the model's).
-            record["code_files"] = manifest.file_digests(os.path.join(artifact, "code"))
         with open(os.path.join(artifact, MANIFEST_NAME), "w") as handle_:
             json.dump(record, handle_, indent=2, sort_keys=True)
-        _remove_empty_folders(artifact)
         for name in entries:
             os.rename(os.path.join(artifact, name), os.path.join(model_dir, name))
             published.append(name)

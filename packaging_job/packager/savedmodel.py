@@ -8,19 +8,32 @@ from dataclasses import dataclass
 from .errors import PackagingError
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+SERVE_TAG = "serve"
 
 
 
 def find_root(tree: str) -> str:
-    """The shallowest folder under `tree` holding a saved_model.pb(txt)."""
-    for folder, dirs, files in os.walk(tree):
-        dirs.sort()
-        if any(name in files for name in SAVED_MODEL_FILES):
-            return folder
-    raise PackagingError(
-        "No SavedModel inside (no saved_model.pb found). TF Serving needs a TF2 SavedModel; "
-        "TF1 hub modules and Keras .h5/.keras files are not servable as they are."
+    """The one shallowest folder under `tree` holding a saved_model.pb(txt).
+
+    A hub archive holds one SavedModel at its root. Several at the same depth
+    would leave the choice to luck, so they are refused; a nested one below
+    the shallowest (a SavedModel kept among another's assets) is not served.
+    """
+    found = sorted(
+        (folder.count(os.sep), folder)
+        for folder, _, files in os.walk(tree)
+        if any(name in files for name in SAVED_MODEL_FILES)
     )
+    if not found:
+        raise PackagingError(
+            "No SavedModel inside (no saved_model.pb found). TF Serving needs a TF2 SavedModel; "
+            "TF1 hub modules and Keras .h5/.keras files are not servable as they are."
+        )
+    shallowest = [folder for depth, folder in found if depth == found[0][0]]
+    if len(shallowest) > 1:
+        names = ", ".join(os.path.relpath(folder, tree) for folder in shallowest)
+        raise PackagingError(f"The archive holds several SavedModels side by side ({names}); it should hold one.")
+    return shallowest[0]
 
 
 @dataclass(frozen=True)
@@ -71,9 +84,15 @@ def read_info(root: str) -> SavedModelInfo:
         raise PackagingError(
             f"saved_model.pb is unreadable ({error}); the archive is corrupt."
         ) from error
-    if not proto.meta_graphs:
-        raise PackagingError("The SavedModel has no MetaGraph; it cannot be served.")
-    meta = proto.meta_graphs[0]
+    # TF Serving loads the MetaGraph tagged exactly "serve" (its default tag set).
+    served = [meta for meta in proto.meta_graphs if set(meta.meta_info_def.tags) == {SERVE_TAG}]
+    if not served:
+        tags = [sorted(meta.meta_info_def.tags) for meta in proto.meta_graphs]
+        raise PackagingError(
+            f"The SavedModel has no MetaGraph tagged '{SERVE_TAG}' (it has {tags or 'none'}); TF Serving "
+            "loads that one, so this model cannot be served as it is."
+        )
+    meta = served[0]
     signatures = {
         key: Signature(
             key,

@@ -2,10 +2,14 @@
 
 Handles: tfhub.dev and Kaggle model URLs, any http(s) URL serving a hub
 compressed archive, `s3://` archives or SavedModel prefixes, and local paths.
+Redirects stay on https (on http only when the handle itself is http); a
+local tree may hold no links; an archive's sha256 may be pinned
+(`Pinned`), and then nothing else is packaged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -78,11 +82,30 @@ def open_archive(resolved: Resolved, s3_client=None) -> Iterator[IO[bytes]]:
             yield stream
 
 
+class _SameOrSaferRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to https, or to http when the handle itself is http:
+    never to ftp: or file:, never down from https."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.allowed = allowed
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urlsplit(newurl).scheme
+        if scheme not in self.allowed:
+            raise PackagingError(
+                f"{req.full_url} redirects to {newurl}, a {scheme}: URL; the packaging job follows only "
+                f"{' or '.join(self.allowed)} redirects."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 @contextmanager
 def _open_http(url: str) -> Iterator[IO[bytes]]:
     request = urllib.request.Request(url, headers={"User-Agent": "tfhub-sagemaker-packager"})
+    allowed = ("https",) if urlsplit(url).scheme == "https" else ("https", "http")
+    opener = urllib.request.build_opener(_SameOrSaferRedirects(allowed))
     try:
-        response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
+        response = opener.open(request, timeout=HTTP_TIMEOUT_SECONDS)
     except urllib.error.HTTPError as error:
         hint = (
             "check the handle's spelling and version"
@@ -130,9 +153,35 @@ def _s3_errors(uri: str) -> Iterator[None]:
         ) from error
 
 
+class Pinned:
+    """A read-through sha256 of the archive; `check` reads what is left and compares."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.digest = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+    def check(self, expected: str, origin: str) -> None:
+        while self.read(1 << 20):
+            pass
+        if self.digest.hexdigest() != expected:
+            raise PackagingError(
+                f"The archive from {origin} has sha256 {self.digest.hexdigest()}, not the pinned "
+                f"{expected} (model.hub_sha256): the hub serves other bytes than the ones pinned."
+            )
+
+
 def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
     """Copy a SavedModel directory (local or S3 prefix) into `destination`."""
     if urlsplit(resolved.url).scheme != "s3":
+        links = [os.path.join(folder, name) for folder, dirs, files in os.walk(resolved.url)
+                 for name in dirs + files if os.path.islink(os.path.join(folder, name))]
+        if links:
+            raise PackagingError(f"{resolved.url} holds links ({links[0]} ...): a model folder holds only "
+                                 "files and folders; a link could make what serves differ from what was checked.")
         shutil.copytree(resolved.url, destination, dirs_exist_ok=True)
         return
     bucket, prefix = _split_s3(resolved.url)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 logger = logging.getLogger(__name__)
@@ -55,10 +56,15 @@ def memory_problem(model_bytes: int, memory_mb: int) -> str | None:
     )
 
 
+# A throttle or a 5xx is retried (botocore's standard mode): one hiccup must not
+# fail a deploy that waited most of an hour, nor start a second job.
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
 def client(service: str):
     """One cached boto3 client per service: the seam tests stub."""
     if service not in _clients:
-        _clients[service] = boto3.client(service)
+        _clients[service] = boto3.client(service, config=_RETRIES)
     return _clients[service]
 
 
@@ -91,6 +97,10 @@ class JobProperties:
     compression: str = "NONE"
     # The serverless endpoint's memory, checked against the packaged model's size.
     serverless_memory_mb: int | None = None
+    # Shape 3: the hub archive's pinned sha256, and the archive limits
+    # (`packaging.limits`, hyperparameters max-download-mb, ...).
+    hub_sha256: str | None = None
+    limits: tuple[tuple[str, int], ...] = ()
 
     # What changes the artifact. Runtime limits, spot, the volume key, tags and
     # the endpoint's memory change how a job runs or is served, not what it
@@ -98,24 +108,25 @@ class JobProperties:
     _SHAPING = (
         "image", "source_digest", "hub_handle", "model_name", "model_version", "signature",
         "sample_input", "verify_load", "serving_tf_version", "output_uri", "instance_type",
-        "volume_gb", "compression",
+        "volume_gb", "compression", "hub_sha256",
     )
+    # Values earlier shapes always had: left out of the digest, so their jobs keep their names.
+    _EARLIER_SHAPES = {"compression": "NONE", "hub_sha256": None}
 
     def digest(self) -> str:
         values = asdict(self)
-        shaping = {key: values[key] for key in self._SHAPING}
-        if shaping["compression"] == "NONE":
-            # Shape 1 had no CompressionType and always wrote NONE: its jobs keep their names.
-            del shaping["compression"]
+        shaping = {key: values[key] for key in self._SHAPING
+                   if key not in self._EARLIER_SHAPES or values[key] != self._EARLIER_SHAPES[key]}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 def parse_properties(raw: dict[str, Any]) -> JobProperties:
     """Accept every property shape this resource has shipped.
 
-    Shape 2 added CompressionType and ServerlessMemoryMb; shape 1 (without
-    them) always wrote an uncompressed prefix. Optional keys may be absent or
-    empty, as CloudFormation drops or stringifies them.
+    Shape 3 added HubSha256 and Limits; shape 2 CompressionType and
+    ServerlessMemoryMb; shape 1 (without them) always wrote an uncompressed
+    prefix. Optional keys may be absent or empty, as CloudFormation drops or
+    stringifies them.
     """
     def optional_int(key: str) -> int | None:
         value = raw.get(key)
@@ -146,6 +157,8 @@ def parse_properties(raw: dict[str, Any]) -> JobProperties:
         tags=tuple(sorted(tags.items())),
         compression=raw.get("CompressionType") or "NONE",
         serverless_memory_mb=optional_int("ServerlessMemoryMb"),
+        hub_sha256=raw.get("HubSha256") or None,
+        limits=tuple(sorted((key, int(value)) for key, value in (raw.get("Limits") or {}).items())),
     )
 
 
@@ -171,6 +184,10 @@ def training_job_request(name: str, props: JobProperties) -> dict[str, Any]:
     }
     if props.sample_input is not None:
         hyperparameters["sample-input"] = json.dumps(props.sample_input)
+    if props.hub_sha256:
+        hyperparameters["hub-sha256"] = props.hub_sha256
+    for key, value in props.limits:
+        hyperparameters[f"max-{key.replace('_', '-')}"] = value
     resource_config: dict[str, Any] = {
         "InstanceType": props.instance_type,
         "InstanceCount": 1,
@@ -263,6 +280,8 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             "IsComplete": True,
             "Data": {
                 "ArtifactUri": artifact,
+                # The key alone: the Model's role may read exactly this artifact.
+                "ArtifactKey": artifact.removeprefix("s3://").partition("/")[2],
                 "TreeDigest": manifest["tree_digest"],
                 "TrainingJobName": name,
             },
@@ -319,8 +338,12 @@ def _artifact_present(job: dict[str, Any]) -> bool:
     bucket, _, key = artifact.removeprefix("s3://").partition("/")
     try:
         client("s3").head_object(Bucket=bucket, Key=key if artifact.endswith(".tar.gz") else f"{key}{MANIFEST}")
-    except ClientError:
-        return False
+    except ClientError as error:
+        # Only a definite "not found" means the artifact is gone; anything else is
+        # no answer, and starting a new job on no answer would waste one.
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
     return True
 
 
@@ -335,7 +358,10 @@ def _describe(name: str) -> dict[str, Any] | None:
     try:
         return client("sagemaker").describe_training_job(TrainingJobName=name)
     except ClientError as error:
-        # SageMaker answers an unknown job name with a ValidationException.
-        if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+        # SageMaker answers an unknown job name with a ValidationException
+        # ("Requested resource not found"); no other answer means there is none.
+        code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "").lower()
+        if code == "ResourceNotFound" or (code == "ValidationException" and (
+                "not found" in message or "could not find" in message)):
             return None
         raise

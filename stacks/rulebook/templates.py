@@ -3,8 +3,8 @@
 The serving template's SageMaker resources are read as the API requests
 CloudFormation will send (`requests.py` checks those), the packaging custom
 resource as the CreateTrainingJob request its handler builds, and the rules
-that span resources (the rollback alarms the execution role may describe, the
-key of the topic the alarms publish to) are followed across both templates.
+that span resources (the rollback alarms the Model's role may describe, the
+key of the topic the alarms publish to) are followed across the template.
 Values only known at deploy time stay unknown and are not guessed, except the
 packaging job's artifact, whose form its `CompressionType` decides.
 """
@@ -21,9 +21,8 @@ _UNKNOWN = "{?}"
 
 
 class _Stage:
-    def __init__(self, storage: dict, serving: dict) -> None:
-        self.storage, self.serving = storage["Resources"], serving["Resources"]
-        self.storage_outputs = storage.get("Outputs", {})
+    def __init__(self, serving: dict) -> None:
+        self.serving = serving["Resources"]
 
     # --- values as CloudFormation will resolve them, as far as synth knows ---
 
@@ -43,10 +42,10 @@ class _Stage:
         if "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             resource = self.serving.get(logical_id, {})
-            if resource.get("Type") == PACKAGING_TYPE and attribute == "ArtifactUri":
+            if resource.get("Type") == PACKAGING_TYPE and attribute == "ArtifactKey":
                 # The handler reports <job>/output/model.tar.gz (GZIP) or <job>/output/model/ (NONE).
                 gzip = resource["Properties"].get("CompressionType", "NONE") == "GZIP"
-                return f"s3://{_UNKNOWN}/output/model.tar.gz" if gzip else f"s3://{_UNKNOWN}/output/model/"
+                return f"{_UNKNOWN}/output/model.tar.gz" if gzip else f"{_UNKNOWN}/output/model/"
             return f"{{{logical_id}.{attribute}}}"
         if "Ref" in value:
             return f"{{{value['Ref']}}}"
@@ -116,17 +115,18 @@ class _Stage:
         readable = self.role_resources("cloudwatch:DescribeAlarms")
         missing = [a for a in alarms if not any(isinstance(r, str) and r.endswith(f":alarm:{a}") for r in readable)]
         if missing:
-            return [violation("rollback-alarms", endpoint, f"the execution role may not describe {missing}")]
+            return [violation("rollback-alarms", endpoint, f"the Model's role may not describe {missing}")]
         return []
 
     def role_resources(self, action: str) -> list[str]:
-        """Resources the execution role (the storage stack's exported role) may `action`."""
+        """Resources the Models' execution roles (in the serving stack) may `action`."""
         roles = set()
-        for output in self.storage_outputs.values():
-            if str(output.get("Export", {}).get("Name", "")).endswith("-execution-role-arn"):
-                roles.add(output["Value"]["Fn::GetAtt"][0])
+        for model in self.of_type(self.serving, "AWS::SageMaker::Model").values():
+            role = model["Properties"].get("ExecutionRoleArn")
+            if isinstance(role, dict) and "Fn::GetAtt" in role:
+                roles.add(role["Fn::GetAtt"][0])
         resources = []
-        for policy in self.of_type(self.storage, "AWS::IAM::Policy").values():
+        for policy in self.of_type(self.serving, "AWS::IAM::Policy").values():
             properties = policy["Properties"]
             if not {r.get("Ref") for r in properties.get("Roles", [])} & roles:
                 continue
@@ -180,6 +180,7 @@ def as_sent_to_custom_resource(value: Any) -> Any:
     return value
 
 
-def check_stage(storage_template: dict, serving_template: dict) -> list[Violation]:
-    """Every rule the stage's two templates break."""
-    return _Stage(storage_template, serving_template).violations()
+def check_stage(serving_template: dict) -> list[Violation]:
+    """Every rule the stage's serving template breaks (every SageMaker resource,
+    and the roles, alarms and keys they use, is in it)."""
+    return _Stage(serving_template).violations()

@@ -187,7 +187,8 @@ def test_completed_job_returns_its_model_archive_and_tree_digest():
     result = handler.is_complete(event("Create", physical_id=name))
     assert result == {
         "IsComplete": True,
-        "Data": {"ArtifactUri": f"s3://stage-bucket/{archive}", "TreeDigest": "d" * 64, "TrainingJobName": name},
+        "Data": {"ArtifactUri": f"s3://stage-bucket/{archive}", "ArtifactKey": archive, "TreeDigest": "d" * 64,
+                 "TrainingJobName": name},
     }
 
 
@@ -295,7 +296,8 @@ def test_create_after_a_failed_job_of_that_name_takes_the_next_attempt(stubbed):
 
 @pytest.mark.parametrize(
     "change",
-    [{"MaxRuntimeSeconds": "1800"}, {"Tags": {"stage": "dev", "owner": "ml"}}, {"SpotMaxWaitSeconds": "2700"}],
+    [{"MaxRuntimeSeconds": "1800"}, {"Tags": {"stage": "dev", "owner": "ml"}}, {"SpotMaxWaitSeconds": "2700"},
+     {"Limits": {"files": "500", "ratio": "20"}}],
 )
 def test_update_that_does_not_shape_the_artifact_starts_no_job(stubbed, change):
     result = handler.on_event(event("Update", {**PROPS, **change}, physical_id=NAME, OldResourceProperties=PROPS))
@@ -357,6 +359,20 @@ def test_old_property_shape_without_optional_keys_is_handled():
     assert handler.job_name(handler.parse_properties(shape_1)) == PREFIX_NAME
 
 
+def test_the_hub_pin_and_the_archive_limits_reach_the_job():
+    pinned = {**PROPS, "HubSha256": "a" * 64,
+              "Limits": {"download_mb": "100", "model_mb": "200", "files": "300", "ratio": "40"}}
+    request = handler.training_job_request("job", handler.parse_properties(pinned))
+    hyperparameters = {k: json.loads(v) for k, v in request["HyperParameters"].items()}
+    assert hyperparameters["hub-sha256"] == "a" * 64
+    assert {k: v for k, v in hyperparameters.items() if k.startswith("max-")} == {
+        "max-download-mb": 100, "max-model-mb": 200, "max-files": 300, "max-ratio": 40}
+    # A pin decides which bytes are acceptable: a new one re-runs the job to check them.
+    assert handler.job_name(handler.parse_properties(pinned)) != NAME
+    # Shape 2 (neither key) keeps its jobs' names.
+    assert handler.job_name(handler.parse_properties({**PROPS, "HubSha256": "", "Limits": {}})) == NAME
+
+
 @mock_aws
 def test_a_completed_job_without_a_manifest_fails_the_deploy_saying_so():
     s3 = boto3.client("s3", region_name=REGION)
@@ -365,3 +381,29 @@ def test_a_completed_job_without_a_manifest_fails_the_deploy_saying_so():
     name = handler.on_event(event("Create"))["PhysicalResourceId"]
     with pytest.raises(RuntimeError, match=r"completed but s3://stage-bucket/artifacts/packaging/.*/output/model.tar.gz cannot be read \(NoSuchKey\)"):
         handler.is_complete(event("Create", physical_id=name))
+
+
+def test_an_s3_error_that_is_not_not_found_never_starts_a_second_job(stubbed):
+    from botocore.exceptions import ClientError
+
+    sm, s3 = stubbed["sagemaker"], stubbed["s3"]
+    described(sm, NAME, "Completed")
+    s3.add_client_error("head_object", service_error_code="SlowDown", http_status_code=503)
+    # No create_training_job is planned: the Stubber fails the test on one.
+    with pytest.raises(ClientError, match="SlowDown"):
+        handler.on_event(event("Create"))
+
+
+def test_the_handlers_clients_retry_throttles_and_server_errors(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    retries = handler.client("sagemaker").meta.config.retries
+    assert retries["mode"] == "standard" and retries["total_max_attempts"] >= 10
+
+
+def test_only_not_found_means_no_job(stubbed):
+    from botocore.exceptions import ClientError
+
+    stubbed["sagemaker"].add_client_error("describe_training_job", service_error_code="ValidationException",
+                                          service_message="1 validation error detected: TrainingJobName too long")
+    with pytest.raises(ClientError):
+        handler.on_event(event("Create"))

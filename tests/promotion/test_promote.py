@@ -116,10 +116,10 @@ def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
         "time": "2026-11-25T12:00:00+00:00",
         "commit": "c0ffee",
         "previous": None,
-        "record": f"promotions/2026-11-25T120000+0000-{digest[:12]}.json",
+        "record": f"promotions/00000001-2026-11-25T120000Z-{digest[:12]}.json",
     }
-    latest = json.loads(staging.s3.get_object(Bucket="staging-bucket", Key="promotions/latest.json")["Body"].read())
-    assert latest["digest"] == digest
+    # An append-only log: the record is its own object, no mutable "latest" pointer beside it.
+    assert keys(staging.s3, "staging-bucket", "promotions/") == [record["record"]]
 
 
 def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):
@@ -308,3 +308,181 @@ def test_a_folder_object_in_a_prefix_is_refused(stages):
     with pytest.raises(PromotionError, match=r"holds the zero-byte folder object .*use/4/assets/"):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
     assert keys(staging.s3, "staging-bucket") == []
+
+
+# --- integrity: what was tested is exactly what serves ----------------------------
+
+
+def test_an_added_inference_script_changes_the_digest_and_is_refused(stages):
+    # code/inference.py runs in the serving container: the digest covers it.
+    dev, staging, _ = stages
+    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}code/inference.py", Body=b"def handler(d, c): ...")
+    with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files: unlisted \['code/inference.py'\]"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_a_moved_version_folder_changes_what_serves_and_is_refused(stages):
+    dev, staging, _ = stages
+    for key in keys(dev.s3, "dev-bucket", f"{JOB_PREFIX}use/4/"):
+        moved = key.replace("/use/4/", "/use/5/")
+        dev.s3.copy_object(Bucket="dev-bucket", Key=moved, CopySource={"Bucket": "dev-bucket", "Key": key})
+        dev.s3.delete_object(Bucket="dev-bucket", Key=key)
+    with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_a_rerun_never_overwrites_or_deletes_a_promoted_copy_that_does_not_verify(stages):
+    dev, staging, record = stages
+    promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
+    prefix = promoted(record["tree_digest"])
+    staging.s3.put_object(Bucket="staging-bucket", Key=f"{prefix}stray.txt", Body=b"x")
+    before = {o["Key"]: o["ETag"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
+    with pytest.raises(PromotionError, match=r"unlisted \['stray.txt'\].*left alone"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    after = {o["Key"]: o["ETag"] for o in staging.s3.list_objects_v2(Bucket="staging-bucket", Prefix=prefix)["Contents"]}
+    assert after == before  # every model file the endpoint was created from is still there
+
+
+def test_a_promoted_copy_is_written_once(stages, packaged):
+    from promotion.artifact_forms import ArtifactError, copy
+
+    dev, staging, record = stages
+    target = f"s3://staging-bucket/{promoted(record['tree_digest'])}"
+    copy(dev.s3, f"s3://dev-bucket/{JOB_PREFIX}", staging.s3, target)
+    # Conditional writes: even a copy that races a promotion never replaces an object.
+    with pytest.raises(ArtifactError, match="exists already"):
+        copy(dev.s3, f"s3://dev-bucket/{JOB_PREFIX}", staging.s3, target)
+    assert artifacts.verify(staging.s3, target, record["tree_digest"])
+
+
+def test_previous_twice_lands_where_once_did(stages):
+    dev, staging, record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # A second, different artifact promoted on top of it.
+    second_digest = repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    assert second["digest"] == second_digest != first["digest"]
+    served = []
+    for hours in (2, 3):
+        rollback(staging, "previous", lambda stage, key, digest: served.append(digest), "back",
+                 lambda: NOW + dt.timedelta(hours=hours))
+    assert served == [first["digest"], first["digest"]]
+
+
+def repackage(dev, model_name: str) -> str:
+    """Put another packaged model where dev's stack points; return its digest."""
+    import tempfile
+
+    from tools.demo_model import save_text_model
+
+    work = pathlib.Path(tempfile.mkdtemp())
+    model = save_text_model(str(work / "src" / "model"), seed=7)
+    new = package(model, str(work / "model"), "use", 4, log=lambda m: None)
+    for key in keys(dev.s3, "dev-bucket", JOB_PREFIX):
+        dev.s3.delete_object(Bucket="dev-bucket", Key=key)
+    for path in sorted((work / "model").rglob("*")):
+        if path.is_file():
+            dev.s3.upload_file(str(path), "dev-bucket", JOB_PREFIX + path.relative_to(work / "model").as_posix())
+    dev.cloudformation.delete_stack(StackName="tfhub-serving-dev-serving")
+    stack_with_outputs(dev.cloudformation, "tfhub-serving-dev-serving",
+                       {"ArtifactLocation": f"s3://dev-bucket/{JOB_PREFIX}", "TreeDigest": new["tree_digest"]})
+    return new["tree_digest"]
+
+
+def test_a_planted_record_cannot_choose_what_a_rollback_serves(stages):
+    dev, staging, record = stages
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # Someone who can write promotions/ points latest at an artifact no promotion verified.
+    staging.s3.put_object(Bucket="staging-bucket", Key="artifacts/evil/model.tar.gz", Body=b"x")
+    planted = {"digest": record["tree_digest"], "target_stage": "staging", "record": "promotions/planted.json",
+               "target_artifact": "s3://staging-bucket/artifacts/evil/model.tar.gz", "previous": None}
+    staging.s3.put_object(Bucket="staging-bucket", Key="promotions/planted.json", Body=json.dumps(planted))
+    with pytest.raises(PromotionError, match=r"does not name a promoted copy of stage staging"):
+        rollback(staging, "promotions/planted.json", lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_a_record_whose_digest_does_not_match_its_copy_is_refused(stages):
+    dev, staging, record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    forged = {**first, "digest": "f" * 64, "target_artifact": f"s3://staging-bucket/{promoted('f' * 64)}",
+              "record": "promotions/forged.json"}
+    staging.s3.put_object(Bucket="staging-bucket", Key="promotions/forged.json", Body=json.dumps(forged))
+    with pytest.raises(PromotionError, match=r"No artifact at s3://staging-bucket/artifacts/promoted/f{64}/model/"):
+        rollback(staging, "promotions/forged.json", lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_an_artifact_packaged_before_digest_version_2_is_refused(stages):
+    dev, staging, _ = stages
+    body = json.loads(dev.s3.get_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}manifest.json")["Body"].read())
+    del body["digest_version"]
+    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}manifest.json", Body=json.dumps(body))
+    with pytest.raises(PromotionError, match=r"packaged before digest version 2"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def test_a_failure_to_list_the_records_stops_rather_than_cutting_the_chain():
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from promotion import records
+
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(s3) as stub:
+        stub.add_client_error("list_objects_v2", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(ClientError, match="SlowDown"):
+            records.write(s3, "staging-bucket", {"time": "t", "digest": "d" * 64})
+
+
+def test_records_are_numbered_in_order_and_a_racing_writer_takes_the_next_number(stages):
+    from promotion import records
+
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # Another promotion wrote number 2 between this one's listing and its write.
+    real_put = staging.s3.put_object
+
+    def racing_put(**kwargs):
+        if kwargs["Key"].startswith("promotions/00000002-"):
+            staging.s3.put_object = real_put
+            raced = {**first, "record": kwargs["Key"], "previous": first["record"]}
+            real_put(Bucket="staging-bucket", Key=kwargs["Key"], Body=json.dumps(raced))
+        return real_put(**kwargs)
+
+    staging.s3.put_object = racing_put
+    try:
+        third = promote(dev, staging, lambda *a: None, "three", lambda: NOW)
+    finally:
+        staging.s3.put_object = real_put
+    assert third["record"].startswith("promotions/00000003-")
+    assert third["previous"].startswith("promotions/00000002-")
+    assert records.newest(staging.s3, "staging-bucket") == third["record"]
+
+
+def test_a_record_that_is_not_what_the_log_wrote_there_is_refused(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # A copy of a genuine record under another key: its content names its real place.
+    body = staging.s3.get_object(Bucket="staging-bucket", Key=first["record"])["Body"].read()
+    staging.s3.put_object(Bucket="staging-bucket", Key="promotions/00000009-copy.json", Body=body)
+    with pytest.raises(PromotionError, match=r"00000009-copy.json is not a promotion record this tool wrote"):
+        rollback(staging, "previous", lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_the_target_is_written_as_its_promotion_role(stages):
+    """Every write into the target bucket goes through the role its bucket policy names."""
+    dev, staging, _ = stages
+    stack_with_outputs(staging.cloudformation, "tfhub-serving-staging-roles", {},
+                       {"tfhub-serving-staging-promotion-role-arn": "arn:aws:iam::222222222222:role/promotion"})
+    assumed = []
+
+    def assume(role):
+        assumed.append(role)
+        return staging.s3
+
+    import dataclasses
+
+    target = dataclasses.replace(staging, s3=None, assume=assume)  # the caller's own client is never used
+    record = promote(dev, target, lambda *a: None, "c0ffee", lambda: NOW)
+    back = rollback(target, record["record"], lambda *a: None, "c0ffee", lambda: NOW)
+    assert assumed == ["arn:aws:iam::222222222222:role/promotion"] * 2
+    assert back["rollback_to"] == record["record"]

@@ -88,3 +88,40 @@ def test_a_columnar_sample_is_sent_as_inputs_and_checked_as_outputs():
         "output 'scaled' has shape [1, 1], the signature says [1, 2]"
     ]
     assert check_columns({"predictions": [[3.0, 6.0]]}, 1, outputs)[0].startswith("the response has no 'outputs'")
+
+
+@mock_aws
+@pytest.mark.parametrize("artifact", ["artifacts/p/output/model.tar.gz", "artifacts/p/output/model/"])
+def test_make_smoke_reads_the_manifest_of_either_artifact_form(monkeypatch, capsys, artifact):
+    """A serverless stage serves a model.tar.gz: smoke finds the manifest inside it."""
+    import io
+    import tarfile
+
+    from promotion import smoke as smoke_module
+    from promotion.deployed import DeployedStage
+    from stacks.config import load_from_cdk_json
+    from tests.conftest import ROOT
+
+    session = boto3.session.Session(region_name="us-east-1")
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="stage-bucket")
+    manifest = json.dumps(MANIFEST).encode()
+    if artifact.endswith(".tar.gz"):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, body in (("./m/1/saved_model.pb", b"pb"), ("./manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                archive.addfile(info, io.BytesIO(body))
+        s3.put_object(Bucket="stage-bucket", Key=artifact, Body=buffer.getvalue())
+    else:
+        s3.put_object(Bucket="stage-bucket", Key=f"{artifact}manifest.json", Body=manifest)
+    session.client("cloudformation").create_stack(StackName="tfhub-serving-dev-serving", TemplateBody=json.dumps({
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"EndpointName": {"Value": "tfhub-serving-dev"},
+                    "ArtifactLocation": {"Value": f"s3://stage-bucket/{artifact}"}}}))
+    config = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": "us-east-1"})
+    monkeypatch.setattr(smoke_module, "deployed_stage", lambda stage: DeployedStage(config, session))
+    answer(GOOD)
+    assert smoke_module.main(["--stage", "dev"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
