@@ -165,9 +165,9 @@ class SageMaker(LoopbackServer):
         return [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for obj in page.get("Contents", [])]
 
-    def scalable_variants(self, endpoint_name: str) -> set[str]:
+    def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
         # ministack has no Application Auto Scaling: no variant is registered here.
-        return set()
+        return {}
 
     def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)

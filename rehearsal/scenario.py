@@ -317,16 +317,15 @@ class Rehearsal:
                       "and the SageMaker resources; its leftover check passed")
 
     def dev_on_instances(self) -> None:
-        """dev switched to instances: refused in place, deployed after the serving stack goes."""
-        self.user.edit_config(lambda stages: stages["dev"].update(
-            serving={"instances": {"type": "ml.m5.large", "count": 1}}))
-        refused = self.user.run("make", "deploy", "STAGE=dev", expect_success=False)
-        reasons = " ".join(self.account.failure_reasons(STAGES["dev"][1]))
-        check(refused.returncode != 0 and "endpoint-kind-change" in reasons,
-              f"switching dev to instances in place was not refused by the rule: {reasons[:500]}")
-        self.verified("kind change", "switching dev from serverless to instances in place is refused "
-                      "(rule endpoint-kind-change), as SageMaker refuses it, and rolled back")
-        self.user.run("npx", "cdk", "destroy", "-c", "stage=dev", STAGES["dev"][1])
+        """dev switched to instances in place (SageMaker allows it, one way), refused on
+        the way back, and serverless again after its serving stack goes."""
+        serverless: dict[str, Any] = {}
+
+        def to_instances(stages: dict[str, Any]) -> None:
+            serverless.update(stages["dev"]["serving"])
+            stages["dev"]["serving"] = {"instances": {"type": "ml.m5.large", "count": 1}}
+
+        self.user.edit_config(to_instances)
         self.user.run("make", "deploy", "STAGE=dev")
         outputs = self.account.outputs(STAGES["dev"][1])
         serving = self.account.serving(f"{PROJECT}-dev")
@@ -337,9 +336,28 @@ class Rehearsal:
               "the uncompressed artifact's manifest does not match TreeDigest")
         check(serving["variant"].get("InstanceType") == "ml.m5.large", f"dev's variant: {serving['variant']}")
         self.smokes("dev")
-        self.verified("instances", "after npx cdk destroy of dev's serving stack, make deploy STAGE=dev on "
-                      "instances packages uncompressed (CompressionType NONE) and serves the prefix through "
-                      "ModelDataSource; make smoke STAGE=dev got its answer")
+        self.verified("instances", "make deploy STAGE=dev switched to instances updates the endpoint in place: "
+                      "the job packages uncompressed (CompressionType NONE), served through ModelDataSource; "
+                      "make smoke STAGE=dev got its answer")
+
+        self.user.edit_config(lambda stages: stages["dev"].update(serving=serverless))
+        refused = self.user.run("make", "deploy", "STAGE=dev", expect_success=False)
+        reasons = " ".join(self.account.failure_reasons(STAGES["dev"][1]))
+        check(refused.returncode != 0 and "instances-to-serverless" in reasons,
+              f"switching dev back to serverless in place was not refused by the rule: {reasons[:500]}")
+        check(self.account.serving(f"{PROJECT}-dev")["variant"].get("InstanceType") == "ml.m5.large",
+              "after the refused update dev no longer serves on instances")
+        self.verified("kind change", "switching dev back to serverless in place is refused (rule "
+                      "instances-to-serverless), as SageMaker refuses it, and rolled back: dev still serves on "
+                      "instances")
+        self.user.run("npx", "cdk", "destroy", "-c", "stage=dev", STAGES["dev"][1])
+        self.user.run("make", "deploy", "STAGE=dev")
+        serving = self.account.serving(f"{PROJECT}-dev")
+        check(serving["variant"].get("ServerlessConfig") and serving["data"].endswith("/output/model.tar.gz"),
+              f"dev is not serverless again: {serving['variant']}")
+        self.smokes("dev")
+        self.verified("serverless again", "after npx cdk destroy of dev's serving stack, make deploy STAGE=dev "
+                      "serves serverless again; make smoke STAGE=dev got its answer")
 
     def strict_sagemaker_saw_everything(self) -> None:
         checked = self.aws.sagemaker.checked

@@ -47,11 +47,11 @@ class ConfigError(ValueError):
 
 
 def breaks_rule(rule_id: str, key: str, value: Any, detail: str = "") -> ConfigError:
-    """A setting SageMaker would refuse: key, value, and the rule with its document."""
+    """A setting that breaks a rule: key, value, and the rule with its document."""
     rule = RULES[rule_id]
     why = f" ({detail})" if detail else ""
     return ConfigError(
-        f"{key}: {value!r} is not allowed{why}; SageMaker rule {rule.id}: {rule.says} ({rule.document})"
+        f"{key}: {value!r} is not allowed{why}; {rule}"
     )
 
 
@@ -85,7 +85,7 @@ class Deployment:
     """How an endpoint update shifts traffic: blue/green, rolled back on alarms."""
 
     strategy: str  # all_at_once | canary | linear
-    step_percent: int | None
+    step_instances: int | None  # CapacitySize INSTANCE_COUNT
     wait_minutes: int
 
 
@@ -637,29 +637,30 @@ def _production(
 def _deployment(
     raw: Mapping[str, Any], where: str, serving: InstanceServing | ServerlessServing, has_alarms: bool
 ) -> Deployment:
-    """Blue/green: all at once, or canary/linear steps of whole instances (rules canary-size,
+    """Blue/green: all at once, or canary/linear steps of whole instances, each within
+    its documented share at every fleet size autoscaling may hold (rules canary-size,
     linear-step); serverless endpoints take only all at once."""
     sub = f"{where}.deployment"
     deployment = _mapping(raw, "deployment", sub)
-    _no_unknown_keys(deployment, sub, {"strategy", "step_percent", "wait_minutes"})
+    _no_unknown_keys(deployment, sub, {"strategy", "step_instances", "wait_minutes"})
     strategy = _choice(deployment, "strategy", sub, DEPLOYMENT_STRATEGIES)
     step = None
     if strategy != "all_at_once":
         if isinstance(serving, ServerlessServing):
             raise breaks_rule("serverless-traffic-shifting", f"{sub}.strategy", strategy, "stage serves serverless")
-        step = _integer(deployment, "step_percent", f"{sub}.step_percent", 1, 99)
+        step = _integer(deployment, "step_instances", f"{sub}.step_instances", 1, INSTANCE_COUNT[1])
         if not has_alarms:
             raise ConfigError(
                 f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them"
             )
-        counts = tuple(sorted({serving.instance_count} | (
-            {serving.autoscaling.min_instances} if serving.autoscaling else set())))
-        problem = limits.step_problem(strategy, step, counts)
+        scaling = serving.autoscaling
+        fleet_sizes = range(scaling.min_instances, scaling.max_instances + 1) if scaling else (serving.instance_count,)
+        problem = limits.step_problem(strategy, step, fleet_sizes)
         if problem:
-            raise breaks_rule("canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_percent",
+            raise breaks_rule("canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_instances",
                               step, problem)
-    elif "step_percent" in deployment:
-        raise ConfigError(f"{sub}.step_percent: not allowed with strategy 'all_at_once'")
+    elif "step_instances" in deployment:
+        raise ConfigError(f"{sub}.step_instances: not allowed with strategy 'all_at_once'")
     return Deployment(strategy, step, _integer(deployment, "wait_minutes", f"{sub}.wait_minutes", 0, 60))
 
 

@@ -55,6 +55,7 @@ def python_function(
     role: iam.IRole,
     environment: dict[str, str],
     timeout: Duration = Duration.minutes(1),
+    memory_mb: int = 128,
 ) -> lambda_.Function:
     return lambda_.Function(
         scope,
@@ -64,6 +65,7 @@ def python_function(
         code=lambda_.Code.from_asset(str(source), exclude=["__pycache__", "*.pyc"]),
         role=role,
         timeout=timeout,
+        memory_size=memory_mb,
         environment=environment,
         log_group=log_group(scope, f"{construct_id}Logs"),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -23,7 +23,9 @@ from stacks.nag import acknowledge_wildcards
 from stacks.sagemaker_access import (
     ENDPOINT_METRICS_NAMESPACE,
     NO_RESOURCE_LEVEL,
+    alarm_arn,
     log_group_arn,
+    read_statements,
     runtime_statements,
     sagemaker_role,
 )
@@ -47,17 +49,12 @@ class ModelRole(Construct):
         stack = Stack.of(self)
         self.role = sagemaker_role(self, f"SageMaker Model of endpoint {endpoint_name}: reads the artifact it serves")
         # A prefix is every object under it; an archive is the one key.
-        artifact = bucket.arn_for_objects(f"{artifact_key}*" if artifact_is_prefix else artifact_key)
+        pattern = f"{artifact_key}*" if artifact_is_prefix else artifact_key
+        artifact = bucket.arn_for_objects(pattern)
         logs = log_group_arn(stack, f"/aws/sagemaker/Endpoints/{endpoint_name}")
         streams = f"{logs}:log-stream:*"
         statements = [
-            iam.PolicyStatement(sid="ReadTheArtifact", actions=["s3:GetObject"], resources=[artifact]),
-            iam.PolicyStatement(
-                sid="ListTheArtifact",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{artifact_key}*" if artifact_is_prefix else artifact_key]}},
-            ),
+            *read_statements(bucket, pattern, "TheArtifact"),
             *runtime_statements(stack, [image], logs, streams, ENDPOINT_METRICS_NAMESPACE),
         ]
         reasons = {
@@ -77,11 +74,7 @@ class ModelRole(Construct):
                 iam.PolicyStatement(
                     sid="DescribeRollbackAlarms",
                     actions=["cloudwatch:DescribeAlarms"],
-                    resources=[
-                        stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
-                                         arn_format=ArnFormat.COLON_RESOURCE_NAME)
-                        for name in rollback_alarms
-                    ],
+                    resources=[alarm_arn(stack, name) for name in rollback_alarms],
                 )
             )
         if capture_prefix:

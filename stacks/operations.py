@@ -15,6 +15,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.config import Alarms, Autoscaling, Deployment
+from stacks.sagemaker_access import alarm_arn
 
 VARIANT_DIMENSION = "AllTraffic"
 # CloudWatch reports ModelLatency in microseconds.
@@ -38,13 +39,16 @@ class EndpointAlarms(Construct):
             pending_window=Duration.days(7),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        # Unconditioned, as the SNS guide's statement for AWS event sources is: no AWS
+        # document says CloudWatch's KMS calls carry aws:SourceAccount, and a condition on
+        # a key absent from the request would drop every notification silently. The key
+        # serves this one topic, whose own policy names the alarms (below).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
         )
         self.topic = sns.Topic(
@@ -53,6 +57,22 @@ class EndpointAlarms(Construct):
             display_name=f"{endpoint_name} alarms",
             enforce_ssl=True,
             master_key=self.key,
+        )
+        # enforce_ssl gives the topic a policy of its own, which replaces SNS's default
+        # (the one same-account alarms publish through): CloudWatch must be let in by
+        # name, for these alarms only (rule alarm-topic-key).
+        stack = Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TheseAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": [alarm_arn(stack, name) for name in names]},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
         )
         for email in settings.emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
@@ -98,8 +118,9 @@ def deployment_config(
     """Blue/green traffic shifting; a breaching alarm rolls the update back."""
     wait = deployment.wait_minutes * 60
     step = (
-        sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=deployment.step_percent)
-        if deployment.step_percent
+        # Counted in instances, so a step is whole at any fleet size autoscaling holds.
+        sagemaker.CfnEndpoint.CapacitySizeProperty(type="INSTANCE_COUNT", value=deployment.step_instances)
+        if deployment.step_instances
         else None
     )
     routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(

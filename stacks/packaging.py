@@ -126,8 +126,12 @@ class PackagingJob(Construct):
             source=HANDLER_SOURCE,
             handler="handler.is_complete",
             role=handler_role,
-            # Reading the manifest may stream a whole model.tar.gz from S3.
-            timeout=Duration.minutes(5),
+            # Reading the manifest may stream a whole model.tar.gz from S3 (SageMaker
+            # chooses the members' order): Lambda's longest run, and at 1769 MB the one
+            # full vCPU that gunzip needs (Lambda's memory/CPU table), so a model of a
+            # few GB is read in a minute or two rather than timing out on every poll.
+            timeout=Duration.minutes(15),
+            memory_mb=1769,
             # Stop the job before the Provider gives up, rather than rely on a later Delete.
             environment={
                 "WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))

@@ -23,6 +23,7 @@ from stacks.sagemaker_access import (
     TRAINING_LOG_GROUP,
     TRAINING_METRICS_NAMESPACE,
     log_group_arn,
+    read_statements,
     runtime_statements,
     sagemaker_role,
 )
@@ -49,13 +50,7 @@ class PackagingRole(Construct):
         logs = log_group_arn(stack, TRAINING_LOG_GROUP)
         streams = f"{logs}:log-stream:{job_name_prefix}-*"
         statements = [
-            iam.PolicyStatement(sid="ReadTrainingData", actions=["s3:GetObject"], resources=[training_data]),
-            iam.PolicyStatement(
-                sid="ListTrainingData",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{training_data_prefix}*"]}},
-            ),
+            *read_statements(bucket, f"{training_data_prefix}*", "TrainingData"),
             iam.PolicyStatement(
                 sid="WriteJobFolders", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[job_folders]
             ),

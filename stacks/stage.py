@@ -35,7 +35,8 @@ class StageStacks:
 
     def rule_violations(self, assembly: cx_api.CloudAssembly) -> list[Violation]:
         """The SageMaker rules the synthesized templates break (`stacks/rulebook`)."""
-        return check_stage(assembly.get_stack_by_name(self.serving.stack_name).template)
+        return check_stage(assembly.get_stack_by_name(self.serving.stack_name).template,
+                           self.config.account, self.config.region)
 
 
 def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> StageStacks:

@@ -114,10 +114,28 @@ class Account:
                                          **request.context},
                 },
             })
-        answers = json.loads(subprocess.run(
-            [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / "iam_simulate.mjs")],
-            input=json.dumps(simulations), capture_output=True, text=True, check=True, cwd=ROOT,
-        ).stdout)
-        for request, answer in zip(requests, answers):
-            assert not answer["errors"], (request, answer["errors"])
-        return [answer["result"] for answer in answers]
+        return simulate(simulations)
+
+
+def decide_on(resource_policy: dict, resource: str, principal: str, action: str,
+              context: dict[str, str]) -> str:
+    """IAM's decision for one request that only a resource policy can allow (a
+    service principal's, such as CloudWatch publishing to a topic)."""
+    (answer,) = simulate([{
+        "identityPolicies": [], "serviceControlPolicies": [], "resourceControlPolicies": [],
+        "resourcePolicy": resource_policy,
+        "request": {"principal": principal, "action": action,
+                    "resource": {"resource": resource, "accountId": resource.split(":")[4]},
+                    "contextVariables": context},
+    }])
+    return answer
+
+
+def simulate(simulations: list[dict]) -> list[str]:
+    answers = json.loads(subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / "iam_simulate.mjs")],
+        input=json.dumps(simulations), capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout)
+    for simulation, answer in zip(simulations, answers):
+        assert not answer["errors"], (simulation["request"], answer["errors"])
+    return [answer["result"] for answer in answers]

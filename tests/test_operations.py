@@ -11,6 +11,7 @@ import json
 import pytest
 
 from stacks.config import ConfigError, load_stage_config
+from tests.iam_simulation import Account, decide_on
 
 
 def only(template, resource_type):
@@ -55,8 +56,8 @@ def test_only_prod_autoscales_and_keeps_the_scaled_count_across_updates(synthesi
     [
         # One instance: no whole-instance step smaller than the fleet, so all at once.
         ("staging", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}),
-        # Two instances: a canary of one (50 %).
-        ("prod", {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 600}),
+        # Two to four instances: a canary of one, counted in instances (25-50 %).
+        ("prod", {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 600}),
     ],
 )
 def test_updates_shift_traffic_and_roll_back_on_the_alarms(synthesized, stage, routing):
@@ -107,11 +108,8 @@ def test_alarms_watch_5xx_and_latency_and_notify_an_encrypted_topic(synthesized,
     (cloudwatch,) = [s for s in key["KeyPolicy"]["Statement"] if s.get("Sid") == "CloudWatchAlarmsPublish"]
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert "aws:SourceAccount" in cloudwatch["Condition"]["StringEquals"]
-    (_, topic_policy) = only(serving, "AWS::SNS::TopicPolicy")
-    (statement,) = topic_policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny"
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # No condition: nothing documents that CloudWatch's KMS calls carry one.
+    assert "Condition" not in cloudwatch
     alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in serving.find_resources("AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {"Invocation5XXErrors", "ModelLatency"}
     for alarm in alarms.values():
@@ -123,6 +121,29 @@ def test_alarms_watch_5xx_and_latency_and_notify_an_encrypted_topic(synthesized,
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
     assert alarms["Invocation5XXErrors"]["Threshold"] == 5
     assert alarms["ModelLatency"]["Threshold"] == 1000 * 1000  # 1000 ms, in microseconds
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_only_the_stages_alarms_may_publish_to_the_topic(synthesized, context, stage):
+    """The topic's own policy replaces SNS's default one, so CloudWatch must be let in
+    by name; SNS evaluates it as IAM does (iam-simulate, offline)."""
+    serving = synthesized(stage).serving
+    topic_id, _ = only(serving, "AWS::SNS::Topic")
+    _, policy = only(serving, "AWS::SNS::TopicPolicy")
+    config = load_stage_config(context, stage)
+    topic = f"arn:aws:sns:{config.region}:{config.account}:alarms"
+    document = Account(serving.to_json(), values={topic_id: topic}).resolve(policy["Properties"]["PolicyDocument"])
+
+    def publish(alarm: str, source_account: str = config.account, secure: str = "true") -> str:
+        return decide_on(document, topic, "cloudwatch.amazonaws.com", "sns:Publish", {
+            "aws:SourceArn": f"arn:aws:cloudwatch:{config.region}:{source_account}:alarm:{alarm}",
+            "aws:SourceAccount": source_account, "aws:SecureTransport": secure})
+
+    for alarm in (f"tfhub-serving-{stage}-5xx-errors", f"tfhub-serving-{stage}-model-latency"):
+        assert publish(alarm) == "Allowed"
+    assert publish("someone-elses-alarm") == "ImplicitlyDenied"
+    assert publish(f"tfhub-serving-{stage}-5xx-errors", source_account="999999999999") == "ImplicitlyDenied"
+    assert publish(f"tfhub-serving-{stage}-5xx-errors", secure="false") == "ExplicitlyDenied"
 
 
 def test_prod_captures_a_sample_of_requests_to_its_bucket(synthesized):
@@ -147,16 +168,19 @@ def test_alarm_subscribers_come_from_config(context, tmp_path):
 @pytest.mark.parametrize(
     ("stage", "edit", "fragments"),
     [
-        ("dev", lambda s: s.update(deployment={"strategy": "canary", "step_percent": 50, "wait_minutes": 0}),
-         ["stages.dev.deployment.strategy", "SageMaker rule serverless-traffic-shifting"]),
+        ("dev", lambda s: s.update(deployment={"strategy": "canary", "step_instances": 1, "wait_minutes": 0}),
+         ["stages.dev.deployment.strategy", "project rule serverless-traffic-shifting"]),
         ("dev", lambda s: s.update(data_capture={"sampling_percent": 5}),
          ["stages.dev.data_capture", "SageMaker rule serverless-features"]),
-        ("staging", lambda s: s.update(deployment={"strategy": "linear", "step_percent": 50, "wait_minutes": 5}),
-         ["stages.staging.deployment.step_percent: 50", "50 % of 1 instance(s) is 0.5", "rule linear-step"]),
-        ("prod", lambda s: s["deployment"].update(step_percent=10),
-         ["stages.prod.deployment.step_percent: 10", "10 % of 2 instance(s) is 0.2", "rule canary-size"]),
-        ("prod", lambda s: s["deployment"].update(strategy="linear", step_percent=5),
-         ["a linear step of 5 % is outside 10-50 %"]),
+        ("staging", lambda s: s.update(deployment={"strategy": "linear", "step_instances": 1, "wait_minutes": 5}),
+         ["stages.staging.deployment.step_instances: 1", "1 of 1 instance(s) is 100 %", "rule linear-step"]),
+        ("prod", lambda s: s["deployment"].update(step_instances=2),
+         ["stages.prod.deployment.step_instances: 2", "2 of 2 instance(s) is 100 %", "rule canary-size"]),
+        # Autoscaling may grow prod to 12: one instance is then 8.33 %, under a linear step's 10 %.
+        ("prod", lambda s: (s["deployment"].update(strategy="linear"),
+                            s["serving"]["instances"]["autoscaling"].update(max=12)),
+         ["1 of 11 instance(s) is 9.09 %", "outside 10-50 %"]),
+        ("prod", lambda s: s["deployment"].update(step_percent=50), ["step_percent", "step_instances"]),
         ("prod", lambda s: s.pop("alarms"), ["stages.prod.deployment.strategy", "needs stages.prod.alarms"]),
         ("prod", lambda s: s["serving"]["instances"]["autoscaling"].update(min=3), ["instance count 2", "min 3"]),
         ("prod", lambda s: s["deployment"].update(strategy="rolling"), ["'rolling'", "all_at_once, canary, linear"]),

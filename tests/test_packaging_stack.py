@@ -89,7 +89,9 @@ def test_timeouts_fit_cloudformations_hour(synthesized):
     assert '"IntervalSeconds":30,"MaxAttempts":90' in definition  # 45 minutes of polling
     serving.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "handler.is_complete", "Environment": {"Variables": {"WAIT_LIMIT_SECONDS": str(45 * 60 - 60)}}},
+        {"Handler": "handler.is_complete", "Environment": {"Variables": {"WAIT_LIMIT_SECONDS": str(45 * 60 - 60)}},
+         # It may stream a whole model.tar.gz to find the manifest: a full vCPU, Lambda's longest run.
+         "MemorySize": 1769, "Timeout": 900},
     )
 
 

@@ -62,7 +62,7 @@ def test_rehearsal_runs_the_readme_commands_and_checks_what_each_did():
     assert steps == [
         "unknown stage", "bootstrap", "deploy", "training job", "artifact", "endpoint", "follow and call",
         "pinned staging", "promote v1", "diff", "update", "no job", "rollback", "promote v2", "promote back",
-        "prod diff", "destroy staging", "kind change", "instances", "destroy dev", "strict",
+        "prod diff", "destroy staging", "instances", "kind change", "serverless again", "destroy dev", "strict",
     ]
     missing = {command for command in readme_commands() if command not in ran and command not in ELSEWHERE}
     assert missing == set(), "README commands no test runs"

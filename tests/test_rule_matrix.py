@@ -23,8 +23,8 @@ ARTIFACTS = ("packaging", "pinned .tar.gz", "pinned prefix")
 DEPLOYMENTS = {
     "none": None,
     "all at once": {"strategy": "all_at_once", "wait_minutes": 5},
-    "canary": {"strategy": "canary", "step_percent": 50, "wait_minutes": 5},
-    "linear": {"strategy": "linear", "step_percent": 50, "wait_minutes": 5},
+    "canary": {"strategy": "canary", "step_instances": 1, "wait_minutes": 5},
+    "linear": {"strategy": "linear", "step_instances": 1, "wait_minutes": 5},
 }
 ALARMS = {"emails": [], "max_model_latency_ms": 1000, "max_5xx_errors": 5}
 
@@ -34,7 +34,7 @@ def stage_settings(serving: str, artifact: str, deployment: str, autoscaling: bo
     dev["serving"] = copy.deepcopy(SERVING[serving])
     if autoscaling:
         # Under instances; a serverless endpoint has nowhere to put it.
-        next(iter(dev["serving"].values()))["autoscaling"] = {"min": 2, "max": 4, "invocations_per_instance": 100}
+        next(iter(dev["serving"].values()))["autoscaling"] = {"min": 2, "max": 12, "invocations_per_instance": 100}
     if artifact != "packaging":
         dev.pop("packaging")
         dev["pinned_artifact"] = "artifacts/use/4/model.tar.gz" if artifact == "pinned .tar.gz" else "artifacts/use/4/"
@@ -57,6 +57,8 @@ def breaks(serving: str, artifact: str, deployment: str, autoscaling: bool, capt
             return "serverless-traffic-shifting"
         if capture:
             return "serverless-features"
+    elif deployment == "linear" and autoscaling:
+        return "linear-step"  # one instance of 11 or 12 is under 10 %
     return None
 
 

@@ -4,6 +4,7 @@ and every shipped stage's templates obey all of them."""
 from __future__ import annotations
 
 import copy
+import json
 import datetime as dt
 
 import pytest
@@ -19,9 +20,9 @@ from tests.conftest import STAGES
 class Knows:
     """What SageMaker knows when a request arrives, for `requests.check`."""
 
-    def __init__(self, models=None, configs=None, endpoints=None, prefixes=None, scaled=()):
+    def __init__(self, models=None, configs=None, endpoints=None, prefixes=None, scaled=None):
         self.models, self.configs, self.endpoints = models or {}, configs or {}, endpoints or {}
-        self.prefixes, self.scaled = prefixes or {}, set(scaled)
+        self.prefixes, self.scaled = prefixes or {}, scaled or {}
 
     def model(self, name):
         return self.models.get(name)
@@ -35,7 +36,7 @@ class Knows:
     def prefix_keys(self, uri):
         return self.prefixes.get(uri)
 
-    def scalable_variants(self, endpoint_name):
+    def scaling(self, endpoint_name):
         return self.scaled
 
 
@@ -74,14 +75,19 @@ KNOWN_BAD = {
         "EnableCapture": True}}, Knows(models={"m": ARCHIVE_MODEL})),
     "serverless-limits": ("CreateEndpointConfig", {"ProductionVariants": [serverless(memory=2500)]},
                           Knows(models={"m": ARCHIVE_MODEL})),
+    "serverless-rolling": ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": {
+        "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}}}},
+                           Knows(configs={"c": {"ProductionVariants": [serverless()]}})),
     "serverless-traffic-shifting": ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c",
                                                        "DeploymentConfig": routing("CANARY")},
                                     Knows(configs={"c": {"ProductionVariants": [serverless()]}})),
     "instance-store-kms": ("CreateEndpointConfig", {"ProductionVariants": [instances(kind="ml.g5.xlarge")],
                                                     "KmsKeyId": "arn:aws:kms:us-east-1:1:key/k"}, Knows()),
+    # One instance of two is 50 %, but autoscaling may shrink the fleet to one.
     "canary-size": ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c",
-                                       "DeploymentConfig": routing("CANARY", value=10)},
-                    Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}})),
+                                       "DeploymentConfig": routing("CANARY", "INSTANCE_COUNT", 1)},
+                    Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}},
+                          scaled={"AllTraffic": (1, 4)})),
     "linear-step": ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c",
                                        "DeploymentConfig": routing("LINEAR", "INSTANCE_COUNT", 3)},
                     Knows(configs={"c": {"ProductionVariants": [instances(count=4)]}})),
@@ -95,10 +101,10 @@ KNOWN_BAD = {
     "autoscaled-instance-type": ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "new"}, Knows(
         configs={"old": {"ProductionVariants": [instances(kind="ml.m5.large")]},
                  "new": {"ProductionVariants": [instances(kind="ml.m5.xlarge")]}},
-        endpoints={"e": {"EndpointConfigName": "old"}}, scaled={"AllTraffic"})),
-    "endpoint-kind-change": ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "new"}, Knows(
-        configs={"old": {"ProductionVariants": [serverless()]}, "new": {"ProductionVariants": [instances()]}},
-        endpoints={"e": {"EndpointConfigName": "old"}})),
+        endpoints={"e": {"EndpointConfigName": "old"}}, scaled={"AllTraffic": (2, 4)})),
+    "instances-to-serverless": ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "new"}, Knows(
+        configs={"old": {"ProductionVariants": [instances()]}, "new": {"ProductionVariants": [serverless()]}},
+        models={"m": ARCHIVE_MODEL}, endpoints={"e": {"EndpointConfigName": "old"}})),
     "hyperparameter-length": ("CreateTrainingJob", {"HyperParameters": {"hub-handle": "x" * 2501}}, Knows()),
     "spot-wait": ("CreateTrainingJob", {"EnableManagedSpotTraining": True, "StoppingCondition": {
         "MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 600}}, Knows()),
@@ -138,6 +144,20 @@ GOOD = [
      Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}})),
     ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": routing("LINEAR", value=25)},
      Knows(configs={"c": {"ProductionVariants": [instances(count=4)]}})),
+    # Percent steps: SageMaker documents only the share, not the rounding.
+    ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": routing("CANARY", value=10)},
+     Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}})),
+    # One instance is 25-50 % of every fleet size from 2 to 4.
+    ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c",
+                        "DeploymentConfig": routing("CANARY", "INSTANCE_COUNT", 1)},
+     Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}}, scaled={"AllTraffic": (2, 4)})),
+    ("CreateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c",
+                        "DeploymentConfig": routing("LINEAR", "INSTANCE_COUNT", 1)},
+     Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}}, scaled={"AllTraffic": (2, 10)})),
+    # Serverless to instances is allowed (one way).
+    ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "new"}, Knows(
+        configs={"old": {"ProductionVariants": [serverless()]}, "new": {"ProductionVariants": [instances()]}},
+        endpoints={"e": {"EndpointConfigName": "old"}})),
     # Blue/green all at once, with auto-rollback, is for serverless endpoints too.
     ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": {
         **routing("ALL_AT_ONCE"), "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "a"}]}}},
@@ -146,7 +166,7 @@ GOOD = [
     ("UpdateEndpoint", {"EndpointName": "e", "EndpointConfigName": "new"}, Knows(
         configs={"old": {"ProductionVariants": [instances(model="a")]},
                  "new": {"ProductionVariants": [instances(model="b")]}},
-        endpoints={"e": {"EndpointConfigName": "old"}}, scaled={"AllTraffic"})),
+        endpoints={"e": {"EndpointConfigName": "old"}}, scaled={"AllTraffic": (2, 4)})),
 ]
 
 
@@ -155,14 +175,17 @@ def test_a_request_sagemaker_takes_breaks_nothing(operation, request_, knows):
     assert api.check(operation, request_, knows) == []
 
 
-@pytest.mark.parametrize(("percent", "counts", "problem"), [
-    (50, (2,), None),
-    (50, (1,), "50 % of 1 instance(s) is 0.5"),
-    (10, (2,), "10 % of 2 instance(s) is 0.2"),
-    (25, (4, 2), "25 % of 2 instance(s) is 0.5"),  # the autoscaling minimum counts too
+@pytest.mark.parametrize(("strategy", "instances", "sizes", "problem"), [
+    ("canary", 1, range(2, 5), None),
+    ("canary", 1, range(1, 5), "1 of 1 instance(s) is 100 %"),  # autoscaling's minimum counts
+    ("canary", 2, range(2, 5), "2 of 2 instance(s) is 100 %"),
+    ("canary", 0, (2,), "moves no traffic"),
+    ("linear", 1, range(2, 11), None),  # 10 % at ten instances is the documented edge
+    ("linear", 1, range(2, 12), "1 of 11 instance(s) is 9.09 %"),  # every size up to max counts
+    ("linear", 1, (1,), "1 of 1 instance(s) is 100 %"),
 ])
-def test_canary_steps_are_whole_instances(percent, counts, problem):
-    found = step_problem("canary", percent, counts)
+def test_steps_are_their_documented_share_at_every_fleet_size(strategy, instances, sizes, problem):
+    found = step_problem(strategy, instances, sizes)
     assert (found is None) if problem is None else problem in found
 
 
@@ -176,13 +199,14 @@ def test_instance_store_allow_list_comes_from_the_documents():
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_shipped_stage_obeys_every_rule(synthesized, stage):
     synth = synthesized(stage)
-    assert check_stage(synth.serving.to_json()) == []
+    assert synth.stage.rule_violations(synth.assembly) == []
 
 
 def broken(synth, edit):
     serving = copy.deepcopy(synth.serving.to_json())
     edit(serving)
-    return {v.rule.id for v in check_stage(serving)}
+    config = synth.stage.config
+    return {v.rule.id for v in check_stage(serving, config.account, config.region)}
 
 
 def of_type(template, kind):
@@ -212,10 +236,51 @@ def test_a_broken_template_is_caught(synthesized):
         (endpoint,) = of_type(serving, "AWS::SageMaker::Endpoint")
         endpoint["Properties"]["ExcludeRetainedVariantProperties"].append({"VariantPropertyType": "DataCaptureConfig"})
 
+    def topic_policy_without_cloudwatch(serving):
+        (policy,) = of_type(serving, "AWS::SNS::TopicPolicy")
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        statements[:] = [s for s in statements if s["Effect"] == "Deny"]
+
+    def topic_policy_for_another_account(serving):
+        (policy,) = of_type(serving, "AWS::SNS::TopicPolicy")
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                statement["Condition"]["StringEquals"]["aws:SourceAccount"] = "999999999999"
+
+    def key_denies_cloudwatch(serving):
+        (key,) = [k for k in of_type(serving, "AWS::KMS::Key") if "CloudWatchAlarmsPublish" in json.dumps(k)]
+        key["Properties"]["KeyPolicy"]["Statement"].append({
+            "Effect": "Deny", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "kms:*", "Resource": "*"})
+
+    def rollback_alarms_gone(serving):
+        serving["Resources"] = {k: r for k, r in serving["Resources"].items() if r["Type"] != "AWS::CloudWatch::Alarm"}
+
+    def grant_in_another_account(serving):
+        for policy in of_type(serving, "AWS::IAM::Policy"):
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement.get("Sid") == "DescribeRollbackAlarms":
+                    statement["Resource"] = [json.loads(json.dumps(r).replace("222222222222", "999999999999"))
+                                             for r in statement["Resource"]]
+
+    def autoscaling_down_to_one(serving):
+        (target,) = of_type(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+        target["Properties"]["MinCapacity"] = 1  # a canary of one would be the whole fleet
+
+    def count_from_a_parameter(serving):
+        (config,) = of_type(serving, "AWS::SageMaker::EndpointConfig")
+        config["Properties"]["ProductionVariants"][0]["InitialInstanceCount"] = {"Ref": "Count"}
+
     assert "serverless-model-data" in broken(synthesized("dev"), serverless_prefix)
     assert "alarm-topic-key" in broken(synthesized("staging"), aws_managed_topic_key)
+    assert "alarm-topic-key" in broken(synthesized("staging"), topic_policy_without_cloudwatch)
+    assert "alarm-topic-key" in broken(synthesized("prod"), topic_policy_for_another_account)
+    assert "alarm-topic-key" in broken(synthesized("prod"), key_denies_cloudwatch)
     assert "rollback-alarms" in broken(synthesized("staging"), alarms_the_role_cannot_read)
+    assert "rollback-alarms" in broken(synthesized("staging"), rollback_alarms_gone)
+    assert "rollback-alarms" in broken(synthesized("staging"), grant_in_another_account)
     assert "retained-variant-properties" in broken(synthesized("prod"), retained_capture)
+    assert "canary-size" in broken(synthesized("prod"), autoscaling_down_to_one)
+    assert "canary-size" in broken(synthesized("prod"), count_from_a_parameter)
 
 
 def test_the_pinned_images_are_in_their_patch_windows_until_365_days_after_release():

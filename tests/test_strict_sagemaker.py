@@ -69,7 +69,7 @@ def test_a_folder_object_under_a_prefix_is_refused(sagemaker):
     refused(lambda: model(client, "foldered", PREFIX), "model-data-no-folder-objects")
 
 
-def test_an_endpoint_cannot_turn_from_serverless_to_instances(sagemaker):
+def test_an_endpoint_turns_from_serverless_to_instances_and_never_back(sagemaker):
     client, moto, _, _ = sagemaker
     model(client, "m", {"ModelDataUrl": "s3://models/model.tar.gz"})
     client.create_endpoint_config(EndpointConfigName="serverless", ProductionVariants=[{
@@ -77,8 +77,10 @@ def test_an_endpoint_cannot_turn_from_serverless_to_instances(sagemaker):
     client.create_endpoint_config(EndpointConfigName="instances", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     client.create_endpoint(EndpointName="e", EndpointConfigName="serverless")
-    refused(lambda: client.update_endpoint(EndpointName="e", EndpointConfigName="instances"), "endpoint-kind-change")
-    assert moto.describe_endpoint(EndpointName="e")["EndpointConfigName"] == "serverless"
+    client.update_endpoint(EndpointName="e", EndpointConfigName="instances")
+    assert moto.describe_endpoint(EndpointName="e")["EndpointConfigName"] == "instances"
+    refused(lambda: client.update_endpoint(EndpointName="e", EndpointConfigName="serverless"), "instances-to-serverless")
+    assert moto.describe_endpoint(EndpointName="e")["EndpointConfigName"] == "instances"
 
 
 def test_what_sagemaker_takes_goes_through_to_moto(sagemaker):

@@ -19,6 +19,11 @@ class Rule:
     id: str
     says: str  # the rule in a user's words
     document: str  # where SageMaker (or CloudWatch) states it
+    project: bool = False  # the project's own rule, inferred from the document, not stated in it
+
+    def __str__(self) -> str:
+        owner = "project" if self.project else "SageMaker"
+        return f"{owner} rule {self.id}: {self.says} ({self.document})"
 
 
 _API = "SageMaker API reference"
@@ -48,22 +53,27 @@ RULES = {rule.id: rule for rule in (
     Rule("serverless-regions",
          "serverless inference exists only in the regions the developer guide lists",
          f"{_GUIDE}, \"Deploy models with Amazon SageMaker Serverless Inference\", supported Regions"),
+    Rule("serverless-rolling",
+         "rolling updates exclude serverless endpoints (blue/green all at once is allowed)",
+         f"{_GUIDE}, deployment guardrails, \"Exclusions\""),
     Rule("serverless-traffic-shifting",
-         "canary and linear steps are a share of a variant's instances, which a serverless variant has none "
-         "of; rolling updates exclude serverless (blue/green all at once is allowed)",
-         f"{_API}, TrafficRoutingConfig (CanarySize, LinearStepSize); {_GUIDE}, deployment guardrails, "
-         "\"Exclusions\""),
+         "canary and linear steps are counted in a variant's instances, which a serverless variant has none of",
+         "project rule, from {_API}, TrafficRoutingConfig: CanarySize and LinearStepSize are shares of \"the "
+         "variant's total instance count\"".format(_API=_API), project=True),
     Rule("instance-store-kms",
          "instance types with local NVMe storage take no KMS key for their volume (hardware-encrypted)",
          f"{_API}, CreateEndpointConfig.KmsKeyId and ResourceConfig.VolumeKmsKeyId: \"You can't request a "
          "KmsKeyId when using an instance type with local storage\""),
     Rule("canary-size",
-         "a canary is a whole number of instances, at least one and at most half the variant's instances",
-         f"{_API}, TrafficRoutingConfig.CanarySize and CapacitySize; {_GUIDE}, \"Use canary traffic shifting\""),
+         "a canary is at least one instance and at most 50 % of the variant's instances, at every fleet size "
+         "autoscaling may hold",
+         f"{_API}, TrafficRoutingConfig.CanarySize: \"less than or equal to 50% of the variant's total instance "
+         "count\"; CapacitySize"),
     Rule("linear-step",
-         "a linear step is a whole number of instances, at least one, 10-50 % of the variant's instances",
-         f"{_API}, TrafficRoutingConfig.LinearStepSize and CapacitySize; {_GUIDE}, \"Use linear traffic "
-         "shifting\""),
+         "a linear step is at least one instance and 10-50 % of the variant's instances, at every fleet size "
+         "autoscaling may hold",
+         f"{_API}, TrafficRoutingConfig.LinearStepSize: \"10-50% of the variant's total instance count\"; "
+         "CapacitySize"),
     Rule("rollback-alarms",
          "auto-rollback watches 1-10 CloudWatch alarms, and the execution role may cloudwatch:DescribeAlarms "
          "on them",
@@ -76,10 +86,12 @@ RULES = {rule.id: rule for rule in (
          "the instance type of a variant registered with Application Auto Scaling cannot change in an update "
          "(deregister it first); a new model can",
          f"{_GUIDE}, \"Update endpoints that use auto scaling\""),
-    Rule("endpoint-kind-change",
-         "an endpoint cannot change between instances and serverless in an update",
+    Rule("instances-to-serverless",
+         "an instance-backed endpoint cannot be updated to serverless; serverless to instances is allowed, "
+         "and cannot be undone",
          f"{_GUIDE}, \"Deploy models with Amazon SageMaker Serverless Inference\": \"You cannot convert your "
-         "instance-based, real-time endpoint to a serverless endpoint\""),
+         "instance-based, real-time endpoint to a serverless endpoint ... You can convert a serverless endpoint "
+         "to real-time, but once you make the update, you cannot roll it back to serverless.\""),
     Rule("hyperparameter-length",
          "a training hyperparameter value is at most 2500 characters",
          f"{_API}, CreateTrainingJob.HyperParameters"),
@@ -101,7 +113,7 @@ class Violation:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.detail}; SageMaker rule {self.rule.id}: {self.rule.says} ({self.rule.document})"
+        return f"{self.where}: {self.detail}; {self.rule}"
 
 
 def violation(rule_id: str, where: str, detail: str) -> Violation:

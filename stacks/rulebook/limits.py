@@ -63,21 +63,24 @@ def has_instance_store(instance_type: str) -> bool:
     return instance_family(instance_type) in INSTANCE_STORE_FAMILIES
 
 
-def step_instances(instance_count: int, percent: int) -> Fraction:
-    """How many instances a CAPACITY_PERCENT step of `percent` moves."""
-    return Fraction(instance_count * percent, 100)
+def step_problem(strategy: str, instances: int, fleet_sizes: range | tuple[int, ...]) -> str | None:
+    """Why a canary or linear step of `instances` (CapacitySize INSTANCE_COUNT) breaks
+    its document's share of the variant at one of `fleet_sizes` (every count
+    autoscaling may hold when an update starts), or None."""
+    if instances < 1:
+        return f"a step of {instances} instance(s) moves no traffic"
+    low, high = (0, CANARY_MAX_PERCENT) if strategy == "canary" else LINEAR_PERCENT
+    for count in fleet_sizes:
+        share = Fraction(100 * instances, count)
+        if not low <= share <= high:
+            return (f"{instances} of {count} instance(s) is {float(share):.3g} %, outside {low}-{high} % of the "
+                    "variant's instances")
+    return None
 
 
-def step_problem(strategy: str, percent: int, instance_counts: tuple[int, ...]) -> str | None:
-    """Why a canary or linear step of `percent` does not fit every fleet size in
-    `instance_counts` (the configured count and the autoscaling minimum), or None."""
-    if strategy == "canary" and percent > CANARY_MAX_PERCENT:
-        return f"a canary of {percent} % is more than {CANARY_MAX_PERCENT} % of the instances"
-    low, high = LINEAR_PERCENT
-    if strategy == "linear" and not low <= percent <= high:
-        return f"a linear step of {percent} % is outside {low}-{high} % of the instances"
-    for count in instance_counts:
-        instances = step_instances(count, percent)
-        if instances < 1 or instances.denominator != 1:
-            return f"{percent} % of {count} instance(s) is {float(instances):g}, not a whole number of instances"
+def percent_problem(strategy: str, percent: int) -> str | None:
+    """Why a CAPACITY_PERCENT step breaks its document's share, or None."""
+    low, high = (1, CANARY_MAX_PERCENT) if strategy == "canary" else LINEAR_PERCENT
+    if not low <= percent <= high:
+        return f"a {strategy} step of {percent} % is outside {low}-{high} % of the variant's instances"
     return None

@@ -3,8 +3,8 @@
 `check(operation, request, lookups)` returns the violations of one request,
 as SageMaker would refuse it. `lookups` answers what SageMaker itself knows at
 that moment (the models and endpoint configs a request names, what is under an
-S3 prefix, which variants Application Auto Scaling holds); whatever it cannot
-answer is not guessed. The rehearsal's SageMaker runs every request through
+S3 prefix, the capacity range Application Auto Scaling holds each variant to);
+whatever it cannot answer is not guessed. The rehearsal's SageMaker runs every request through
 this, and the template check (`templates.py`) builds requests from templates.
 """
 
@@ -21,7 +21,9 @@ class Lookups(Protocol):
     def endpoint_config(self, name: str) -> dict | None: ...
     def endpoint(self, name: str) -> dict | None: ...
     def prefix_keys(self, uri: str) -> list[str] | None: ...
-    def scalable_variants(self, endpoint_name: str) -> set[str]: ...
+    def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
+        """Each registered variant's (min, max) capacity."""
+        ...
 
 
 def check(operation: str, request: dict[str, Any], lookups: Lookups) -> list[Violation]:
@@ -96,23 +98,24 @@ def _endpoint_config(request: dict, lookups: Lookups) -> list[Violation]:
     return found
 
 
-def _deployment(request: dict, config: dict | None, where: str) -> list[Violation]:
+def _deployment(request: dict, config: dict | None, lookups: Lookups, where: str) -> list[Violation]:
     deployment = request.get("DeploymentConfig") or {}
     found = []
     serverless = bool(config and _serverless_variants(config))
     if deployment.get("RollingUpdatePolicy") and serverless:
-        found.append(violation("serverless-traffic-shifting", where, "RollingUpdatePolicy on a serverless endpoint"))
+        found.append(violation("serverless-rolling", where, "RollingUpdatePolicy on a serverless endpoint"))
     routing = (deployment.get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
     kind = routing.get("Type", "ALL_AT_ONCE")
     if kind in ("CANARY", "LINEAR"):
+        rule = "canary-size" if kind == "CANARY" else "linear-step"
         size = routing.get("CanarySize" if kind == "CANARY" else "LinearStepSize") or {}
         if serverless:
             found.append(violation("serverless-traffic-shifting", where, f"{kind} on a serverless endpoint"))
         elif config:
-            count = sum(int(v.get("InitialInstanceCount", 0)) for v in config.get("ProductionVariants", []))
-            problem = _step_problem(kind.lower(), size, count)
+            problem = _step_problem(kind.lower(), size, _fleet_sizes(config, lookups.scaling(
+                request.get("EndpointName", ""))))
             if problem:
-                found.append(violation("canary-size" if kind == "CANARY" else "linear-step", where, problem))
+                found.append(violation(rule, where, problem))
     alarms = (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms")
     low, high = limits.ROLLBACK_ALARMS
     if alarms is not None and not low <= len(alarms) <= high:
@@ -120,38 +123,51 @@ def _deployment(request: dict, config: dict | None, where: str) -> list[Violatio
     return found
 
 
-def _step_problem(strategy: str, size: dict, count: int) -> str | None:
-    value = int(size.get("Value", 0))
+def _fleet_sizes(config: dict, scaling: dict[str, tuple[int, int]]) -> list[int] | str:
+    """Every instance count the (single-variant) fleet may have when an update
+    starts, or why synth cannot know it."""
+    sizes: set[int] = set()
+    for variant in config.get("ProductionVariants", []):
+        count = variant.get("InitialInstanceCount", 0)
+        if not isinstance(count, int):
+            return f"InitialInstanceCount {count} is not known before deploy, so the step cannot be checked"
+        low, high = scaling.get(variant.get("VariantName", ""), (count, count))
+        sizes |= set(range(low, high + 1)) | {count}
+    return sorted(sizes)
+
+
+def _step_problem(strategy: str, size: dict, fleet_sizes: list[int] | str) -> str | None:
+    value = size.get("Value")
+    if not isinstance(value, int):
+        return f"step size {value} is not known before deploy, so it cannot be checked"
     if size.get("Type") == "CAPACITY_PERCENT":
-        return limits.step_problem(strategy, value, (count,))
-    # INSTANCE_COUNT: whole instances by construction; the share must still fit.
-    low, high = (0, limits.CANARY_MAX_PERCENT) if strategy == "canary" else limits.LINEAR_PERCENT
-    if value < 1 or not low * count <= value * 100 <= high * count:
-        return f"{value} of {count} instance(s) is outside {low}-{high} % of the instances (at least one)"
-    return None
+        return limits.percent_problem(strategy, value)
+    if isinstance(fleet_sizes, str):
+        return fleet_sizes
+    return limits.step_problem(strategy, value, fleet_sizes)
 
 
 def _endpoint(request: dict, lookups: Lookups) -> list[Violation]:
     config = lookups.endpoint_config(request.get("EndpointConfigName", ""))
-    return _deployment(request, config, f"CreateEndpoint {request.get('EndpointName')}")
+    return _deployment(request, config, lookups, f"CreateEndpoint {request.get('EndpointName')}")
 
 
 def _update_endpoint(request: dict, lookups: Lookups) -> list[Violation]:
     name = request.get("EndpointName", "")
     where = f"UpdateEndpoint {name}"
     new = lookups.endpoint_config(request.get("EndpointConfigName", ""))
-    found = _deployment(request, new, where)
+    found = _deployment(request, new, lookups, where)
     excluded = [p.get("VariantPropertyType") for p in request.get("ExcludeRetainedVariantProperties", [])]
     if "DataCaptureConfig" in excluded:
         found.append(violation("retained-variant-properties", where, f"ExcludeRetainedVariantProperties {excluded}"))
     current = lookups.endpoint(name)
     old = lookups.endpoint_config(current["EndpointConfigName"]) if current else None
     if old and new:
-        if bool(_serverless_variants(old)) != bool(_serverless_variants(new)):
-            found.append(violation("endpoint-kind-change", where, "between serverless and instances"))
+        if _serverless_variants(new) and not _serverless_variants(old):
+            found.append(violation("instances-to-serverless", where, "from instances to serverless"))
         before = {v["VariantName"]: v.get("InstanceType") for v in old.get("ProductionVariants", [])}
         for variant in new.get("ProductionVariants", []):
-            scaled = variant["VariantName"] in lookups.scalable_variants(name)
+            scaled = variant["VariantName"] in lookups.scaling(name)
             if scaled and before.get(variant["VariantName"]) not in (None, variant.get("InstanceType")):
                 found.append(violation("autoscaled-instance-type", where, f"variant {variant['VariantName']} "
                                        f"{before[variant['VariantName']]} -> {variant.get('InstanceType')}"))

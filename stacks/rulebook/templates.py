@@ -11,6 +11,8 @@ packaging job's artifact, whose form its `CompressionType` decides.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from typing import Any
 
 from stacks.rulebook import Violation, violation
@@ -21,8 +23,12 @@ _UNKNOWN = "{?}"
 
 
 class _Stage:
-    def __init__(self, serving: dict) -> None:
+    def __init__(self, serving: dict, account: str | None, region: str | None) -> None:
         self.serving = serving["Resources"]
+        # How the stack's own account and region read in its ARNs: a literal when the
+        # stage pins them, else the pseudo parameter.
+        self.accounts = {"{AWS::AccountId}"} | ({account} if account else set())
+        self.regions = {"{AWS::Region}"} | ({region} if region else set())
 
     # --- values as CloudFormation will resolve them, as far as synth knows ---
 
@@ -78,8 +84,14 @@ class _Stage:
     def prefix_keys(self, uri: str) -> list[str] | None:
         return None
 
-    def scalable_variants(self, endpoint_name: str) -> set[str]:
-        return set()
+    def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
+        ranges = {}
+        for target in self.of_type(self.serving, "AWS::ApplicationAutoScaling::ScalableTarget").values():
+            properties = self.text(target["Properties"])
+            resource = properties.get("ResourceId")
+            if isinstance(resource, str) and resource.startswith(f"endpoint/{endpoint_name}/variant/"):
+                ranges[resource.rsplit("/", 1)[1]] = (properties["MinCapacity"], properties["MaxCapacity"])
+        return ranges
 
     # --- the checks ---
 
@@ -110,58 +122,130 @@ class _Stage:
     def rollback_alarms_readable(self, endpoint: str, request: dict) -> list[Violation]:
         alarms = [a["AlarmName"] for a in ((request.get("DeploymentConfig") or {}).get(
             "AutoRollbackConfiguration") or {}).get("Alarms", [])]
-        if not alarms:
-            return []
-        readable = self.role_resources("cloudwatch:DescribeAlarms")
-        missing = [a for a in alarms if not any(isinstance(r, str) and r.endswith(f":alarm:{a}") for r in readable)]
+        defined = {self.text(a["Properties"].get("AlarmName")) for a in self.of_type(
+            self.serving, "AWS::CloudWatch::Alarm").values()}
+        found = [violation("rollback-alarms", endpoint, f"rollback alarm {name} is no alarm of the template")
+                 for name in alarms if name not in defined]
+        statements = self.role_statements()
+        missing = [name for name in alarms if not _proves(
+            statements, None, "cloudwatch:DescribeAlarms", lambda arn, n=name: self.is_alarm_arn(arn, n), ())]
         if missing:
-            return [violation("rollback-alarms", endpoint, f"the Model's role may not describe {missing}")]
-        return []
+            found.append(violation("rollback-alarms", endpoint, f"the Model's role may not describe {missing}"))
+        return found
 
-    def role_resources(self, action: str) -> list[str]:
-        """Resources the Models' execution roles (in the serving stack) may `action`."""
+    def is_alarm_arn(self, arn: Any, name: str) -> bool:
+        match = _ALARM_ARN.match(arn) if isinstance(arn, str) else None
+        return bool(match and match["region"] in self.regions and match["account"] in self.accounts
+                    and match["name"] == name)
+
+    def role_statements(self) -> list[dict]:
+        """The statements of the Models' execution roles' policies (in the serving stack)."""
         roles = set()
         for model in self.of_type(self.serving, "AWS::SageMaker::Model").values():
             role = model["Properties"].get("ExecutionRoleArn")
             if isinstance(role, dict) and "Fn::GetAtt" in role:
                 roles.add(role["Fn::GetAtt"][0])
-        resources = []
-        for policy in self.of_type(self.serving, "AWS::IAM::Policy").values():
-            properties = policy["Properties"]
-            if not {r.get("Ref") for r in properties.get("Roles", [])} & roles:
-                continue
-            for statement in properties["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if statement["Effect"] == "Allow" and action in actions:
-                    listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-                    resources += [self.text(r) for r in listed]
-        return resources
+        return [self.text(statement) for policy in self.of_type(self.serving, "AWS::IAM::Policy").values()
+                if {r.get("Ref") for r in policy["Properties"].get("Roles", [])} & roles
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
 
     def alarm_topics(self) -> list[Violation]:
         found = []
         topics = self.of_type(self.serving, "AWS::SNS::Topic")
         for logical_id, alarm in self.of_type(self.serving, "AWS::CloudWatch::Alarm").items():
-            for action in alarm["Properties"].get("AlarmActions", []):
-                topic = topics.get(action.get("Ref", "") if isinstance(action, dict) else "")
-                if topic is not None and not self.key_lets_cloudwatch_publish(topic["Properties"].get("KmsMasterKeyId")):
-                    found.append(violation("alarm-topic-key", logical_id, f"topic {action['Ref']} cannot take it"))
+            properties = alarm["Properties"]
+            for action in [a for key in ("AlarmActions", "OKActions", "InsufficientDataActions")
+                           for a in properties.get(key, [])]:
+                topic_id = action.get("Ref", "") if isinstance(action, dict) else ""
+                if topic_id not in topics:
+                    continue
+                alarm_name = self.text(properties.get("AlarmName"))
+                if not self.key_lets_cloudwatch_publish(topics[topic_id]["Properties"].get("KmsMasterKeyId"), alarm_name):
+                    found.append(violation("alarm-topic-key", logical_id, f"topic {topic_id}'s key refuses CloudWatch"))
+                if not self.topic_lets_cloudwatch_publish(topic_id, alarm_name):
+                    found.append(violation("alarm-topic-key", logical_id, f"topic {topic_id}'s policy refuses "
+                                           "CloudWatch"))
         return found
 
-    def key_lets_cloudwatch_publish(self, key: Any) -> bool:
+    def key_lets_cloudwatch_publish(self, key: Any, alarm_name: Any) -> bool:
         if not isinstance(key, dict):
             return key is None  # no encryption, or a literal key such as alias/aws/sns
         logical_id = key.get("Fn::GetAtt", [key.get("Ref")])[0]
         resource = self.serving.get(logical_id, {})
         if resource.get("Type") != "AWS::KMS::Key":
             return False
-        needed = {"kms:Decrypt", "kms:GenerateDataKey*"}
-        for statement in resource["Properties"]["KeyPolicy"]["Statement"]:
-            services = statement.get("Principal", {}).get("Service", [])
-            services = services if isinstance(services, list) else [services]
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if statement["Effect"] == "Allow" and "cloudwatch.amazonaws.com" in services:
-                needed -= set(actions)
-        return not needed
+        statements = self.text(resource["Properties"]["KeyPolicy"]["Statement"])
+        return all(_proves(statements, _CLOUDWATCH, action, lambda _: True, self.alarm_conditions(alarm_name))
+                   for action in ("kms:Decrypt", "kms:GenerateDataKey"))
+
+    def topic_lets_cloudwatch_publish(self, topic_id: str, alarm_name: Any) -> bool:
+        policies = [p["Properties"] for p in self.of_type(self.serving, "AWS::SNS::TopicPolicy").values()
+                    if {"Ref": topic_id} in p["Properties"].get("Topics", [])]
+        if not policies:
+            return True  # SNS's default policy lets the account's alarms publish
+        statements = [self.text(s) for p in policies for s in p["PolicyDocument"]["Statement"]]
+        return _proves(statements, _CLOUDWATCH, "sns:Publish", lambda _: True, self.alarm_conditions(alarm_name))
+
+    def alarm_conditions(self, alarm_name: Any) -> tuple[dict, ...]:
+        """The conditions a statement for CloudWatch may carry and still be proved to
+        hold for the alarm `alarm_name`: its ARN, its account."""
+        return (
+            {"ArnLike": {"aws:SourceArn": lambda arns: any(
+                self.is_alarm_arn(a, alarm_name) for a in (arns if isinstance(arns, list) else [arns]))}},
+            {"StringEquals": {"aws:SourceAccount": lambda account: account in self.accounts}},
+        )
+
+
+_CLOUDWATCH = "cloudwatch.amazonaws.com"
+# Placeholders such as {AWS::AccountId} hold colons of their own.
+_ALARM_ARN = re.compile(r"^arn:[^:]+:cloudwatch:(?P<region>\{AWS::Region\}|[^:]+):"
+                        r"(?P<account>\{AWS::AccountId\}|[^:]+):alarm:(?P<name>.+)$")
+# The one Deny the project's policies carry that a service's own request never meets.
+_TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _listed(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    return any(isinstance(p, str) and fnmatch.fnmatchcase(value.lower(), p.lower()) for p in _listed(patterns))
+
+
+def _applies_to(statement: dict, service: str | None) -> bool:
+    """Whether the statement's principal covers `service` (None: an identity policy)."""
+    if service is None:
+        return "Principal" not in statement
+    principal = statement.get("Principal")
+    return principal == "*" or (isinstance(principal, dict) and (
+        service in _listed(principal.get("Service", [])) or "*" in _listed(principal.get("AWS", []))))
+
+
+def _proves(statements: list[dict], service: str | None, action: str, resource_ok: Any,
+            allowed_conditions: tuple[dict, ...]) -> bool:
+    """True only when the statements certainly let `service` (or the role) do
+    `action`: an Allow naming it, on a resource `resource_ok` accepts, whose
+    conditions are all among `allowed_conditions` (operator -> key -> predicate),
+    and no Deny that could apply other than TLS-only. Anything else is not
+    proved: the gate fails closed."""
+    def conditions_hold(condition: dict) -> bool:
+        for operator, keys in condition.items():
+            for key, value in keys.items():
+                checks = [c[operator][key] for c in allowed_conditions if key in c.get(operator, {})]
+                if not checks or not checks[0](value):
+                    return False
+        return True
+
+    allowed = False
+    for statement in statements:
+        if not _applies_to(statement, service) or not _matches(statement.get("Action"), action):
+            continue
+        if statement.get("Effect") == "Deny" and statement.get("Condition") != _TLS_ONLY:
+            return False
+        if statement.get("Effect") == "Allow" and any(
+                r == "*" or resource_ok(r) for r in _listed(statement.get("Resource", "*"))):
+            allowed = allowed or conditions_hold(statement.get("Condition", {}))
+    return allowed
 
 
 def as_sent_to_custom_resource(value: Any) -> Any:
@@ -180,7 +264,8 @@ def as_sent_to_custom_resource(value: Any) -> Any:
     return value
 
 
-def check_stage(serving_template: dict) -> list[Violation]:
+def check_stage(serving_template: dict, account: str | None = None, region: str | None = None) -> list[Violation]:
     """Every rule the stage's serving template breaks (every SageMaker resource,
-    and the roles, alarms and keys they use, is in it)."""
-    return _Stage(serving_template).violations()
+    and the roles, alarms and keys they use, is in it); `account` and `region` are
+    the stage's, when it pins them."""
+    return _Stage(serving_template, account, region).violations()
