@@ -13,7 +13,7 @@ APPROVAL ?= broadening
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments smoke digest clean \
+.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments assembly smoke digest clean \
 	deps deps-emulators deps-checkov python
 
 help:
@@ -96,16 +96,28 @@ destroy: deps
 	$(CDK) destroy --all -c stage=$(STAGE) --force
 	$(PY) -m promotion.leftovers --stage $(STAGE)
 
-## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, DIGEST=];
+## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, SOURCE_REGION=, DIGEST=, ASSEMBLY=];
 ##         TO=prod RECORD=promotions/<file>.json|previous   roll TO back to a recorded promotion
 # Checked before anything is installed.
 promote-arguments:
-	@test -n "$(TO)" -a -n "$(FROM)$(RECORD)" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)" >&2; exit 2; }
-	@test -z "$(FROM)" -o -z "$(RECORD)" || { echo "make promote takes FROM= (promote) or RECORD= (roll back), not both" >&2; exit 2; }
+	@test -n "$$TO" -a -n "$$FROM$$RECORD" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)" >&2; exit 2; }
+	@test -z "$$FROM" -o -z "$$RECORD" || { echo "make promote takes FROM= (promote) or RECORD= (roll back), not both" >&2; exit 2; }
 
+# Values are read by the shell from the environment, never expanded by make into
+# the recipe: make would run a `$(shell ...)` inside a value. CI passes DIGEST and
+# SOURCE_* in the environment (a value on make's command line is make syntax).
+given = $(filter-out undefined,$(origin $(1)))
 promote: promote-arguments deps
-	$(PY) -m promotion.promote --to $(TO) $(if $(RECORD),--record $(RECORD),--from $(FROM)) \
-		$(if $(SOURCE_ROLE_ARN),--source-role-arn $(SOURCE_ROLE_ARN)) $(if $(DIGEST),--expect-digest $(DIGEST))
+	$(PY) -m promotion.promote --to "$$TO" $(if $(call given,RECORD),--record "$$RECORD",--from "$$FROM") \
+		$(if $(call given,SOURCE_ROLE_ARN),--source-role-arn "$$SOURCE_ROLE_ARN") \
+		$(if $(call given,SOURCE_REGION),--source-region "$$SOURCE_REGION") \
+		$(if $(call given,DIGEST),--expect-digest "$$DIGEST") \
+		$(if $(call given,ASSEMBLY),--assembly "$$ASSEMBLY")
+
+## assembly STAGE=staging DIGEST=sha256   synthesize the stage pinned to that digest's promoted copy, into
+##         cdk.out/assembly-STAGE (CI builds each once per commit; make promote ASSEMBLY=... deploys it)
+assembly: deps
+	$(PY) -m promotion.assembly --stage $(STAGE) --digest "$$DIGEST" --out cdk.out/assembly-$(STAGE)
 
 ## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
 digest: deps

@@ -5,6 +5,7 @@ two artifact forms are `artifact_forms.py`'s, the promotion records `records.py`
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from packaging_job.packager.manifest import DIGEST_VERSION, tree_digest
@@ -13,6 +14,8 @@ from promotion.deployed import serving_outputs
 from tools.cli import UserError
 
 PROMOTED_PREFIX = "artifacts/promoted/"
+# A tree digest as manifests, stack outputs and DIGEST= spell it.
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PromotionError(UserError):

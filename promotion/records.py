@@ -5,9 +5,10 @@ Each record is written once, under the next number of the log
 (`promotions/<number>-<time>-<digest>.json`, a conditional write that never
 replaces a record: two promotions racing for one number both land, one under
 the next number). The newest record is the highest number; there is no
-mutable "latest" pointer that a stray write could redirect. `previous` is
-idempotent: it names what was served before the newest promotion that was not
-itself a rollback, so running it twice lands where running it once did. Only a
+mutable "latest" pointer that a stray write could redirect. Each record holds
+the smoke test's verdict on what it deployed and what the stage served before
+(`replaced`). `previous` is the last verified state (`resolve`), idempotent:
+running it twice lands where running it once did. Only a
 definite "no such key" counts as no record: any other failure to read stops
 the tool, so a hiccup never cuts the chain. The bucket policy lets only the
 stage's promotion role write here (`stacks/storage.py`).
@@ -65,6 +66,14 @@ def newest(s3, bucket: str) -> str | None:
     return max(numbered)[1] if numbered else None
 
 
+def log(s3, bucket: str) -> list[dict[str, Any]]:
+    """Every record of the log, newest first."""
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
+        keys += [entry["Key"] for entry in page.get("Contents", []) if _KEY.match(entry["Key"])]
+    return [require(s3, bucket, key) for key in sorted(keys, reverse=True)]
+
+
 def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
     """Append the record with the key of the record before it as `previous`; return it as written."""
     for _ in range(_ATTEMPTS):
@@ -85,19 +94,49 @@ def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
                          "other promotions keep taking the next number.")
 
 
-def resolve(s3, bucket: str, key: str) -> str:
-    """`previous`: what was served before the newest promotion that was not a
-    rollback; any other key is itself."""
+def verified(record: dict[str, Any]) -> bool:
+    """Whether the stage answered its smoke test right after this record's deploy."""
+    return (record.get("smoke") or {}).get("passed") is True
+
+
+def resolve(s3, bucket: str, key: str) -> dict[str, Any]:
+    """The record a rollback returns to. `previous` is the last verified state before
+    the newest record: the newest earlier record whose smoke test passed (so after a
+    failed promotion, the state before it; after a rollback, that same state again);
+    before the first promotion, what the stage served then (`replaced`). Any other
+    key is that record."""
     if key != "previous":
-        return key
+        return require(s3, bucket, key)
     newest_key = newest(s3, bucket)
     if newest_key is None:
         raise PromotionError(f"s3://{bucket}/{PREFIX} holds no promotion records: nothing to return to.")
     record = require(s3, bucket, newest_key)
-    while record.get("rollback_to"):
+    if record.get("rollback_to") and verified(record):
+        if record["rollback_to"] == BEFORE:
+            return {**_state_of(record), "record": BEFORE}
+        return require(s3, bucket, record["rollback_to"])
+    while record.get("previous"):
         record = require(s3, bucket, record["previous"])
-    if not record.get("previous"):
+        if verified(record):
+            return record
+    return _before(record)
+
+
+# A rollback to what the stage served before its first promotion names it so.
+BEFORE = "before-the-first-promotion"
+
+
+def _before(first: dict[str, Any]) -> dict[str, Any]:
+    """What the stage served before the first promotion (recorded by it), as a record."""
+    replaced = first.get("replaced")
+    if not replaced:
         raise PromotionError(
-            f"{record['record']} is the first promotion to this stage: there is no earlier one to return to."
+            f"No verified state to return to: {first['record']} is the stage's first promotion and the "
+            "stage served nothing before it."
         )
-    return record["previous"]
+    return {"record": BEFORE, "target_stage": first["target_stage"], "target_artifact": replaced["artifact"],
+            "digest": replaced["digest"]}
+
+
+def _state_of(rollback: dict[str, Any]) -> dict[str, Any]:
+    return {key: rollback[key] for key in ("target_stage", "target_artifact", "digest")}

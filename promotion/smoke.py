@@ -3,8 +3,12 @@
 It sends the artifact's own sample input (recorded in its manifest) the way the
 seed's Predictor did, as TF Serving's JSON `{"instances": [...]}` (or, for a
 sample given as named columns, `{"inputs": {...}}`), checks the answer is
-shaped like the served signature's outputs, one row per instance, reports the
-latency, and exits non-zero on any failure.
+shaped like the served signature's outputs, one row per instance, and holds
+the values the packaging job's TensorFlow computed for that sample (within a
+tolerance: serving and packaging TensorFlow builds may round differently),
+reports the latency, and exits non-zero on any failure. The first call warms
+the endpoint up (a serverless cold start, a model still loading) and retries
+SageMaker's transient errors; the latency reported is the second call's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 import sys
 import time
 from typing import Any, Callable
+
+from botocore.exceptions import ClientError
 
 from promotion.artifact_forms import ArtifactError, read_manifest
 from promotion.deployed import deployed_stage
@@ -75,8 +81,72 @@ def check_response(response: Any, instances: list, outputs: dict[str, dict]) -> 
     return problems
 
 
+# Serving's TensorFlow may compute a float differently from the packaging job's
+# (other build, other CPU): equal within these, as numpy.isclose decides.
+RELATIVE_TOLERANCE = 1e-3
+ABSOLUTE_TOLERANCE = 1e-4
+
+
+def value_problems(name: str, actual: Any, expected: Any) -> list[str]:
+    """Where `actual` differs from `expected` beyond the tolerance (first difference only)."""
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"output {name!r} is {str(actual)[:80]}, expected {str(expected)[:80]}"]
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            found = value_problems(f"{name}[{index}]", a, e)
+            if found:
+                return found
+        return []
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool) and isinstance(actual, (int, float)):
+        if abs(actual - expected) <= ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * abs(expected):
+            return []
+    elif actual == expected:
+        return []
+    return [f"output {name!r} is {actual!r}, the packaged model answered {expected!r}"]
+
+
+def expected_problems(response: Any, columnar: bool, expected: dict[str, list]) -> list[str]:
+    """The answer's values against the packaging job's own (`sample_output`)."""
+    if columnar:
+        answer = response["outputs"]
+        answer = answer if isinstance(answer, dict) else {next(iter(expected)): answer}
+        return [p for name in sorted(expected) for p in value_problems(name, answer.get(name), expected[name])]
+    problems = []
+    for row, prediction in enumerate(response["predictions"]):
+        for name in sorted(expected):
+            actual = prediction if len(expected) == 1 else prediction.get(name)
+            problems += value_problems(f"{name} of instance {row}", actual, expected[name][row])
+    return problems[:5]
+
+
+# SageMaker runtime errors worth another try: a cold or scaling endpoint, throttling.
+TRANSIENT = {"ModelNotReadyException", "ServiceUnavailable", "ThrottlingException", "InternalFailure",
+             "InternalDependencyException"}
+WARM_UP_SECONDS = 180
+
+
+def invoke(runtime, endpoint: str, body: str, sleep: Callable[[float], None] = time.sleep,
+           budget_seconds: float = WARM_UP_SECONDS) -> bytes:
+    """One prediction, retried with backoff while SageMaker answers a transient error
+    (or, on a cold start, a model error from a model still loading) within the budget."""
+    waited, pause = 0.0, 2.0
+    while True:
+        try:
+            answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
+                                             Accept="application/json", Body=body)
+            return answer["Body"].read()
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code not in TRANSIENT | {"ModelError"} or waited + pause > budget_seconds:
+                raise UserError(f"Invoking {endpoint} failed: {code}: {error.response['Error'].get('Message', '')}"
+                                ) from error
+            sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, 30.0)
+
+
 def smoke(runtime, endpoint: str, manifest: dict[str, Any],
-          clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+          clock: Callable[[], float] = time.perf_counter,
+          sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     sample = manifest.get("sample_input") or ["hello world"]
     outputs = manifest["signatures"][manifest["signature"]]["outputs"]
     # TF Serving's two request formats: a list is rows ("instances"), an object
@@ -84,38 +154,44 @@ def smoke(runtime, endpoint: str, manifest: dict[str, Any],
     columnar = isinstance(sample, dict)
     request = {"inputs": sample} if columnar else {"instances": sample}
     rows = len(next(iter(sample.values()))) if columnar else len(sample)
+    body = json.dumps(request)
+    invoke(runtime, endpoint, body, sleep)  # the warm-up
     started = clock()
-    answer = runtime.invoke_endpoint(
-        EndpointName=endpoint,
-        ContentType="application/json",
-        Accept="application/json",
-        Body=json.dumps(request),
-    )
+    answer = invoke(runtime, endpoint, body, sleep)
     latency_ms = (clock() - started) * 1000
-    body = answer["Body"].read()
     try:
-        response = json.loads(body)
+        response = json.loads(answer)
     except ValueError:
-        response = body.decode(errors="replace")
+        response = answer.decode(errors="replace")
+    problems = check_columns(response, rows, outputs) if columnar else check_response(response, sample, outputs)
+    expected = manifest.get("sample_output")
+    if expected and not problems:
+        problems = expected_problems(response, columnar, expected)
     return {
         "endpoint": endpoint,
         "instances": rows,
         "latency_ms": round(latency_ms, 1),
-        "problems": check_columns(response, rows, outputs) if columnar else check_response(response, sample, outputs),
+        "checked_values": bool(expected),
+        "problems": problems,
     }
+
+
+def smoke_stage(name: str) -> dict[str, Any]:
+    """The smoke report of deployed stage `name`: its endpoint against its artifact's manifest."""
+    stage = deployed_stage(name)
+    outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
+    try:
+        manifest = read_manifest(stage.client("s3"), outputs["ArtifactLocation"])
+    except ArtifactError as error:
+        raise UserError(str(error)) from error
+    return smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
-    stage = deployed_stage(args.stage)
-    outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
-    try:
-        manifest = read_manifest(stage.client("s3"), outputs["ArtifactLocation"])
-    except ArtifactError as error:
-        raise UserError(str(error)) from error
-    report = smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
+    report = smoke_stage(args.stage)
     print(json.dumps(report, indent=2))
     return 1 if report["problems"] else 0
 

@@ -12,6 +12,7 @@ check names the step it belongs to.
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 import shutil
 import tempfile
@@ -194,11 +195,20 @@ class Rehearsal:
                       "(ModelDataSource); make smoke STAGE=staging got its answer")
 
     def check_promotion_log(self) -> None:
-        """Records are appended, numbered from 1, with no mutable pointer beside them."""
+        """Records are appended, numbered from 1, with no mutable pointer beside them; each
+        names the assembly it deployed and the smoke test's passing verdict."""
         bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
-        keys = [o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])]
+        listed = [o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])]
+        stored = {key for key in listed if key.startswith("promotions/assemblies/")}
+        keys = [key for key in listed if key not in stored]
         numbers = [key.removeprefix("promotions/")[:8] for key in keys]
         check(numbers == [f"{n:08d}" for n in range(1, len(keys) + 1)], f"staging's promotion log: {keys}")
+        for key in keys:
+            record = json.loads(self.account.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            check(record["assembly"] and record["assembly"]["key"] in stored,
+                  f"{key} names no stored assembly: {record.get('assembly')}")
+            check(record["smoke"]["passed"] and record["smoke"]["checked_values"],
+                  f"{key}'s smoke test did not pass with values checked: {record['smoke']}")
 
     def check_staging_serves(self, digest: str) -> None:
         outputs = self.account.outputs(STAGES["staging"][1])

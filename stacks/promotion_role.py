@@ -2,8 +2,8 @@
 
 `make promote` assumes it for every write into the target stage's bucket:
 the content-addressed copy under `artifacts/promoted/<digest>/` and the
-record under `promotions/`. The bucket policy (`bucket_guard.py`) denies
-those writes to every other principal, and any write that could replace an
+record (and the assembly it deployed) under `promotions/`. The bucket policy
+(`bucket_guard.py`) denies those writes to every other principal, and any write that could replace an
 object. Who may assume it: the principals `promoters` names (CI's deploy
 role, say), or, with none named, any principal of the stage's account whose
 own IAM policy allows `sts:AssumeRole` on it.

@@ -29,7 +29,7 @@ def test_help_lists_every_target_a_user_runs():
     listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line and not line[0].isspace()}
     assert listed == documented_targets() == {
         "synth", "test", "local", "rehearse", "deploy", "diff", "logs", "destroy", "promote", "digest",
-        "smoke", "clean",
+        "smoke", "assembly", "clean",
     }
 
 

@@ -22,11 +22,37 @@ ELSEWHERE = {
     "make digest STAGE=dev DEBUG=1": "tests/test_cli.py runs it",
     "make destroy STAGE=prod": "prod needs Application Auto Scaling, which ministack lacks; its termination "
                                "protection is in the template tests",
-    "make promote FROM=dev TO=staging [SOURCE_ROLE_ARN=arn:...] [DIGEST=sha256]":
-        "the rehearsal runs it without the optional variables; tests/promotion covers them",
+    "make promote FROM=dev TO=staging [SOURCE_ROLE_ARN=arn:...] [SOURCE_REGION=...] [DIGEST=sha256] [ASSEMBLY=dir]":
+        "the rehearsal runs it without the optional variables; tests/promotion and tests/test_workflow.py "
+        "cover them",
+    "make assembly STAGE=staging DIGEST=sha256": "tests/promotion/test_assembly.py runs its tool with a digest",
+    "export AWS_PROFILE=tfhub-prod-admin": "sets the shell up for the commands after it",
+    "export AWS_PROFILE=tfhub-dev-admin AWS_REGION=eu-west-1": "sets the shell up for the commands after it",
+    "export AWS_PROFILE=tfhub-staging-admin": "sets the shell up for the commands after it",
+    "aws iam create-policy --policy-name tfhub-serving-cfn-exec --policy-document file://cfn-exec-policy.json":
+        "the AWS CLI is not installed here, and it needs a real account",
+    "npx cdk bootstrap aws://333333333333/eu-west-1 --cloudformation-execution-policies "
+    "arn:aws:iam::333333333333:policy/tfhub-serving-cfn-exec":
+        "needs a real account (IAM); the rehearsal runs a plain bootstrap",
+    "npx cdk deploy --app \".venv/bin/python -m account_setup.app\" -o cdk.out/ci-access-dev -c stage=dev "
+    "-c github_repo=OWNER/REPO": "needs a real account; tests/test_account_setup.py synthesizes each stage's "
+                                "stack through the app, and the CLI's synth of it",
+    "npx cdk deploy --app \".venv/bin/python -m account_setup.app\" -o cdk.out/ci-access-staging "
+    "-c stage=staging -c github_repo=OWNER/REPO -c source_account=111111111111":
+        "needs a real account; tests/test_account_setup.py synthesizes it",
+    "npx cdk deploy --app \".venv/bin/python -m account_setup.app\" -o cdk.out/ci-access-prod -c stage=prod "
+    "-c github_repo=OWNER/REPO": "needs a real account; tests/test_account_setup.py synthesizes it",
+    "aws cloudformation describe-stacks --stack-name tfhub-serving-dev-ci-access --query "
+    "\"Stacks[0].Outputs\" --output table": "the AWS CLI is not installed here",
+    "AWS_PROFILE=tfhub-staging-admin npx cdk deploy -c stage=staging tfhub-serving-staging-storage":
+        "the rehearsal deploys staging's storage stack by name (without the profile)",
+    "AWS_PROFILE=tfhub-prod-admin npx cdk deploy -c stage=prod tfhub-serving-prod-storage":
+        "prod needs Application Auto Scaling, which ministack lacks",
     "make promote TO=prod RECORD=promotions/<file>.json": "the rehearsal rolls staging back (RECORD=previous); "
                                                            "tests/promotion rolls back to a named record",
     "make promote TO=prod RECORD=previous": "the rehearsal runs it for staging (prod is not deployable here)",
+    "make promote TO=<stage> RECORD=previous": "the rehearsal runs it for staging; tests/test_workflow.py "
+    "checks that CI's rollback steps run it",
     "npx cdk bootstrap aws://ACCOUNT/REGION": "the rehearsal runs it with the emulators' account and region",
     "npx cdk deploy --all -c stage=dev": "make deploy's recipe, which the rehearsal runs",
     "npx cdk diff -c stage=prod": "make diff's recipe, which the rehearsal runs",

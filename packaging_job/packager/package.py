@@ -74,11 +74,11 @@ def package(
         if inference_code:
             add_inference_code(inference_code, artifact)
         _remove_empty_folders(artifact)
-        output_shapes = None
+        outputs = None
         if verify_load or sample_input is not None:
             # The version folder as TF Serving will load it.
             log("Loading the model to verify it")
-            output_shapes = verify.load_and_run(version_dir, served, sample_input)
+            outputs = verify.load_and_run(version_dir, served, sample_input)
         log("Hashing files")
         files = manifest.file_digests(artifact)
         record = {
@@ -90,7 +90,10 @@ def package(
             "signature": signature,
             "signatures": {k: s.as_dict() for k, s in sorted(info.signatures.items())},
             "sample_input": sample_input,
-            "sample_output_shapes": output_shapes,
+            "sample_output_shapes": {k: o["shape"] for k, o in outputs.items()} if outputs else None,
+            # This TensorFlow's answer to the sample: the smoke test expects the
+            # endpoint's to match it within a tolerance.
+            "sample_output": {k: o["values"] for k, o in outputs.items()} if outputs else None,
             "source_sha256": hub_sha256,
             "total_bytes": sum(entry["size"] for entry in files),
             "digest_version": manifest.DIGEST_VERSION,

@@ -22,8 +22,9 @@ def check_servable_version(writer: str, serving: str) -> None:
         )
 
 
-def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[str, list] | None:
-    """Load the model; with a sample, call the signature and return output shapes."""
+def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[str, dict] | None:
+    """Load the model; with a sample, call the signature and return each output's
+    shape and values (what the smoke test will expect the endpoint to answer)."""
     import tensorflow as tf
 
     try:
@@ -42,7 +43,18 @@ def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[st
     if sample is None:
         return None
     outputs = run_sample(loaded, signature, sample)
-    return {name: [int(d) for d in tensor.shape] for name, tensor in sorted(outputs.items())}
+    return {name: {"shape": [int(d) for d in tensor.shape], "values": _plain(tensor.numpy().tolist())}
+            for name, tensor in sorted(outputs.items())}
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a tensor's values: string tensors hold bytes, which TF Serving
+    answers as text."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
 
 
 def run_sample(loaded, signature: Signature, sample: Any) -> dict:

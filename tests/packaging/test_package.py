@@ -79,7 +79,7 @@ def test_servable_files_are_moved_not_re_saved(hub, text_archive, text_model, tm
     assert {f["path"]: f["sha256"] for f in record["files"]} == {
         f"text/1/{f['path']}": f["sha256"] for f in file_digests(str(text_model))
     }
-    assert record["sample_output_shapes"] is None
+    assert record["sample_output_shapes"] is None and record["sample_output"] is None
 
 
 def test_local_folder_and_local_archive_handles(text_model, text_archive, tmp_path):
@@ -96,6 +96,8 @@ def test_named_signature_with_numeric_columns(text_model, tmp_path):
     )
     assert record["signature"] == "scale"
     assert record["sample_output_shapes"] == {"scaled": [1, 2]}
+    # The model's own answer, which the smoke test expects from the endpoint.
+    assert record["sample_output"] == {"scaled": [[3.0, 6.0]]}
 
 
 @mock_aws

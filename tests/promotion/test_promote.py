@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import pathlib
+import re
 import tarfile
 
 import boto3
@@ -15,7 +16,29 @@ from moto import mock_aws
 from packaging_job.packager.package import package
 from promotion import artifacts
 from promotion.artifacts import PromotionError
-from promotion.promote import StageAccess, promote, rollback
+from promotion import promote as promotion
+
+
+def passes(stage: str) -> dict:
+    """A smoke test the deployed stage passes."""
+    return {"endpoint": f"tfhub-serving-{stage}", "instances": 1, "latency_ms": 5.0, "checked_values": True,
+            "problems": []}
+
+
+def fails(stage: str) -> dict:
+    return {**passes(stage), "problems": ["output 'embedding' is 0.2, the packaged model answered 0.1"]}
+
+
+def promote(*args, **kwargs):
+    """A promotion whose target passes its smoke test unless a test says otherwise."""
+    return promotion.promote(*args, **{"smoke": passes, **kwargs})
+
+
+def rollback(*args, **kwargs):
+    return promotion.rollback(*args, **{"smoke": passes, **kwargs})
+
+
+StageAccess = promotion.StageAccess
 from tools.cli import UserError
 from tools.demo_model import save_text_model
 
@@ -96,7 +119,7 @@ def promoted(digest: str) -> str:
 def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
     dev, staging, packaged_record = stages
     deployed = []
-    record = promote(dev, staging, lambda stage, key, digest: deployed.append((stage, key, digest)), "c0ffee", lambda: NOW)
+    record = promote(dev, staging, lambda stage, key, digest, assembly=None: deployed.append((stage, key, digest)), "c0ffee", lambda: NOW)
 
     digest = packaged_record["tree_digest"]
     prefix = promoted(digest)
@@ -113,8 +136,11 @@ def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
         "digest": digest,
         "target_stage": "staging",
         "target_artifact": f"s3://staging-bucket/{prefix}",
+        "replaced": None,  # staging served nothing before
+        "assembly": None,  # the deploy kept none
         "time": "2026-11-25T12:00:00+00:00",
         "commit": "c0ffee",
+        "smoke": {"passed": True, **passes("staging")},
         "previous": None,
         "record": f"promotions/00000001-2026-11-25T120000Z-{digest[:12]}.json",
     }
@@ -127,7 +153,7 @@ def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):
     dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/variables/variables.index", Body=b"tampered")
     deployed = []
     with pytest.raises(PromotionError, match=r"Digest mismatch at s3://staging-bucket/artifacts/promoted/"):
-        promote(dev, staging, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+        promote(dev, staging, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
     assert deployed == []
     assert keys(staging.s3, "staging-bucket") == []
 
@@ -170,7 +196,7 @@ def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     first = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
     deployed = []
     later = NOW + dt.timedelta(hours=1)
-    record = rollback(staging, first["record"], lambda stage, key, digest: deployed.append((stage, key)), "beef", lambda: later)
+    record = rollback(staging, first["record"], lambda stage, key, digest, assembly=None: deployed.append((stage, key)), "beef", lambda: later)
     assert deployed == [("staging", promoted(packaged_record["tree_digest"]))]
     assert record["rollback_to"] == first["record"]
     assert record["commit"] == "beef"
@@ -182,16 +208,6 @@ def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     )
     with pytest.raises(PromotionError, match="Digest mismatch"):
         rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "beef")
-
-
-def test_the_deploy_pins_the_artifact_and_reports_its_digest():
-    from promotion.promote import deploy_command
-
-    command = deploy_command("prod", "artifacts/promoted/abc/", "d" * 64)
-    assert command[1:] == [
-        "deploy", "-c", "stage=prod", "-c", "artifact=artifacts/promoted/abc/",
-        "-c", f"artifact_digest={'d' * 64}", "--all", "--require-approval", "never",
-    ]
 
 
 def test_a_source_redeployed_since_the_tested_run_is_refused(stages):
@@ -229,7 +245,7 @@ def test_previous_names_the_promotion_the_latest_replaced(stages):
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(days=1))
     assert second["previous"] == first["record"]
     deployed = []
-    back = rollback(staging, "previous", lambda stage, key, digest: deployed.append(stage), "three",
+    back = rollback(staging, "previous", lambda stage, key, digest, assembly=None: deployed.append(stage), "three",
                     lambda: NOW + dt.timedelta(days=2))
     assert back["rollback_to"] == first["record"] and deployed == ["staging"]
 
@@ -262,7 +278,7 @@ ARCHIVE_KEY = "artifacts/packaging/tfhub-serving-dev-pkg-def/output/model.tar.gz
 def test_a_serverless_stages_archive_is_unpacked_for_instances(stages, serverless_dev):
     _, staging, record = stages
     deployed = []
-    promote(serverless_dev, staging, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+    promote(serverless_dev, staging, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
     prefix = promoted(record["tree_digest"])
     assert deployed == [("staging", prefix, record["tree_digest"])]
     copied = [k[len(prefix):] for k in keys(staging.s3, "staging-bucket", prefix)]
@@ -275,7 +291,7 @@ def test_an_instance_stages_prefix_is_packed_for_a_serverless_target(stages, ser
     target = StageAccess("staging", "tfhub-serving-staging", staging.cloudformation, staging.s3,
                          serverless_memory_mb=1024)
     deployed = []
-    promote(dev, target, lambda *a: deployed.append(a), "c0ffee", lambda: NOW)
+    promote(dev, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
     key = f"artifacts/promoted/{record['tree_digest']}/model.tar.gz"
     assert deployed == [("staging", key, record["tree_digest"])]
     assert keys(staging.s3, "staging-bucket", "artifacts/") == [key]
@@ -364,7 +380,7 @@ def test_previous_twice_lands_where_once_did(stages):
     assert second["digest"] == second_digest != first["digest"]
     served = []
     for hours in (2, 3):
-        rollback(staging, "previous", lambda stage, key, digest: served.append(digest), "back",
+        rollback(staging, "previous", lambda stage, key, digest, assembly=None: served.append(digest), "back",
                  lambda: NOW + dt.timedelta(hours=hours))
     assert served == [first["digest"], first["digest"]]
 
@@ -473,16 +489,159 @@ def test_the_target_is_written_as_its_promotion_role(stages):
     dev, staging, _ = stages
     stack_with_outputs(staging.cloudformation, "tfhub-serving-staging-roles", {},
                        {"tfhub-serving-staging-promotion-role-arn": "arn:aws:iam::222222222222:role/promotion"})
-    assumed = []
+    events = []
 
     def assume(role):
-        assumed.append(role)
+        events.append(role)
         return staging.s3
 
     import dataclasses
 
     target = dataclasses.replace(staging, s3=None, assume=assume)  # the caller's own client is never used
-    record = promote(dev, target, lambda *a: None, "c0ffee", lambda: NOW)
-    back = rollback(target, record["record"], lambda *a: None, "c0ffee", lambda: NOW)
-    assert assumed == ["arn:aws:iam::222222222222:role/promotion"] * 2
+    record = promote(dev, target, lambda *a: events.append("deploy"), "c0ffee", lambda: NOW)
+    back = rollback(target, record["record"], lambda *a: events.append("deploy"), "c0ffee", lambda: NOW)
+    role = "arn:aws:iam::222222222222:role/promotion"
+    # Assumed again after each deploy: a chained session lasts an hour, a blue/green deploy may take longer.
+    assert events == [role, "deploy", role] * 2
     assert back["rollback_to"] == record["record"]
+
+
+def test_a_failed_smoke_test_is_recorded_and_previous_returns_to_the_last_verified_state(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
+    assert second["smoke"]["passed"] is False and second["smoke"]["problems"]
+    served = []
+    for hours in (2, 3):  # the CI rollback, then someone running it again
+        back = rollback(staging, "previous", lambda stage, key, digest, assembly=None: served.append(digest), "back",
+                        lambda: NOW + dt.timedelta(hours=hours))
+    assert served == [first["digest"], first["digest"]]
+    assert back["rollback_to"] == first["record"] and back["smoke"]["passed"] is True
+
+
+def test_a_smoke_test_that_gets_no_answer_is_a_failed_verdict(stages):
+    from tools.cli import UserError as NoAnswer
+
+    def unreachable(stage):
+        raise NoAnswer("Invoking tfhub-serving-staging failed: ModelError")
+
+    dev, staging, _ = stages
+    record = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=unreachable)
+    assert record["smoke"] == {"passed": False, "problems": ["Invoking tfhub-serving-staging failed: ModelError"]}
+
+
+def serve_pinned(staging, packaged_dir: pathlib.Path, digest: str, key: str = "artifacts/pinned/use/4/") -> str:
+    """staging as its first deploy left it: serving a pinned prefix of its bucket."""
+    for path in sorted(packaged_dir.rglob("*")):
+        if path.is_file():
+            staging.s3.upload_file(str(path), "staging-bucket", key + path.relative_to(packaged_dir).as_posix())
+    stack_with_outputs(staging.cloudformation, "tfhub-serving-staging-serving",
+                       {"ArtifactLocation": f"s3://staging-bucket/{key}", "TreeDigest": digest})
+    return f"s3://staging-bucket/{key}"
+
+
+def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(stages, packaged):
+    dev, staging, record = stages
+    pinned = serve_pinned(staging, packaged[0], record["tree_digest"])
+    repackage(dev, "other")
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    assert first["replaced"] == {"artifact": pinned, "digest": record["tree_digest"]}
+    served = []
+    for hours in (1, 2):
+        back = rollback(staging, "previous", lambda stage, key, digest, assembly=None: served.append((key, digest)), "back",
+                        lambda: NOW + dt.timedelta(hours=hours))
+    assert served == [("artifacts/pinned/use/4/", record["tree_digest"])] * 2
+    assert back["rollback_to"] == "before-the-first-promotion"
+
+
+def test_a_failed_first_promotion_onto_nothing_says_plainly_there_is_nothing_to_return_to(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    assert first["replaced"] is None
+    with pytest.raises(PromotionError, match="is the stage's first promotion and the stage served nothing before it"):
+        rollback(staging, "previous", lambda *a: pytest.fail("deployed"), "back")
+
+
+def test_prod_takes_only_a_digest_staging_verified(stages):
+    dev, staging, record = stages
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    stack_with_outputs(staging.cloudformation, "tfhub-serving-staging-serving", {
+        "ArtifactLocation": f"s3://staging-bucket/{promoted(record['tree_digest'])}", "TreeDigest": record["tree_digest"]})
+    source = StageAccess("staging", "tfhub-serving-staging", staging.cloudformation, staging.s3, promoted=True)
+    prod = StageAccess("prod", "tfhub-serving-staging", staging.cloudformation, staging.s3)
+    with pytest.raises(PromotionError, match="staging has no promotion of .* whose smoke test passed"):
+        promote(source, prod, lambda *a: pytest.fail("deployed"), "x", expected_digest=record["tree_digest"])
+    promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))  # verified this time
+    deployed = []
+    promote(source, prod, lambda stage, key, digest, assembly=None: deployed.append(digest), "x", expected_digest=record["tree_digest"])
+    assert deployed == [record["tree_digest"]]
+
+
+@pytest.mark.parametrize("digest, message", [
+    (None, "In CI a promotion needs DIGEST="),
+    ("", "is not a tree digest"),
+    ("$(touch injected)", "is not a tree digest"),
+    ("A" * 64, "is not a tree digest"),
+])
+def test_ci_never_promotes_without_a_well_formed_digest(monkeypatch, tmp_path, digest, message):
+    """Scenarios 1 and 2: an empty digest must not switch the check off, and a
+    digest is data, never run; both stop before any AWS call."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(promotion, "stage_access", lambda *a, **k: pytest.fail("reached AWS"))
+    argv = ["--from", "dev", "--to", "staging"] + ([] if digest is None else ["--expect-digest", digest])
+    with pytest.raises(UserError, match=re.escape(message)):
+        promotion.main(argv)
+    assert not (tmp_path / "injected").exists()
+
+
+def test_the_source_is_read_in_its_own_region(monkeypatch):
+    """Scenario 5: dev's region comes from its environment, not the staging job's."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        dev = promotion.stage_access("dev", region="us-west-2")
+    assert dev.cloudformation.meta.region_name == "us-west-2" and dev.promoted is False
+
+
+def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(stages, tmp_path):
+    """Scenario 4: the rollback deploys the assembly recorded with the verified
+    promotion (its commit's infrastructure), not the one that failed."""
+    dev, staging, _ = stages
+
+    def assembly(name: str) -> pathlib.Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tfhub-serving-staging-serving.template.json").write_text(json.dumps({"infrastructure": name}))
+        return folder
+
+    def deploys(folder):
+        return lambda stage, key, digest, given=None: folder
+
+    first = promote(dev, staging, deploys(assembly("v1")), "one", lambda: NOW)
+    repackage(dev, "other")
+    promote(dev, staging, deploys(assembly("v2")), "two", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
+    restored = []
+
+    def redeploy(stage, key, digest, given=None):
+        restored.append((digest, json.loads((given / "tfhub-serving-staging-serving.template.json").read_text())))
+
+    back = rollback(staging, "previous", redeploy, "back", lambda: NOW + dt.timedelta(hours=2))
+    assert restored == [(first["digest"], {"infrastructure": "v1"})]
+    assert back["assembly"] == first["assembly"] and first["assembly"]["key"].startswith("promotions/assemblies/")
+    # A stored assembly that no longer hashes to its record is refused.
+    staging.s3.put_object(Bucket="staging-bucket", Key=first["assembly"]["key"], Body=b"changed")
+    with pytest.raises(PromotionError, match="does not hash to its record's sha256"):
+        rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_in_github_actions_the_record_and_smoke_report_go_to_the_run_summary(stages, tmp_path):
+    dev, staging, _ = stages
+    record = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW, smoke=fails)
+    summary = tmp_path / "summary.md"
+    promotion.summarize(record, str(summary))
+    text = summary.read_text()
+    assert "### staging: promoted" in text and record["digest"] in text and "smoke test: FAILED" in text
+    assert "output 'embedding' is 0.2" in text and record["record"] in text

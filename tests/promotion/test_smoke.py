@@ -42,7 +42,62 @@ def test_a_response_shaped_like_the_signature_passes_with_latency():
     ticks = iter([10.0, 10.25])
     report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "tfhub-serving-dev",
                    MANIFEST, clock=lambda: next(ticks))
-    assert report == {"endpoint": "tfhub-serving-dev", "instances": 2, "latency_ms": 250.0, "problems": []}
+    assert report == {"endpoint": "tfhub-serving-dev", "instances": 2, "latency_ms": 250.0,
+                      "checked_values": False, "problems": []}
+
+
+EXPECTED = {**MANIFEST, "sample_output": {"embedding": [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]], "known": [1, 0]}}
+
+
+@mock_aws
+@pytest.mark.parametrize(("embedding", "problem"), [
+    ([0.10004, 0.2, 0.3], None),  # within the tolerance: another TensorFlow build's rounding
+    ([0.2, 0.2, 0.3], "output 'embedding of instance 0[0]' is 0.2, the packaged model answered 0.1"),
+])
+def test_the_answer_must_hold_the_values_the_packaged_model_gave(embedding, problem):
+    answer({"predictions": [{"embedding": embedding, "known": 1}, {"embedding": [0, 0, 0], "known": 0}]})
+    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", EXPECTED)
+    assert report["checked_values"] is True
+    assert report["problems"] == ([] if problem is None else [problem])
+
+
+def stubbed_runtime(*errors: str):
+    """A runtime that answers `errors` first, then GOOD twice (warm-up and measured call)."""
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    stubber = Stubber(runtime)
+    for code in errors:
+        stubber.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=400)
+    for _ in range(2):
+        body = json.dumps(GOOD).encode()
+        stubber.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(body), len(body))})
+    stubber.activate()
+    return runtime, stubber
+
+
+def test_a_cold_endpoint_is_warmed_up_and_transient_errors_retried():
+    runtime, stubber = stubbed_runtime("ModelNotReadyException", "ThrottlingException", "ModelError")
+    pauses = []
+    report = smoke(runtime, "e", MANIFEST, sleep=pauses.append)
+    assert report["problems"] == [] and pauses == [2.0, 4.0, 8.0]
+    stubber.assert_no_pending_responses()
+
+
+def test_a_lasting_or_permanent_error_fails_in_one_line():
+    from tools.cli import UserError
+
+    runtime, _ = stubbed_runtime("ValidationError")
+    with pytest.raises(UserError, match="Invoking e failed: ValidationError"):
+        smoke(runtime, "e", MANIFEST, sleep=lambda _: None)
+    runtime, _ = stubbed_runtime(*["ServiceUnavailable"] * 20)
+    pauses = []
+    with pytest.raises(UserError, match="ServiceUnavailable"):
+        smoke(runtime, "e", MANIFEST, sleep=pauses.append)
+    assert sum(pauses) <= 180
 
 
 @mock_aws
