@@ -64,8 +64,11 @@ synth: deps-checkov
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -d cdk.out --framework cloudformation --quiet --compact || exit 1; \
 	echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean:" $$stages
 
-## test                  the whole test suite
+## test                  the static gates (ruff lint and format, mypy), then the whole test suite
 test: deps-emulators deps-checkov
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 ## local                 package HANDLE (default: a demo model made on the spot) through the real
@@ -94,7 +97,7 @@ logs: deps
 ## destroy STAGE=dev     remove the stage, then fail if any SageMaker resource of it is left
 destroy: deps
 	$(CDK) destroy --all -c stage=$(STAGE) --force
-	$(PY) -m promotion.leftovers --stage $(STAGE)
+	$(PY) -m delivery.leftovers --stage $(STAGE)
 
 ## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, SOURCE_REGION=, DIGEST=, ASSEMBLY=];
 ##         TO=prod RECORD=promotions/<file>.json|previous   roll TO back to a recorded promotion
@@ -108,7 +111,7 @@ promote-arguments:
 # SOURCE_* in the environment (a value on make's command line is make syntax).
 given = $(filter-out undefined,$(origin $(1)))
 promote: promote-arguments deps
-	$(PY) -m promotion.promote --to "$$TO" $(if $(call given,RECORD),--record "$$RECORD",--from "$$FROM") \
+	$(PY) -m delivery.promote --to "$$TO" $(if $(call given,RECORD),--record "$$RECORD",--from "$$FROM") \
 		$(if $(call given,SOURCE_ROLE_ARN),--source-role-arn "$$SOURCE_ROLE_ARN") \
 		$(if $(call given,SOURCE_REGION),--source-region "$$SOURCE_REGION") \
 		$(if $(call given,DIGEST),--expect-digest "$$DIGEST") \
@@ -117,15 +120,15 @@ promote: promote-arguments deps
 ## assembly STAGE=staging DIGEST=sha256   synthesize the stage pinned to that digest's promoted copy, into
 ##         cdk.out/assembly-STAGE (CI builds each once per commit; make promote ASSEMBLY=... deploys it)
 assembly: deps
-	$(PY) -m promotion.assembly --stage $(STAGE) --digest "$$DIGEST" --out cdk.out/assembly-$(STAGE)
+	$(PY) -m delivery.assembly --stage $(STAGE) --digest "$$DIGEST" --out cdk.out/assembly-$(STAGE)
 
 ## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
 digest: deps
-	@$(PY) -m promotion.digest --stage $(STAGE)
+	@$(PY) -m delivery.digest --stage $(STAGE)
 
 ## smoke STAGE=staging   call the stage's endpoint with its artifact's sample and check the answer
 smoke: deps
-	$(PY) -m promotion.smoke --stage $(STAGE)
+	$(PY) -m delivery.smoke --stage $(STAGE)
 
 ## clean                 remove cdk.out and pytest's cache
 clean:

@@ -3,7 +3,7 @@
 
 The only place the app reads the environment (and the clock): CDK_DEFAULT_ACCOUNT
 is dev's fallback account, dev's fallback region follows the region rule of
-`stacks/region.py`, the same one every command-line tool applies, and today's
+`stacks/stage/region.py`, the same one every command-line tool applies, and today's
 date tells whether a pinned image has left its patch window (a warning).
 
 After synthesis the templates are checked against SageMaker's rules
@@ -19,9 +19,9 @@ import sys
 
 import aws_cdk as cdk
 
-from stacks.config import ConfigError
-from stacks.region import environment_region
-from stacks.stage import add_stage
+from stacks.compose import add_stage
+from stacks.stage.region import environment_region
+from stacks.stage.schema import ConfigError
 
 
 def main() -> int:

@@ -5,24 +5,32 @@
 
 The context keys are `account_setup/settings.py`'s. Like `app.py`, the only
 reader of the environment: CDK_DEFAULT_ACCOUNT is dev's fallback account, and
-dev's fallback region follows the region rule of `stacks/region.py`.
+dev's fallback region follows the region rule of `stacks/stage/region.py`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 
 from account_setup.settings import load_access_settings
 from account_setup.stack import CiAccessStack, add_ci_access
-from stacks.config import ConfigError
-from stacks.region import environment_region
+from stacks.stage.region import environment_region
+from stacks.stage.schema import ConfigError
 
-_KEYS = ("project", "stages", "stage", "github_repo", "source_account", "next_account", "oidc_provider_arn",
-         "bootstrap_qualifier")
+_KEYS = (
+    "project",
+    "stages",
+    "stage",
+    "github_repo",
+    "source_account",
+    "next_account",
+    "oidc_provider_arn",
+    "bootstrap_qualifier",
+)
 
 
 def build(app: cdk.App, environ: Mapping[str, str]) -> CiAccessStack:

@@ -28,7 +28,7 @@ from constructs import Construct
 
 from account_setup import stage_resources as res
 from account_setup.settings import GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, AccessSettings, read_role_name
-from stacks.nag import acknowledge_wildcards
+from stacks.compliance.nag import acknowledge_wildcards
 
 # The longest session a CI job may ask for (its `role-duration-seconds`). An OIDC
 # session cannot be refreshed, and the CDK CLI assumes the bootstrap deploy role
@@ -48,12 +48,15 @@ class DeployRole(Construct):
             self,
             "Role",
             role_name=settings.deploy_role_name,
-            assumed_by=iam.WebIdentityPrincipal(provider_arn, {
-                "StringEquals": {
-                    f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE,
-                    f"{GITHUB_OIDC_HOST}:sub": settings.oidc_subject,
+            assumed_by=iam.WebIdentityPrincipal(
+                provider_arn,
+                {
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE,
+                        f"{GITHUB_OIDC_HOST}:sub": settings.oidc_subject,
+                    },
                 },
-            }),
+            ),
             max_session_duration=MAX_SESSION,
             description=f"GitHub Actions, environment {config.stage} of {settings.github_repo}: deploys, "
             "smoke-tests and promotes into this stage",
@@ -71,11 +74,14 @@ class DeployRole(Construct):
         return iam.Policy(self, construct_id, roles=[self.role], statements=list(statements))
 
     def _deploy(self, stack: Stack, settings: AccessSettings) -> None:
-        self._policy("Deploy", iam.PolicyStatement(
-            sid="AssumeTheCdkBootstrapRoles",
-            actions=["sts:AssumeRole"],
-            resources=res.bootstrap_role_arns(stack, settings.bootstrap_qualifier),
-        ))
+        self._policy(
+            "Deploy",
+            iam.PolicyStatement(
+                sid="AssumeTheCdkBootstrapRoles",
+                actions=["sts:AssumeRole"],
+                resources=res.bootstrap_role_arns(stack, settings.bootstrap_qualifier),
+            ),
+        )
 
     def _smoke_and_digest(self, stack: Stack, settings: AccessSettings) -> None:
         config = settings.config
@@ -83,40 +89,68 @@ class DeployRole(Construct):
         artifacts = res.artifacts_pattern(stack, config)
         policy = self._policy(
             "SmokeAndDigest",
-            iam.PolicyStatement(sid="ReadTheServingOutputs", actions=["cloudformation:DescribeStacks"],
-                                resources=[serving]),
-            iam.PolicyStatement(sid="ReadTheServedManifest", actions=["s3:GetObject"], resources=[artifacts],
-                                conditions=res.in_this_account(stack)),
-            iam.PolicyStatement(sid="CallTheEndpoint", actions=["sagemaker:InvokeEndpoint"],
-                                resources=[res.sagemaker_arn(stack, "endpoint", config.endpoint_name)]),
+            iam.PolicyStatement(
+                sid="ReadTheServingOutputs", actions=["cloudformation:DescribeStacks"], resources=[serving]
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheServedManifest",
+                actions=["s3:GetObject"],
+                resources=[artifacts],
+                conditions=res.in_this_account(stack),
+            ),
+            iam.PolicyStatement(
+                sid="CallTheEndpoint",
+                actions=["sagemaker:InvokeEndpoint"],
+                resources=[res.sagemaker_arn(stack, "endpoint", config.endpoint_name)],
+            ),
         )
-        acknowledge_wildcards(policy, {
-            serving: res.STACK_ID_REASON,
-            artifacts: res.ARTIFACTS_REASON,
-        })
+        acknowledge_wildcards(
+            policy,
+            {
+                serving: res.STACK_ID_REASON,
+                artifacts: res.ARTIFACTS_REASON,
+            },
+        )
 
     def _promote(self, stack: Stack, settings: AccessSettings) -> None:
         config, source = settings.config, settings.source
+        if source is None:
+            return  # the first stage promotes from nowhere
         roles = stack.format_arn(service="iam", region="", resource="role", resource_name="*")
         policy = self._policy(
             "Promote",
-            iam.PolicyStatement(sid="FindTheBucketAndPromotionRole", actions=["cloudformation:ListExports"],
-                                resources=["*"]),
-            iam.PolicyStatement(sid="AssumeThePromotionRole", actions=["sts:AssumeRole"], resources=[roles],
-                                conditions=res.promotion_role_tags(config)),
+            iam.PolicyStatement(
+                sid="FindTheBucketAndPromotionRole", actions=["cloudformation:ListExports"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="AssumeThePromotionRole",
+                actions=["sts:AssumeRole"],
+                resources=[roles],
+                conditions=res.promotion_role_tags(config),
+            ),
             iam.PolicyStatement(
                 sid="AssumeTheSourceReadRole",
                 actions=["sts:AssumeRole"],
-                resources=[stack.format_arn(service="iam", region="", account=source.account, resource="role",
-                                            resource_name=read_role_name(config.project, source.stage))],
+                resources=[
+                    stack.format_arn(
+                        service="iam",
+                        region="",
+                        account=source.account,
+                        resource="role",
+                        resource_name=read_role_name(config.project, source.stage),
+                    )
+                ],
             ),
         )
-        acknowledge_wildcards(policy, {
-            "*": f"cloudformation:ListExports {res.NO_RESOURCE_LEVEL}",
-            roles: "The promotion role's name is generated by CloudFormation in the storage stack; the "
-            f"statement holds only for roles tagged project={config.project} and stage={config.stage}, of "
-            "which only the promotion role trusts this account (the others trust AWS services).",
-        })
+        acknowledge_wildcards(
+            policy,
+            {
+                "*": f"cloudformation:ListExports {res.NO_RESOURCE_LEVEL}",
+                roles: "The promotion role's name is generated by CloudFormation in the storage stack; the "
+                f"statement holds only for roles tagged project={config.project} and stage={config.stage}, of "
+                "which only the promotion role trusts this account (the others trust AWS services).",
+            },
+        )
 
     def _follow_logs(self, stack: Stack, settings: AccessSettings) -> None:
         config = settings.config
@@ -125,22 +159,25 @@ class DeployRole(Construct):
         log_group = res.training_log_group_arn(stack)
         policy = self._policy(
             "FollowLogs",
-            iam.PolicyStatement(sid="SeeTheDeployUnderWay", actions=["cloudformation:DescribeStacks"],
-                                resources=stacks),
-            iam.PolicyStatement(sid="FindThePackagingJobs", actions=["sagemaker:ListTrainingJobs"],
-                                resources=["*"]),
-            iam.PolicyStatement(sid="WatchThePackagingJobs", actions=["sagemaker:DescribeTrainingJob"],
-                                resources=[jobs]),
-            iam.PolicyStatement(sid="ReadThePackagingLogs", actions=["logs:FilterLogEvents"],
-                                resources=[log_group]),
+            iam.PolicyStatement(
+                sid="SeeTheDeployUnderWay", actions=["cloudformation:DescribeStacks"], resources=stacks
+            ),
+            iam.PolicyStatement(sid="FindThePackagingJobs", actions=["sagemaker:ListTrainingJobs"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="WatchThePackagingJobs", actions=["sagemaker:DescribeTrainingJob"], resources=[jobs]
+            ),
+            iam.PolicyStatement(sid="ReadThePackagingLogs", actions=["logs:FilterLogEvents"], resources=[log_group]),
         )
-        acknowledge_wildcards(policy, {
-            **{arn: res.STACK_ID_REASON for arn in stacks},
-            "*": f"sagemaker:ListTrainingJobs {res.NO_RESOURCE_LEVEL}",
-            jobs: "Packaging jobs are named '<stage prefix>-<digest>' by the deploy that starts them.",
-            log_group: "SageMaker writes every training job's log streams into this one group, and "
-            "logs:FilterLogEvents authorizes per group, in the ARN form ending ':*'.",
-        })
+        acknowledge_wildcards(
+            policy,
+            {
+                **{arn: res.STACK_ID_REASON for arn in stacks},
+                "*": f"sagemaker:ListTrainingJobs {res.NO_RESOURCE_LEVEL}",
+                jobs: "Packaging jobs are named '<stage prefix>-<digest>' by the deploy that starts them.",
+                log_group: "SageMaker writes every training job's log streams into this one group, and "
+                "logs:FilterLogEvents authorizes per group, in the ARN form ending ':*'.",
+            },
+        )
 
     def _leftover_check(self, stack: Stack) -> None:
         kinds = {kind: res.sagemaker_arn(stack, kind, "*") for kind in res.LEFTOVER_KINDS}
@@ -148,16 +185,24 @@ class DeployRole(Construct):
             "LeftoverCheck",
             iam.PolicyStatement(
                 sid="ListSageMakerResources",
-                actions=["sagemaker:ListEndpoints", "sagemaker:ListEndpointConfigs", "sagemaker:ListModels",
-                         "sagemaker:ListTrainingJobs"],
+                actions=[
+                    "sagemaker:ListEndpoints",
+                    "sagemaker:ListEndpointConfigs",
+                    "sagemaker:ListModels",
+                    "sagemaker:ListTrainingJobs",
+                ],
                 resources=["*"],
             ),
             iam.PolicyStatement(sid="ReadTheirTags", actions=["sagemaker:ListTags"], resources=list(kinds.values())),
         )
-        acknowledge_wildcards(policy, {
-            "*": f"The SageMaker List actions {res.NO_RESOURCE_LEVEL}",
-            **{arn: f"The leftover check reads the tags of every {kind} it lists in this account and region: "
-               "tags, not names (models and configs have generated ones), tell which are the stage's."
-               for kind, arn in kinds.items()},
-        })
-
+        acknowledge_wildcards(
+            policy,
+            {
+                "*": f"The SageMaker List actions {res.NO_RESOURCE_LEVEL}",
+                **{
+                    arn: f"The leftover check reads the tags of every {kind} it lists in this account and region: "
+                    "tags, not names (models and configs have generated ones), tell which are the stage's."
+                    for kind, arn in kinds.items()
+                },
+            },
+        )

@@ -17,18 +17,25 @@ from constructs import Construct
 
 from account_setup import stage_resources as res
 from account_setup.settings import AccessSettings, deploy_role_name
-from stacks.config import ARTIFACTS_PREFIX
-from stacks.nag import acknowledge_wildcards
-from stacks.promotion_role import RECORDS_PREFIX
+from stacks.compliance.nag import acknowledge_wildcards
+from stacks.stage.schema import ARTIFACTS_PREFIX
+from stacks.storage.promotion_role import RECORDS_PREFIX
 
 
 class SourceReadRole(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: AccessSettings) -> None:
         super().__init__(scope, construct_id)
         config, reader = settings.config, settings.reader
+        if reader is None:
+            raise ValueError(f"stage {config.stage} has no next stage to read it")
         stack = Stack.of(self)
-        self.reader_arn = stack.format_arn(service="iam", region="", account=reader.account, resource="role",
-                                           resource_name=deploy_role_name(config.project, reader.stage))
+        self.reader_arn = stack.format_arn(
+            service="iam",
+            region="",
+            account=reader.account,
+            resource="role",
+            resource_name=deploy_role_name(config.project, reader.stage),
+        )
         self.role = iam.Role(
             self,
             "Role",
@@ -46,10 +53,15 @@ class SourceReadRole(Construct):
         bucket, artifacts = res.bucket_pattern(stack, config), res.artifacts_pattern(stack, config)
         readable = [ARTIFACTS_PREFIX]
         statements = [
-            iam.PolicyStatement(sid="ReadTheServingOutputs", actions=["cloudformation:DescribeStacks"],
-                                resources=[serving]),
-            iam.PolicyStatement(sid="ReadTheArtifacts", actions=["s3:GetObject"], resources=[artifacts],
-                                conditions=res.in_this_account(stack)),
+            iam.PolicyStatement(
+                sid="ReadTheServingOutputs", actions=["cloudformation:DescribeStacks"], resources=[serving]
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheArtifacts",
+                actions=["s3:GetObject"],
+                resources=[artifacts],
+                conditions=res.in_this_account(stack),
+            ),
         ]
         reasons = {serving: res.STACK_ID_REASON, artifacts: res.ARTIFACTS_REASON}
         # As promote.py: a stage without a packaging job of its own serves promoted copies.
@@ -58,21 +70,29 @@ class SourceReadRole(Construct):
             readable.append(RECORDS_PREFIX)
             statements += [
                 iam.PolicyStatement(sid="FindTheBucket", actions=["cloudformation:ListExports"], resources=["*"]),
-                iam.PolicyStatement(sid="ReadThePromotionLog", actions=["s3:GetObject"], resources=[records],
-                                    conditions=res.in_this_account(stack)),
+                iam.PolicyStatement(
+                    sid="ReadThePromotionLog",
+                    actions=["s3:GetObject"],
+                    resources=[records],
+                    conditions=res.in_this_account(stack),
+                ),
             ]
             reasons["*"] = f"cloudformation:ListExports {res.NO_RESOURCE_LEVEL}"
-            reasons[records] = (f"{res.BUCKET_REASON} Promotion records are numbered as promotions happen, "
-                                f"'{RECORDS_PREFIX}<number>-<time>-<digest>.json'.")
-        statements.append(iam.PolicyStatement(
-            sid="ListWhatItReads",
-            actions=["s3:ListBucket"],
-            resources=[bucket],
-            conditions={
-                **res.in_this_account(stack),
-                "StringLike": {"s3:prefix": [f"{prefix}*" for prefix in readable]},
-            },
-        ))
+            reasons[records] = (
+                f"{res.BUCKET_REASON} Promotion records are numbered as promotions happen, "
+                f"'{RECORDS_PREFIX}<number>-<time>-<digest>.json'."
+            )
+        statements.append(
+            iam.PolicyStatement(
+                sid="ListWhatItReads",
+                actions=["s3:ListBucket"],
+                resources=[bucket],
+                conditions={
+                    **res.in_this_account(stack),
+                    "StringLike": {"s3:prefix": [f"{prefix}*" for prefix in readable]},
+                },
+            )
+        )
         reasons[bucket] = f"{res.BUCKET_REASON} Listing is limited to the prefixes it reads."
         policy = iam.Policy(self, "Permissions", roles=[self.role], statements=statements)
         acknowledge_wildcards(policy, reasons)

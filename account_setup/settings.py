@@ -2,7 +2,7 @@
 the accounts of the stages it promotes from and to, validated before any construct.
 
 The stage itself (project, account, region, endpoint, packaging) is cdk.json's,
-validated by `stacks/config.py` exactly as the app's. The rest is CDK context:
+validated by `stacks/stage/config.py` exactly as the app's. The rest is CDK context:
 
 | key | meaning |
 |---|---|
@@ -20,10 +20,12 @@ Role names are fixed here, so the workflow's variables are predictable.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from stacks.config import ConfigError, StageConfig, load_stage_config
+from stacks.stage.config import load_stage_config
+from stacks.stage.schema import ConfigError, StageConfig
 
 # The promotion chain of .github/workflows/deliver.yml: each stage promotes from the one before.
 PROMOTES_TO = {"dev": "staging", "staging": "prod"}
@@ -110,8 +112,8 @@ def load_access_settings(
                 "shorten project or the stage's name"
             )
     github_repo = _github_repo(context.get("github_repo"))
-    sources = [before for before, after in PROMOTES_TO.items() if after == stage and before in stages]
-    reader = PROMOTES_TO.get(stage) if PROMOTES_TO.get(stage) in stages else None
+    sources = [before for before, after in PROMOTES_TO.items() if after == stage and before in declared]
+    reader = PROMOTES_TO.get(stage) if PROMOTES_TO.get(stage) in declared else None
     return AccessSettings(
         config=config,
         github_repo=github_repo,

@@ -21,26 +21,41 @@ class CiAccessStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: AccessSettings, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         stage = settings.config.stage
-        provider_arn = settings.oidc_provider_arn or iam.OidcProviderNative(
-            self, "GitHubOidcProvider", url=f"https://{GITHUB_OIDC_HOST}", client_ids=[GITHUB_OIDC_AUDIENCE]
-        ).oidc_provider_arn
+        provider_arn = (
+            settings.oidc_provider_arn
+            or iam.OidcProviderNative(
+                self, "GitHubOidcProvider", url=f"https://{GITHUB_OIDC_HOST}", client_ids=[GITHUB_OIDC_AUDIENCE]
+            ).oidc_provider_arn
+        )
         deploy = DeployRole(self, "DeployRole", settings=settings, provider_arn=provider_arn)
-        CfnOutput(self, "DeployRoleArn", value=deploy.role.role_arn,
-                  description=f"GitHub environment {stage}: AWS_DEPLOY_ROLE_ARN")
+        CfnOutput(
+            self,
+            "DeployRoleArn",
+            value=deploy.role.role_arn,
+            description=f"GitHub environment {stage}: AWS_DEPLOY_ROLE_ARN",
+        )
         CfnOutput(self, "AccountId", value=self.account, description=f"GitHub environment {stage}: AWS_ACCOUNT_ID")
         reader = f"; environment {settings.reader.stage}: SOURCE_REGION" if settings.reader else ""
         CfnOutput(self, "Region", value=self.region, description=f"GitHub environment {stage}: AWS_REGION{reader}")
-        CfnOutput(self, "OidcProviderArn", value=provider_arn,
-                  description="GitHub's OIDC provider in this account (-c oidc_provider_arn for another stage here)")
+        CfnOutput(
+            self,
+            "OidcProviderArn",
+            value=provider_arn,
+            description="GitHub's OIDC provider in this account (-c oidc_provider_arn for another stage here)",
+        )
         if settings.reader:
             read = SourceReadRole(self, "SourceReadRole", settings=settings)
-            CfnOutput(self, "SourceReadRoleArn", value=read.role.role_arn,
-                      description=f"GitHub environment {settings.reader.stage}: SOURCE_READ_ROLE_ARN")
+            CfnOutput(
+                self,
+                "SourceReadRoleArn",
+                value=read.role.role_arn,
+                description=f"GitHub environment {settings.reader.stage}: SOURCE_READ_ROLE_ARN",
+            )
 
 
 def add_ci_access(app: App, settings: AccessSettings) -> CiAccessStack:
     """Add the stage's CI access stack to `app`, with the AwsSolutions pack as a
-    validation plugin: any unacknowledged finding fails synth (as `stacks/stage.py`)."""
+    validation plugin: any unacknowledged finding fails synth (as `stacks/compose.py`)."""
     config = settings.config
     stack = CiAccessStack(
         app,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Stack
 
-from stacks.config import ARTIFACTS_PREFIX, StageConfig
+from stacks.stage.schema import ARTIFACTS_PREFIX, StageConfig
 from tools.follow_logs import LOG_GROUP
 
 # The roles `cdk bootstrap` creates, by the part of their name after the qualifier.
@@ -47,8 +47,12 @@ def stack_arn(stack: Stack, name: str) -> str:
 def bootstrap_role_arns(stack: Stack, qualifier: str) -> list[str]:
     """This account's CDK bootstrap roles, for this region."""
     return [
-        stack.format_arn(service="iam", region="", resource="role",
-                         resource_name=f"cdk-{qualifier}-{kind}-{stack.account}-{stack.region}")
+        stack.format_arn(
+            service="iam",
+            region="",
+            resource="role",
+            resource_name=f"cdk-{qualifier}-{kind}-{stack.account}-{stack.region}",
+        )
         for kind in BOOTSTRAP_ROLES
     ]
 
@@ -81,5 +85,6 @@ def sagemaker_arn(stack: Stack, kind: str, name: str) -> str:
 
 def training_log_group_arn(stack: Stack) -> str:
     """The packaging jobs' log group, in the form IAM matches for group-level actions (`:*`)."""
-    return stack.format_arn(service="logs", resource="log-group", resource_name=f"{LOG_GROUP}:*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME)
+    return stack.format_arn(
+        service="logs", resource="log-group", resource_name=f"{LOG_GROUP}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )

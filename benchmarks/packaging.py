@@ -40,7 +40,10 @@ _CHUNK = 1 << 20
 def floor(url: str, out: pathlib.Path) -> None:
     out.mkdir(parents=True)
     # The same bytes the others fetch: the hub's compressed download.
-    with urllib.request.urlopen(f"{url}?tf-hub-format=compressed") as response, (out / "archive.tar.gz").open("wb") as target:
+    with (
+        urllib.request.urlopen(f"{url}?tf-hub-format=compressed") as response,
+        (out / "archive.tar.gz").open("wb") as target,
+    ):
         shutil.copyfileobj(response, target, _CHUNK)
 
 
@@ -74,7 +77,7 @@ def child(variant: str, url: str, out: str) -> None:
 
 
 def build(megabytes: int, folder: str, archive: str) -> None:
-    from tools.demo_model import save_weights_model, write_archive
+    from fixtures.demo_model import save_weights_model, write_archive
 
     save_weights_model(folder, megabytes)
     with open(archive, "wb") as target:
@@ -86,7 +89,11 @@ def _python(*args: str) -> str:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.packaging", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args[:2])} failed:\n{result.stderr[-3000:]}")
@@ -94,12 +101,12 @@ def _python(*args: str) -> str:
 
 
 def measure(sizes: list[int], bandwidth_mb: float) -> list[dict]:
-    from tools.hub_server import HubServer
+    from fixtures.hub_server import HubServer
 
     rows = []
     cap = bandwidth_mb * 2**20 if bandwidth_mb > 0 else None
-    with tempfile.TemporaryDirectory(prefix="packaging-bench-") as work, HubServer(cap) as hub:
-        work = pathlib.Path(work)
+    with tempfile.TemporaryDirectory(prefix="packaging-bench-") as folder, HubServer(cap) as hub:
+        work = pathlib.Path(folder)
         for megabytes in sizes:
             model, archive = work / f"src-{megabytes}", work / f"{megabytes}.tar.gz"
             print(f"building a {megabytes} MB model", file=sys.stderr, flush=True)
@@ -120,7 +127,8 @@ def measure(sizes: list[int], bandwidth_mb: float) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| model | floor s | ours s (x floor) | seed s (x floor) | seed / ours | floor RSS MB | ours RSS MB (x floor) | seed RSS MB (x floor) |",
+        "| model | floor s | ours s (x floor) | seed s (x floor) | seed / ours | floor RSS MB "
+        "| ours RSS MB (x floor) | seed RSS MB (x floor) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

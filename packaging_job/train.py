@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             serving_tf_version=args.serving_tf_version,
             inference_code=_in_submit_dir(args.inference_code),
             hub_sha256=args.hub_sha256 or None,
-            limits=Limits(download_mb=args.max_download_mb, model_mb=args.max_model_mb,
-                          files=args.max_files, ratio=args.max_ratio),
+            limits=Limits(
+                download_mb=args.max_download_mb, model_mb=args.max_model_mb, files=args.max_files, ratio=args.max_ratio
+            ),
             s3_client=_s3_client() if args.hub_handle.startswith("s3://") else None,
             log=lambda message: print(progress.line(message), flush=True),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from promotion.artifact_forms import read_manifest
+from delivery.artifact_forms import read_manifest
 from rehearsal.cloudformation import as_sent_to_custom_resource, resolve
 from rehearsal.emulators import ACCOUNT, REGION, Emulators
 from rehearsal.serving import model_data
@@ -21,8 +21,11 @@ class Account:
         self.sagemaker = aws.client("sagemaker")
 
     def stacks(self) -> dict[str, str]:
-        return {s["StackName"]: s["StackStatus"] for s in self.cloudformation.list_stacks()["StackSummaries"]
-                if s["StackStatus"] != "DELETE_COMPLETE"}
+        return {
+            s["StackName"]: s["StackStatus"]
+            for s in self.cloudformation.list_stacks()["StackSummaries"]
+            if s["StackStatus"] != "DELETE_COMPLETE"
+        }
 
     def outputs(self, stack: str) -> dict[str, str]:
         (description,) = self.cloudformation.describe_stacks(StackName=stack)["Stacks"]
@@ -45,7 +48,9 @@ class Account:
         return self.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
 
     def failure_reasons(self, stack: str) -> list[str]:
-        return [e.get("ResourceStatusReason", "") for e in self.events(stack) if e["ResourceStatus"].endswith("_FAILED")]
+        return [
+            e.get("ResourceStatusReason", "") for e in self.events(stack) if e["ResourceStatus"].endswith("_FAILED")
+        ]
 
     def jobs(self) -> list[str]:
         return sorted(j["TrainingJobName"] for j in self.sagemaker.list_training_jobs()["TrainingJobSummaries"])
@@ -56,8 +61,7 @@ class Account:
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
         (variant,) = config["ProductionVariants"]
         model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
-        return {"endpoint": described, "config": config, "variant": variant, "model": model,
-                "data": model_data(model)}
+        return {"endpoint": described, "config": config, "variant": variant, "model": model, "data": model_data(model)}
 
     def template(self, stack: str) -> dict:
         body = self.cloudformation.get_template(StackName=stack)["TemplateBody"]
@@ -65,12 +69,16 @@ class Account:
 
     def expected_job(self, serving_stack: str) -> tuple[str, dict[str, Any]]:
         """The job name and request the packaging handler must send, from the deployed template."""
-        from stacks.packaging_handler import handler
+        from stacks.model_packaging.handler import handler
 
         (resource,) = [r for r in self.template(serving_stack)["Resources"].values() if r["Type"] == PACKAGING_TYPE]
         exports = {e["Name"]: e["Value"] for e in self.cloudformation.list_exports()["Exports"]}
-        pseudo = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws",
-                  "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Region": REGION,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         props = handler.parse_properties(as_sent_to_custom_resource(resolve(resource["Properties"], exports, pseudo)))
         name = handler.job_name(props)
         return name, handler.training_job_request(name, props)
@@ -79,8 +87,11 @@ class Account:
         return read_manifest(self.s3, artifact)
 
     def buckets(self, stack: str) -> list[str]:
-        return [r["PhysicalResourceId"] for r in self.cloudformation.describe_stack_resources(
-            StackName=stack)["StackResources"] if r["ResourceType"] == "AWS::S3::Bucket"]
+        return [
+            r["PhysicalResourceId"]
+            for r in self.cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+            if r["ResourceType"] == "AWS::S3::Bucket"
+        ]
 
     def tag_buckets_as_cloudformation_would(self, stack: str) -> None:
         """ministack's CloudFormation drops AWS::S3::Bucket Tags, and CDK's auto-delete
@@ -91,5 +102,6 @@ class Account:
         physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] == "AWS::S3::Bucket" and resource["Properties"].get("Tags"):
-                self.s3.put_bucket_tagging(Bucket=physical[logical_id],
-                                           Tagging={"TagSet": resource["Properties"]["Tags"]})
+                self.s3.put_bucket_tagging(
+                    Bucket=physical[logical_id], Tagging={"TagSet": resource["Properties"]["Tags"]}
+                )

@@ -8,7 +8,8 @@ training job the packaging handler must have started.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from stacks.rulebook.templates import as_sent_to_custom_resource
 

@@ -21,8 +21,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import boto3
 import botocore.session
@@ -72,14 +72,27 @@ class _Process:
     """An emulator process with its log file, started on `port`, or on a free port
     (retried when another process takes it between the probe and the bind)."""
 
-    def __init__(self, name: str, command: Callable[[int], list[str]], env: Callable[[int], dict[str, str]],
-                 health: str, log: pathlib.Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: Callable[[int], list[str]],
+        env: Callable[[int], dict[str, str]],
+        health: str,
+        log: pathlib.Path,
+        port: int | None = None,
+    ) -> None:
         for _ in range(1 if port else 3):
             self.port = port or free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.log = log.open("w")
-            self.process = subprocess.Popen(command(self.port), env=env(self.port), stdout=self.log,
-                                            stderr=subprocess.STDOUT, cwd=log.parent, start_new_session=True)
+            self.process = subprocess.Popen(
+                command(self.port),
+                env=env(self.port),
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=log.parent,
+                start_new_session=True,
+            )
             if self._up(f"{self.url}{health}"):
                 return
             tail = log.read_text()[-2000:]
@@ -121,8 +134,11 @@ def emulators(workdir: pathlib.Path) -> Iterator[Emulators]:
     started: list[_Process] = []
     try:
         moto = _Process(
-            "moto", lambda port: [str(python_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            lambda port: {**base_env, "MOTO_ACCOUNT_ID": ACCOUNT}, "/moto-api/", workdir / "moto.log",
+            "moto",
+            lambda port: [str(python_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            lambda port: {**base_env, "MOTO_ACCOUNT_ID": ACCOUNT},
+            "/moto-api/",
+            workdir / "moto.log",
         )
         started.append(moto)
         # The stand-in needs ministack's URL (S3, logs) before ministack starts:
@@ -147,7 +163,9 @@ def emulators(workdir: pathlib.Path) -> Iterator[Emulators]:
                     # The AWS SDK the real Node.js Lambda runtime bundles.
                     "NODE_PATH": str(ROOT / "node_modules"),
                 },
-                "/_ministack/health", workdir / "ministack.log", port=ministack_port,
+                "/_ministack/health",
+                workdir / "ministack.log",
+                port=ministack_port,
             )
             started.append(ministack)
             yield Emulators(ministack_url, moto.url, sagemaker)
@@ -161,12 +179,12 @@ def _session():
     # and a stale AWS_PROFILE must not matter.
     core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     return boto3.session.Session(
-        botocore_session=core, region_name=REGION, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        botocore_session=core,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
 
 
 def _client(service: str, url: str):
     return _session().client(service, endpoint_url=url)
-
-

@@ -26,9 +26,17 @@ from ministack.services.cloudformation import provisioners
 from ministack.services.cloudformation import stacks as cloudformation_stacks
 
 _INTEGER_FIELDS = {
-    "InitialInstanceCount", "MemorySizeInMB", "MaxConcurrency", "InitialSamplingPercentage",
-    "WaitIntervalInSeconds", "TerminationWaitInSeconds", "MaximumExecutionTimeoutInSeconds",
-    "Value", "ProvisionedConcurrency", "VolumeSizeInGB", "ModelDataDownloadTimeoutInSeconds",
+    "InitialInstanceCount",
+    "MemorySizeInMB",
+    "MaxConcurrency",
+    "InitialSamplingPercentage",
+    "WaitIntervalInSeconds",
+    "TerminationWaitInSeconds",
+    "MaximumExecutionTimeoutInSeconds",
+    "Value",
+    "ProvisionedConcurrency",
+    "VolumeSizeInGB",
+    "ModelDataDownloadTimeoutInSeconds",
     "ContainerStartupHealthCheckTimeoutInSeconds",
 }
 _FLOAT_FIELDS = {"InitialVariantWeight"}
@@ -37,7 +45,8 @@ _BOOLEAN_FIELDS = {"EnableNetworkIsolation", "EnableCapture", "RetainAllVariantP
 
 def _sagemaker():
     return boto3.client(
-        "sagemaker", region_name=get_region(),
+        "sagemaker",
+        region_name=get_region(),
         endpoint_url=os.environ["AWS_ENDPOINT_URL_SAGEMAKER"],
     )
 
@@ -126,8 +135,12 @@ def endpoint_update(physical_id, old_props, new_props, stack_name):
     name = _name(physical_id)
     if old_props.get("EndpointConfigName") != new_props["EndpointConfigName"]:
         request = {"EndpointName": name, "EndpointConfigName": new_props["EndpointConfigName"]}
-        for key in ("DeploymentConfig", "RetainAllVariantProperties", "ExcludeRetainedVariantProperties",
-                    "RetainDeploymentConfig"):
+        for key in (
+            "DeploymentConfig",
+            "RetainAllVariantProperties",
+            "ExcludeRetainedVariantProperties",
+            "RetainDeploymentConfig",
+        ):
             if key in new_props:
                 request[key] = _typed(new_props[key], key)
         _sagemaker().update_endpoint(**request)
@@ -151,19 +164,29 @@ def register() -> None:
     # Any change but Tags replaces a Model or an EndpointConfig; only a new
     # name replaces an Endpoint (CloudFormation resource reference, "Update requires").
     provisioners._REPLACING_PROPERTIES["AWS::SageMaker::Model"] = (
-        "Containers", "EnableNetworkIsolation", "ExecutionRoleArn", "InferenceExecutionConfig",
-        "ModelName", "PrimaryContainer", "VpcConfig",
+        "Containers",
+        "EnableNetworkIsolation",
+        "ExecutionRoleArn",
+        "InferenceExecutionConfig",
+        "ModelName",
+        "PrimaryContainer",
+        "VpcConfig",
     )
     provisioners._REPLACING_PROPERTIES["AWS::SageMaker::EndpointConfig"] = (
-        "AsyncInferenceConfig", "DataCaptureConfig", "EndpointConfigName", "ExplainerConfig",
-        "KmsKeyId", "ProductionVariants", "ShadowProductionVariants",
+        "AsyncInferenceConfig",
+        "DataCaptureConfig",
+        "EndpointConfigName",
+        "ExplainerConfig",
+        "KmsKeyId",
+        "ProductionVariants",
+        "ShadowProductionVariants",
     )
     provisioners._REPLACING_PROPERTIES["AWS::SageMaker::Endpoint"] = ("EndpointName",)
     # The provisioners block on the rehearsal's SageMaker, which may call back
     # into ministack (S3): run them on a worker thread, not the event loop.
     on_worker = cloudformation_stacks._runs_on_worker_thread
-    cloudformation_stacks._runs_on_worker_thread = (
-        lambda resource_type: resource_type.startswith("AWS::SageMaker::") or on_worker(resource_type)
+    cloudformation_stacks._runs_on_worker_thread = lambda resource_type: (
+        resource_type.startswith("AWS::SageMaker::") or on_worker(resource_type)
     )
 
 

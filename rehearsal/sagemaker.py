@@ -39,14 +39,15 @@ import signal
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
+from fixtures.loopback import LoopbackServer, QuietHandler
 from rehearsal.serving import Runtime
 from stacks.rulebook import requests as rules
 from tools.local_job import start_toolkit, write_opt_ml
-from tools.loopback import LoopbackServer, QuietHandler
 
 _FAILURE_MAX = 1024  # SageMaker's FailureReason is at most 1024 characters
 
@@ -69,8 +70,14 @@ class Run:
 class SageMaker(LoopbackServer):
     """Start with `with SageMaker(...) as sagemaker:`; `url` is its endpoint."""
 
-    def __init__(self, moto_url: str, clients: Callable[[str, str], Any], workdir: pathlib.Path,
-                 job_env: dict[str, str], strict: bool = True) -> None:
+    def __init__(
+        self,
+        moto_url: str,
+        clients: Callable[[str, str], Any],
+        workdir: pathlib.Path,
+        job_env: dict[str, str],
+        strict: bool = True,
+    ) -> None:
         """`clients(service, url)` makes a boto3 client of an emulator; `job_env` is
         the training container's whole environment (credentials, region, endpoints);
         `strict` checks each request against the rulebook before moto sees it."""
@@ -162,19 +169,25 @@ class SageMaker(LoopbackServer):
 
     def prefix_keys(self, uri: str) -> list[str] | None:
         bucket, prefix = _split(uri)
-        return [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for obj in page.get("Contents", [])]
+        return [
+            obj["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
 
     def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
         # ministack has no Application Auto Scaling: no variant is registered here.
         return {}
 
     def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)
+        connection = http.client.HTTPConnection(self.moto.hostname or "127.0.0.1", self.moto.port, timeout=60)
         try:
-            connection.request("POST", path, body=body, headers={
-                k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")
-            })
+            connection.request(
+                "POST",
+                path,
+                body=body,
+                headers={k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")},
+            )
             response = connection.getresponse()
             answer = response.read()
             kept = {k: v for k, v in response.getheaders() if k.lower() in ("content-type", "x-amzn-requestid")}
@@ -241,8 +254,11 @@ class SageMaker(LoopbackServer):
         tags = moto.list_tags(ResourceArn=current["EndpointArn"]).get("Tags", [])
         moto.delete_endpoint(EndpointName=name)
         moto.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"], Tags=tags)
-        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
-            {"EndpointArn": current["EndpointArn"]}).encode()
+        return (
+            200,
+            {"Content-Type": "application/x-amz-json-1.1"},
+            json.dumps({"EndpointArn": current["EndpointArn"]}).encode(),
+        )
 
     @staticmethod
     def _as_sagemaker_reports(job: dict, run: Run) -> dict:
@@ -299,7 +315,7 @@ class SageMaker(LoopbackServer):
         bucket, prefix = _split(channel["DataSource"]["S3DataSource"]["S3Uri"])
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                target = folder / obj["Key"][len(prefix):].lstrip("/")
+                target = folder / obj["Key"][len(prefix) :].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(bucket, obj["Key"], str(target))
 
@@ -331,7 +347,8 @@ class SageMaker(LoopbackServer):
         if lines:
             now = int(time.time() * 1000)
             self.logs.put_log_events(
-                logGroupName=group, logStreamName=stream,
+                logGroupName=group,
+                logStreamName=stream,
                 logEvents=[{"timestamp": now, "message": line or " "} for line in lines],
             )
 
@@ -369,5 +386,8 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
-        {"__type": code, "message": message}).encode()
+    return (
+        status,
+        {"Content-Type": "application/x-amz-json-1.1"},
+        json.dumps({"__type": code, "message": message}).encode(),
+    )

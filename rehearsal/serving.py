@@ -18,7 +18,7 @@ import pathlib
 import shutil
 from typing import Any
 
-from promotion import artifact_forms as forms
+from delivery import artifact_forms as forms
 
 SIGNATURE = "serving_default"
 

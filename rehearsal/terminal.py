@@ -29,15 +29,21 @@ class Finished:
     output: str
 
 
-def run(command: list[str], cwd, env: dict[str, str], answers: dict[str, str] | None = None,
-        timeout: float = 1200) -> Finished:
+def run(
+    command: list[str], cwd, env: dict[str, str], answers: dict[str, str] | None = None, timeout: float = 1200
+) -> Finished:
     """Run `command` on a pseudo-terminal; write `answers[prompt]` each time `prompt` shows."""
     answers = answers or {}
     primary, secondary = pty.openpty()
     # 50 rows of 200 columns: the CLI's tables stay readable in the output.
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdin=secondary, stdout=secondary, stderr=secondary,
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
         start_new_session=True,
     )
     os.close(secondary)

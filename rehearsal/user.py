@@ -15,10 +15,11 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rehearsal import terminal
-from stacks.region import environment_region
+from stacks.stage.region import environment_region
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Installed tool folders, linked into the copy.
@@ -46,8 +47,7 @@ class User:
         home = workdir / "home"
         home.mkdir(parents=True, exist_ok=True)
         self.env = {
-            **{k: v for k, v in os.environ.items()
-               if not k.startswith(("AWS_", "CDK_")) and k not in _MAKE_VARIABLES},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_")) and k not in _MAKE_VARIABLES},
             "HOME": str(home),
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             **endpoints,

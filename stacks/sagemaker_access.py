@@ -8,14 +8,14 @@ wildcard is made.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.images import ContainerImage
+from stacks.stage.images import ContainerImage
 
 # SageMaker publishes instance metrics (CPU, memory, disk) in these namespaces.
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -44,16 +44,21 @@ def read_statements(bucket: s3.IBucket, pattern: str, what: str) -> list[iam.Pol
     only them: sids Read<what> and List<what>."""
     return [
         iam.PolicyStatement(sid=f"Read{what}", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(pattern)]),
-        iam.PolicyStatement(sid=f"List{what}", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                            conditions={"StringLike": {"s3:prefix": [pattern]}}),
+        iam.PolicyStatement(
+            sid=f"List{what}",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [pattern]}},
+        ),
     ]
 
 
 def alarm_arn(stack: Stack, name: str) -> str:
     """An alarm's ARN from its name: alarms are named by config, never referenced, so
     a policy naming them makes no cycle with the alarms that use it."""
-    return stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME)
+    return stack.format_arn(
+        service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
 
 
 def runtime_statements(

@@ -11,13 +11,14 @@ import socket
 import subprocess
 import time
 import urllib.request
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks.stage import StageStacks, add_stage
+from stacks.compose import StageStacks, add_stage
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAGES = ("dev", "staging", "prod")
@@ -40,9 +41,7 @@ def context() -> dict[str, Any]:
     return copy.deepcopy(cdk_json_context())
 
 
-def synth_stage(
-    stage: str, outdir: pathlib.Path, context: dict[str, Any] | None = None
-) -> StageStacks:
+def synth_stage(stage: str, outdir: pathlib.Path, context: dict[str, Any] | None = None) -> StageStacks:
     app = cdk.App(outdir=str(outdir), context=context or cdk_json_context())
     return add_stage(app, stage, default_region=DEV_REGION)
 
@@ -52,7 +51,7 @@ class SynthesizedStage:
         self.stage = stage
         self.storage = Template.from_stack(stage.storage)
         self.serving = Template.from_stack(stage.serving)
-        self.assembly = cdk.App.of(stage.storage).synth()
+        self.assembly = cast(cdk.App, cdk.App.of(stage.storage)).synth()
         self.outdir = outdir
 
 
@@ -78,7 +77,9 @@ def moto_server(**env: str) -> Iterator[str]:
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [str(ROOT / ".venv-emulators" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,3 +96,31 @@ def moto_server(**env: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# Tiers, so one can run alone (`pytest -m unit`): by the folder a test lives in,
+# else by whether it synthesizes a stage.
+TIERS = {
+    "integ/": "aws",
+    "packaging_job/": "job",
+    "rehearsal/": "emulated",
+    "delivery/": "emulated",
+    "tools/": "emulated",
+    "cost_guard/": "emulated",
+    "model_packaging/test_handler.py": "emulated",
+    "rulebook/test_strict_sagemaker.py": "emulated",
+    "test_app.py": "synth",
+    "account_setup/": "synth",
+    "compliance/": "synth",
+    "rulebook/test_rule_matrix.py": "synth",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        where = item.path.relative_to(tests).as_posix()
+        tier = next((t for prefix, t in TIERS.items() if where.startswith(prefix)), None)
+        if tier is None:
+            tier = "synth" if "synthesized" in getattr(item, "fixturenames", ()) else "unit"
+        item.add_marker(getattr(pytest.mark, tier))

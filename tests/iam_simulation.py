@@ -47,8 +47,11 @@ class Account:
                     self.values[f"import:{output['Export']['Name']}"] = self.resolve(output["Value"])
 
     def bucket_logical_id(self) -> str:
-        (logical_id,) = [k for k, r in self.resources.items()
-                         if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]]
+        (logical_id,) = [
+            k
+            for k, r in self.resources.items()
+            if r["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in r["Properties"]
+        ]
         return logical_id
 
     def resolve(self, value: Any) -> Any:
@@ -63,11 +66,16 @@ class Account:
             logical_id, attribute = value["Fn::GetAtt"]
             if attribute == "Arn" and self.resources.get(logical_id, {}).get("Type") == "AWS::S3::Bucket":
                 return f"arn:aws:s3:::{BUCKET}"
-            return self.values.get(logical_id if attribute == "Arn" else f"{logical_id}.{attribute}",
-                                   f"<{logical_id}.{attribute}>")
+            return self.values.get(
+                logical_id if attribute == "Arn" else f"{logical_id}.{attribute}", f"<{logical_id}.{attribute}>"
+            )
         if "Ref" in value:
-            return {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": "eu-west-1",
-                    "AWS::URLSuffix": "amazonaws.com"}.get(value["Ref"], self.values.get(value["Ref"], BUCKET))
+            return {
+                "AWS::Partition": "aws",
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Region": "eu-west-1",
+                "AWS::URLSuffix": "amazonaws.com",
+            }.get(value["Ref"], self.values.get(value["Ref"], BUCKET))
         if "Fn::ImportValue" in value:
             return self.values[f"import:{value['Fn::ImportValue']}"]
         return {k: self.resolve(v) for k, v in value.items()}
@@ -90,8 +98,11 @@ class Account:
 
     def bucket_policy(self) -> dict:
         bucket = self.bucket_logical_id()
-        (policy,) = [r for r in self.resources.values()
-                     if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}]
+        (policy,) = [
+            r
+            for r in self.resources.values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+        ]
         return self.resolve(policy["Properties"]["PolicyDocument"])
 
     def decide(self, *requests: Request) -> list[str]:
@@ -100,42 +111,61 @@ class Account:
         simulations = []
         for request in requests:
             principal = request.principal if request.principal == ADMIN else self.role_arn(request.principal)
-            simulations.append({
-                "identityPolicies": self.identity_policies(request.principal),
-                "serviceControlPolicies": [],
-                "resourceControlPolicies": [],
-                "resourcePolicy": bucket_policy,
-                "request": {
-                    "principal": principal,
-                    "action": request.action,
-                    "resource": {"resource": f"arn:aws:s3:::{BUCKET}/{request.key}", "accountId": ACCOUNT},
-                    # A role session's aws:PrincipalArn is the role's ARN.
-                    "contextVariables": {"aws:PrincipalArn": principal, "aws:SecureTransport": "true",
-                                         **request.context},
-                },
-            })
+            simulations.append(
+                {
+                    "identityPolicies": self.identity_policies(request.principal),
+                    "serviceControlPolicies": [],
+                    "resourceControlPolicies": [],
+                    "resourcePolicy": bucket_policy,
+                    "request": {
+                        "principal": principal,
+                        "action": request.action,
+                        "resource": {"resource": f"arn:aws:s3:::{BUCKET}/{request.key}", "accountId": ACCOUNT},
+                        # A role session's aws:PrincipalArn is the role's ARN.
+                        "contextVariables": {
+                            "aws:PrincipalArn": principal,
+                            "aws:SecureTransport": "true",
+                            **request.context,
+                        },
+                    },
+                }
+            )
         return simulate(simulations)
 
 
-def decide_on(resource_policy: dict, resource: str, principal: str, action: str,
-              context: dict[str, str]) -> str:
+def decide_on(resource_policy: dict, resource: str, principal: str, action: str, context: dict[str, str]) -> str:
     """IAM's decision for one request that only a resource policy can allow (a
     service principal's, such as CloudWatch publishing to a topic)."""
-    (answer,) = simulate([{
-        "identityPolicies": [], "serviceControlPolicies": [], "resourceControlPolicies": [],
-        "resourcePolicy": resource_policy,
-        "request": {"principal": principal, "action": action,
+    (answer,) = simulate(
+        [
+            {
+                "identityPolicies": [],
+                "serviceControlPolicies": [],
+                "resourceControlPolicies": [],
+                "resourcePolicy": resource_policy,
+                "request": {
+                    "principal": principal,
+                    "action": action,
                     "resource": {"resource": resource, "accountId": resource.split(":")[4]},
-                    "contextVariables": context},
-    }])
+                    "contextVariables": context,
+                },
+            }
+        ]
+    )
     return answer
 
 
 def simulate(simulations: list[dict]) -> list[str]:
-    answers = json.loads(subprocess.run(
-        [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / "iam_simulate.mjs")],
-        input=json.dumps(simulations), capture_output=True, text=True, check=True, cwd=ROOT,
-    ).stdout)
-    for simulation, answer in zip(simulations, answers):
+    answers = json.loads(
+        subprocess.run(
+            [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / "iam_simulate.mjs")],
+            input=json.dumps(simulations),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+    )
+    for simulation, answer in zip(simulations, answers, strict=True):
         assert not answer["errors"], (simulation["request"], answer["errors"])
     return [answer["result"] for answer in answers]

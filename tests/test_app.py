@@ -50,10 +50,7 @@ def test_synth_without_credentials_is_byte_identical_twice(tmp_path):
 def test_unknown_stage_fails_in_one_line_and_synthesizes_nothing(tmp_path):
     result = cli_synth(tmp_path, "out", "-c", "stage=qa")
     assert result.returncode != 0
-    assert (
-        "Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging\n"
-        in result.stderr
-    )
+    assert "Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging\n" in result.stderr
     assert template_bytes(tmp_path / "out") == {}
 
 
@@ -98,10 +95,12 @@ def test_synth_without_a_stack_writes_both_templates_and_names_them(tmp_path):
     result = cli_synth(tmp_path, "out", "-c", "stage=staging")
     assert result.returncode == 0, result.stderr
     assert sorted(template_bytes(tmp_path / "out")) == [
-        "tfhub-serving-staging-serving.template.json", "tfhub-serving-staging-storage.template.json",
+        "tfhub-serving-staging-serving.template.json",
+        "tfhub-serving-staging-storage.template.json",
     ]
-    assert ("Supply a stack id (tfhub-serving-staging-storage, tfhub-serving-staging-serving) to display "
-            "its template.") in result.stdout + result.stderr
+    assert (
+        "Supply a stack id (tfhub-serving-staging-storage, tfhub-serving-staging-serving) to display its template."
+    ) in result.stdout + result.stderr
 
 
 def test_a_stale_aws_profile_does_not_break_synth(tmp_path):

@@ -14,8 +14,14 @@ from tests.conftest import ROOT
 
 
 def make(*args: str, cwd=ROOT, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def documented_targets() -> set[str]:
@@ -27,18 +33,39 @@ def test_help_lists_every_target_a_user_runs():
     result = make("help")
     assert result.returncode == 0
     listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line and not line[0].isspace()}
-    assert listed == documented_targets() == {
-        "synth", "test", "local", "rehearse", "deploy", "diff", "logs", "destroy", "promote", "digest",
-        "smoke", "assembly", "clean",
-    }
+    assert (
+        listed
+        == documented_targets()
+        == {
+            "synth",
+            "test",
+            "local",
+            "rehearse",
+            "deploy",
+            "diff",
+            "logs",
+            "destroy",
+            "promote",
+            "digest",
+            "smoke",
+            "assembly",
+            "clean",
+        }
+    )
 
 
-@pytest.mark.parametrize("variables, line", [
-    ((), "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)"),
-    (("TO=staging",), "make promote needs TO=<stage> and either FROM=<stage>"),
-    (("FROM=dev",), "make promote needs TO=<stage> and either FROM=<stage>"),
-    (("FROM=dev", "TO=prod", "RECORD=previous"), "make promote takes FROM= (promote) or RECORD= (roll back), not both"),
-])
+@pytest.mark.parametrize(
+    "variables, line",
+    [
+        ((), "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)"),
+        (("TO=staging",), "make promote needs TO=<stage> and either FROM=<stage>"),
+        (("FROM=dev",), "make promote needs TO=<stage> and either FROM=<stage>"),
+        (
+            ("FROM=dev", "TO=prod", "RECORD=previous"),
+            "make promote takes FROM= (promote) or RECORD= (roll back), not both",
+        ),
+    ],
+)
 def test_promote_names_its_make_variables(variables, line):
     result = make("promote", *variables)
     assert result.returncode == 2
@@ -55,8 +82,7 @@ def test_a_fresh_clone_without_a_suitable_python_stops_in_one_line(tmp_path, pyt
     result = make("synth", f"PYTHON={python}", cwd=project)
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == (
-        "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH, or PYTHON=...); "
-        f"found {found}."
+        f"Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH, or PYTHON=...); found {found}."
     )
     assert not (project / ".venv").exists()
 
@@ -107,4 +133,6 @@ def test_make_synth_the_main_job_passes_as_written():
     assert "All stages synthesized; cdk-nag, cfn-lint and checkov clean: dev staging prod" in result.stdout
     for stage in ("dev", "staging", "prod"):
         assert sorted(p.name for p in (ROOT / "cdk.out" / stage).glob("*.template.json")) == [
-            f"tfhub-serving-{stage}-serving.template.json", f"tfhub-serving-{stage}-storage.template.json"]
+            f"tfhub-serving-{stage}-serving.template.json",
+            f"tfhub-serving-{stage}-storage.template.json",
+        ]

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from botocore import exceptions as boto
 
-from stacks.config import ConfigError
+from stacks.stage.schema import ConfigError
 
 # ClientError codes that mean "these credentials may not do this".
 _DENIED = {
-    "AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation",
-    "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
-    "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidAccessKeyId",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthorizationError",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
 }
 
 
@@ -53,8 +60,9 @@ def explain(error: BaseException) -> str | None:
             "No AWS credentials found: set AWS_PROFILE (then `aws sso login` for an SSO "
             "profile), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
         )
-    if isinstance(error, (boto.TokenRetrievalError, boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError,
-                          boto.SSOError)):
+    if isinstance(
+        error, (boto.TokenRetrievalError, boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError, boto.SSOError)
+    ):
         return "The AWS SSO session has expired or was never started: run `aws sso login`."
     if isinstance(error, boto.ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -67,8 +75,10 @@ def explain(error: BaseException) -> str | None:
                 "credentials in use belong to the stage's account and may do this."
             )
         return f"AWS {error.operation_name} failed ({code}: {message})."
-    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError, boto.ReadTimeoutError,
-                          boto.ConnectionClosedError)):
+    if isinstance(
+        error,
+        (boto.EndpointConnectionError, boto.ConnectTimeoutError, boto.ReadTimeoutError, boto.ConnectionClosedError),
+    ):
         return f"Cannot reach AWS ({error}): check the network, a proxy, or the region."
     if isinstance(error, boto.BotoCoreError):
         # Any other failure of the AWS SDK itself: its own words, on one line.
@@ -76,9 +86,9 @@ def explain(error: BaseException) -> str | None:
     return None
 
 
-def debugging(argv: Sequence[str], environ: dict[str, str] | None = None) -> bool:
-    environ = os.environ if environ is None else environ
-    return "--debug" in argv or environ.get("DEBUG", "") not in ("", "0")
+def debugging(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
+    variables = os.environ if environ is None else environ
+    return "--debug" in argv or variables.get("DEBUG", "") not in ("", "0")
 
 
 def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:

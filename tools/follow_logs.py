@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
-from promotion.deployed import deployed_stage
+from delivery.deployed import deployed_stage
 from tools.cli import UserError, run
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -28,8 +28,11 @@ def latest_job(sagemaker, prefix: str, since=None) -> dict | None:
     jobs = sagemaker.list_training_jobs(
         NameContains=prefix, SortBy="CreationTime", SortOrder="Descending", MaxResults=10
     )["TrainingJobSummaries"]
-    jobs = [job for job in jobs if job["TrainingJobName"].startswith(f"{prefix}-")
-            and (since is None or job["CreationTime"] >= since)]
+    jobs = [
+        job
+        for job in jobs
+        if job["TrainingJobName"].startswith(f"{prefix}-") and (since is None or job["CreationTime"] >= since)
+    ]
     return jobs[0] if jobs else None
 
 
@@ -107,8 +110,10 @@ def main(argv: list[str]) -> int:
     stacks = [config.storage_stack_name, config.serving_stack_name]
     job = wait_for_job(sagemaker, cloudformation, stacks, config)
     if job is None:
-        print(f"The deploy of stage {config.stage} ended without starting a packaging job "
-              "(nothing that shapes the artifact changed).")
+        print(
+            f"The deploy of stage {config.stage} ended without starting a packaging job "
+            "(nothing that shapes the artifact changed)."
+        )
         return 0
     print(f"Following {job['TrainingJobName']} ({job['TrainingJobStatus']})", flush=True)
     return 0 if follow(sagemaker, logs, job["TrainingJobName"]) == "Completed" else 1

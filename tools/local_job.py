@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from packaging_job.packager import progress
 from tools.cli import UserError, run
@@ -38,9 +38,7 @@ _QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 _TOOLKIT_ERROR_LINES = ("ExecuteUserScriptError", "ExitCode ", "ErrorMessage ", "Command ")
 
 
-def write_layout(
-    base: pathlib.Path, hyperparameters: dict[str, object], submit_directory: str = str(JOB_DIR)
-) -> None:
+def write_layout(base: pathlib.Path, hyperparameters: dict[str, object], submit_directory: str = str(JOB_DIR)) -> None:
     """The files the toolkit reads from /opt/ml, with the `train` placeholder channel.
 
     `submit_directory` is the job's source: a folder, or a tar.gz as SageMaker ships it.
@@ -64,9 +62,7 @@ def write_opt_ml(base: pathlib.Path, encoded: dict[str, str], channels: dict[str
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(encoded))
     # A host name that does not resolve makes the toolkit wait forever.
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "localhost", "hosts": ["localhost"]})
-    )
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "localhost", "hosts": ["localhost"]}))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     for channel in channels:
         (base / "input" / "data" / channel).mkdir(parents=True, exist_ok=True)
@@ -77,8 +73,11 @@ def write_opt_ml(base: pathlib.Path, encoded: dict[str, str], channels: dict[str
 def run_toolkit(base: pathlib.Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the toolkit in a child process (it reads SAGEMAKER_BASE_DIR at import); its output captured."""
     return subprocess.run(
-        _toolkit_command(), env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
-        capture_output=True, text=True, timeout=timeout,
+        _toolkit_command(),
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -91,13 +90,18 @@ def start_toolkit(base: pathlib.Path, environ: dict[str, str] | None = None) -> 
     `environ` replaces this process's environment (as a container's is its own)."""
     env = {**(os.environ if environ is None else environ), **_QUIET_ENV, "SAGEMAKER_BASE_DIR": str(base)}
     return subprocess.Popen(
-        _toolkit_command(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        _toolkit_command(),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
-def stream_toolkit(base: pathlib.Path, log: pathlib.Path | None, show: Callable[[str], None],
-                   timeout: float = 3600) -> int:
+def stream_toolkit(
+    base: pathlib.Path, log: pathlib.Path | None, show: Callable[[str], None], timeout: float = 3600
+) -> int:
     """Run the toolkit to its end (at most `timeout` seconds): all its output to `log`
     and the job's progress lines to `show`, or, without a log, every line to `show`.
     The job never outlives this call, even on Ctrl-C."""
@@ -107,7 +111,7 @@ def stream_toolkit(base: pathlib.Path, log: pathlib.Path | None, show: Callable[
         timer = threading.Timer(timeout, _stop, (process,))
         timer.start()
         try:
-            for line in process.stdout:
+            for line in process.stdout or ():  # started with stdout=PIPE
                 if everything is None:
                     show(line.rstrip())
                     continue
@@ -144,9 +148,11 @@ def failure_message(base: pathlib.Path, log: pathlib.Path | None, status: int) -
         return " ".join(text.split())
     last = ""
     if log is not None and log.exists():
-        output = [line.strip() for line in log.read_text().splitlines()
-                  if line.strip() and "sagemaker-training-toolkit" not in line
-                  and not line.startswith(_TOOLKIT_ERROR_LINES)]
+        output = [
+            line.strip()
+            for line in log.read_text().splitlines()
+            if line.strip() and "sagemaker-training-toolkit" not in line and not line.startswith(_TOOLKIT_ERROR_LINES)
+        ]
         last = f": {output[-1]}" if output else ""
     return f"the job exited with code {status}{last}"
 
@@ -198,11 +204,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--handle", default=env("HANDLE", ""), help="hub handle; empty builds a demo model")
     parser.add_argument("--model-name", default=env("MODEL_NAME") or "demo")
     parser.add_argument("--signature", default=env("SIGNATURE") or "serving_default")
-    parser.add_argument("--sample-input", default=env("SAMPLE", ""),
-                        help=f"JSON instances or columns (the demo model's default: {DEMO_SAMPLE})")
+    parser.add_argument(
+        "--sample-input",
+        default=env("SAMPLE", ""),
+        help=f"JSON instances or columns (the demo model's default: {DEMO_SAMPLE})",
+    )
     parser.add_argument("--out", default=env("OUT", ""), help="keep the packaged model here (an empty or new folder)")
-    parser.add_argument("--verbose", action="store_true", default=bool(env("VERBOSE")),
-                        help="show the toolkit's and TensorFlow's output")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=bool(env("VERBOSE")),
+        help="show the toolkit's and TensorFlow's output",
+    )
     args = parser.parse_args(argv)
     sample = _sample(args.sample_input or (DEMO_SAMPLE if not args.handle else ""))
     out = _out_folder(args.out)
@@ -218,7 +231,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="packaging-local-") as temporary:
             lines = package_locally(pathlib.Path(temporary), args, sample, out)
     except BaseException:
-        if created and out.exists():
+        if created and out is not None and out.exists():
             shutil.rmtree(out)
         raise
     print("\n".join(lines))
@@ -247,18 +260,21 @@ def package_locally(work: pathlib.Path, args, sample, out: pathlib.Path | None) 
     if not handle:
         print("Building a demo SavedModel (no internet needed)", flush=True)
         with stderr_to(log):
-            from tools.demo_model import save_text_model
+            from fixtures.demo_model import save_text_model
 
             handle = save_text_model(str(work / "demo" / "model"))
     base = work / "opt-ml"
-    write_layout(base, {
-        "hub-handle": handle,
-        "model-name": args.model_name,
-        "model-version": 1,
-        "signature": args.signature,
-        **({"sample-input": json.dumps(sample)} if sample is not None else {}),
-        **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
-    })
+    write_layout(
+        base,
+        {
+            "hub-handle": handle,
+            "model-name": args.model_name,
+            "model-version": 1,
+            "signature": args.signature,
+            **({"sample-input": json.dumps(sample)} if sample is not None else {}),
+            **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
+        },
+    )
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (base / "model").rmdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from stacks.config import stage_names
+from stacks.stage.config import stage_names
 from tools.cli import run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

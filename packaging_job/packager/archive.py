@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 from .errors import PackagingError
 
@@ -75,17 +75,17 @@ class _Tail:
     def block_at(self, offset: int) -> bytes | None:
         """The 512 bytes at `offset` of the stream, if still remembered."""
         start = len(self.tail) - (self.position - offset)
-        return self.tail[start:start + _BLOCK] if 0 <= start <= len(self.tail) - _BLOCK else None
+        return self.tail[start : start + _BLOCK] if 0 <= start <= len(self.tail) - _BLOCK else None
 
 
 def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = Limits()) -> None:
     """Extract a tar.gz stream member by member; memory stays flat in the archive's size."""
     counted = _Counted(stream, limits.download_mb * _MIB, origin)
-    tail = _Tail(gzip.GzipFile(fileobj=counted, mode="rb"))
+    tail = _Tail(cast(IO[bytes], gzip.GzipFile(fileobj=cast(IO[bytes], counted), mode="rb")))
     files = total = 0
     last = "the start"
     try:
-        with tarfile.open(fileobj=tail, mode="r|") as archive:
+        with tarfile.open(fileobj=cast(IO[bytes], tail), mode="r|") as archive:
             for member in archive:
                 _refuse_unsafe(member, origin)
                 if member.isfile():
@@ -128,11 +128,13 @@ def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:
 
 def _within(limits: Limits, files: int, total: int, downloaded: int, origin: str) -> None:
     if files > limits.files:
-        raise PackagingError(f"The archive from {origin} holds more than {limits.files} files "
-                             "(packaging.limits.files).")
+        raise PackagingError(
+            f"The archive from {origin} holds more than {limits.files} files (packaging.limits.files)."
+        )
     if total > limits.model_mb * _MIB:
-        raise PackagingError(f"The model from {origin} is larger than {limits.model_mb} MB once extracted "
-                             "(packaging.limits.model_mb).")
+        raise PackagingError(
+            f"The model from {origin} is larger than {limits.model_mb} MB once extracted (packaging.limits.model_mb)."
+        )
     if total > limits.ratio * max(downloaded, _RATIO_FLOOR):
         raise PackagingError(
             f"The archive from {origin} expands more than {limits.ratio} times its size "

@@ -6,12 +6,16 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import IO, Any, cast
 
 from . import archive, manifest, savedmodel, source, verify
 from .errors import PackagingError
 from .inference_code import CODE_DIR, add_inference_code
 from .manifest import MANIFEST_NAME
+
+# Frozen: one instance serves as every call's default.
+DEFAULT_LIMITS = archive.Limits()
 
 
 def package(
@@ -26,7 +30,7 @@ def package(
     serving_tf_version: str | None = None,
     inference_code: str | None = None,
     hub_sha256: str | None = None,
-    limits: archive.Limits = archive.Limits(),
+    limits: archive.Limits = DEFAULT_LIMITS,
     s3_client=None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -57,7 +61,7 @@ def package(
         if resolved.is_archive:
             with source.open_archive(resolved, s3_client) as stream:
                 pinned = source.Pinned(stream)
-                archive.extract(_Progress(pinned, log), fetched, resolved.url, limits)
+                archive.extract(cast(IO[bytes], _Progress(pinned, log)), fetched, resolved.url, limits)
                 if hub_sha256:
                     pinned.check(hub_sha256, resolved.url)
                     log(f"Archive sha256 matches the pin {hub_sha256[:12]}")

@@ -16,7 +16,7 @@ def line(message: str) -> str:
 
 def message(text: str) -> str | None:
     """The job's own message in an output line, or None for anything else."""
-    return text[len(MARK):].rstrip() if text.startswith(MARK) else None
+    return text[len(MARK) :].rstrip() if text.startswith(MARK) else None
 
 
 def is_failure(message_: str) -> bool:

@@ -11,7 +11,6 @@ SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 SERVE_TAG = "serve"
 
 
-
 def find_root(tree: str) -> str:
     """The one shallowest folder under `tree` holding a saved_model.pb(txt).
 
@@ -73,17 +72,13 @@ def read_info(root: str) -> SavedModelInfo:
     """
     binary = os.path.join(root, "saved_model.pb")
     if not os.path.exists(binary):
-        raise PackagingError(
-            "Only a binary saved_model.pb is supported; this model has saved_model.pbtxt."
-        )
+        raise PackagingError("Only a binary saved_model.pb is supported; this model has saved_model.pbtxt.")
     proto = _saved_model_message()()
     try:
         with open(binary, "rb") as handle:
             proto.ParseFromString(handle.read())
     except Exception as error:  # protobuf raises its own DecodeError family
-        raise PackagingError(
-            f"saved_model.pb is unreadable ({error}); the archive is corrupt."
-        ) from error
+        raise PackagingError(f"saved_model.pb is unreadable ({error}); the archive is corrupt.") from error
     # TF Serving loads the MetaGraph tagged exactly "serve" (its default tag set).
     served = [meta for meta in proto.meta_graphs if set(meta.meta_info_def.tags) == {SERVE_TAG}]
     if not served:
@@ -139,11 +134,15 @@ def _saved_model_message():
         )
         message = file.message_type.add(name="SavedModel")
         message.field.add(
-            name="saved_model_schema_version", number=1,
-            type=field.TYPE_INT64, label=field.LABEL_OPTIONAL,
+            name="saved_model_schema_version",
+            number=1,
+            type=field.TYPE_INT64,
+            label=field.LABEL_OPTIONAL,
         )
         message.field.add(
-            name="meta_graphs", number=2, type=field.TYPE_MESSAGE,
+            name="meta_graphs",
+            number=2,
+            type=field.TYPE_MESSAGE,
             label=field.LABEL_REPEATED,
             type_name=f".{meta_graph_pb2.MetaGraphDef.DESCRIPTOR.full_name}",
         )

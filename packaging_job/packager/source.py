@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import PackagingError
@@ -108,12 +108,10 @@ def _open_http(url: str) -> Iterator[IO[bytes]]:
         response = opener.open(request, timeout=HTTP_TIMEOUT_SECONDS)
     except urllib.error.HTTPError as error:
         hint = (
-            "check the handle's spelling and version"
-            if 400 <= error.code < 500
-            else "the server failed; retry later"
+            "check the handle's spelling and version" if 400 <= error.code < 500 else "the server failed; retry later"
         )
         raise PackagingError(f"HTTP {error.code} {error.reason} from {url}: {hint}.") from error
-    except (urllib.error.URLError, socket.timeout, OSError) as error:
+    except (TimeoutError, urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise PackagingError(
             f"Cannot reach {urlsplit(url).netloc} ({reason}). The job needs internet egress "
@@ -143,8 +141,7 @@ def _s3_errors(uri: str) -> Iterator[None]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         raise PackagingError(
-            f"Cannot read {uri} ({code}): check the URI and that the job's "
-            "execution role may read it."
+            f"Cannot read {uri} ({code}): check the URI and that the job's execution role may read it."
         ) from error
     except BotoCoreError as error:
         raise PackagingError(
@@ -177,11 +174,17 @@ class Pinned:
 def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
     """Copy a SavedModel directory (local or S3 prefix) into `destination`."""
     if urlsplit(resolved.url).scheme != "s3":
-        links = [os.path.join(folder, name) for folder, dirs, files in os.walk(resolved.url)
-                 for name in dirs + files if os.path.islink(os.path.join(folder, name))]
+        links = [
+            os.path.join(folder, name)
+            for folder, dirs, files in os.walk(resolved.url)
+            for name in dirs + files
+            if os.path.islink(os.path.join(folder, name))
+        ]
         if links:
-            raise PackagingError(f"{resolved.url} holds links ({links[0]} ...): a model folder holds only "
-                                 "files and folders; a link could make what serves differ from what was checked.")
+            raise PackagingError(
+                f"{resolved.url} holds links ({links[0]} ...): a model folder holds only "
+                "files and folders; a link could make what serves differ from what was checked."
+            )
         shutil.copytree(resolved.url, destination, dirs_exist_ok=True)
         return
     bucket, prefix = _split_s3(resolved.url)
@@ -189,7 +192,7 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
     with _s3_errors(resolved.url):
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                relative = obj["Key"][len(prefix):]
+                relative = obj["Key"][len(prefix) :]
                 if not relative or relative.endswith("/"):
                     continue
                 target = os.path.realpath(os.path.join(destination, relative))

@@ -43,8 +43,10 @@ def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[st
     if sample is None:
         return None
     outputs = run_sample(loaded, signature, sample)
-    return {name: {"shape": [int(d) for d in tensor.shape], "values": _plain(tensor.numpy().tolist())}
-            for name, tensor in sorted(outputs.items())}
+    return {
+        name: {"shape": [int(d) for d in tensor.shape], "values": _plain(tensor.numpy().tolist())}
+        for name, tensor in sorted(outputs.items())
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -68,8 +70,7 @@ def run_sample(loaded, signature: Signature, sample: Any) -> dict:
         raise
     except Exception as error:
         raise PackagingError(
-            f"The sample input does not run through signature {signature.key!r}: "
-            f"{str(error).strip().splitlines()[0]}"
+            f"The sample input does not run through signature {signature.key!r}: {str(error).strip().splitlines()[0]}"
         ) from error
 
 

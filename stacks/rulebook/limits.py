@@ -7,6 +7,7 @@ by the rehearsal's SageMaker (to refuse a request); nothing here imports the CDK
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from fractions import Fraction
 
 # ProductionVariantServerlessConfig: MemorySizeInMB in 1 GB steps, MaxConcurrency 1-200.
@@ -15,32 +16,106 @@ SERVERLESS_MAX_CONCURRENCY = (1, 200)
 
 # Regions with SageMaker Serverless Inference, as the developer guide lists them
 # ("Deploy models with Amazon SageMaker Serverless Inference", supported Regions).
-SERVERLESS_REGIONS = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-south-1",
-    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2",
-    "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1",
-    "eu-south-1", "me-south-1", "sa-east-1",
-})
+SERVERLESS_REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "af-south-1",
+        "ap-east-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-north-1",
+        "eu-south-1",
+        "me-south-1",
+        "sa-east-1",
+    }
+)
 
 # Instance families with local NVMe instance store. SageMaker's references
 # (CreateEndpointConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId) refuse a KMS key
 # for them and point to EC2's "Instance store volume limits for EC2 instances"
 # table, from which this allow-list is taken (ml.<family> is the EC2 family);
 # SageMaker's own examples, ml.p4d, ml.g4dn and ml.g5, are in it.
-INSTANCE_STORE_FAMILIES = frozenset({
-    # general purpose
-    "m5ad", "m5d", "m5dn", "m6gd", "m6id", "m6idn", "m7gd", "m8gd",
-    # compute optimized
-    "c5ad", "c5d", "c6gd", "c6id", "c7gd", "c8gd",
-    # memory optimized
-    "r5ad", "r5d", "r5dn", "r6gd", "r6id", "r6idn", "r7gd", "r8gd", "x1", "x1e", "x2gd", "x2idn",
-    "x2iedn", "z1d",
-    # accelerated computing
-    "dl1", "dl2q", "g4ad", "g4dn", "g5", "g6", "g6e", "g6f", "gr6", "gr6f", "p3dn", "p4d", "p4de",
-    "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200", "trn1", "trn1n", "trn2",
-    # storage optimized
-    "d2", "d3", "d3en", "h1", "i3", "i3en", "i4g", "i4i", "im4gn", "is4gen",
-})
+INSTANCE_STORE_FAMILIES = frozenset(
+    {
+        # general purpose
+        "m5ad",
+        "m5d",
+        "m5dn",
+        "m6gd",
+        "m6id",
+        "m6idn",
+        "m7gd",
+        "m8gd",
+        # compute optimized
+        "c5ad",
+        "c5d",
+        "c6gd",
+        "c6id",
+        "c7gd",
+        "c8gd",
+        # memory optimized
+        "r5ad",
+        "r5d",
+        "r5dn",
+        "r6gd",
+        "r6id",
+        "r6idn",
+        "r7gd",
+        "r8gd",
+        "x1",
+        "x1e",
+        "x2gd",
+        "x2idn",
+        "x2iedn",
+        "z1d",
+        # accelerated computing
+        "dl1",
+        "dl2q",
+        "g4ad",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "g6f",
+        "gr6",
+        "gr6f",
+        "p3dn",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "p6-b200",
+        "p6-b300",
+        "p6e-gb200",
+        "trn1",
+        "trn1n",
+        "trn2",
+        # storage optimized
+        "d2",
+        "d3",
+        "d3en",
+        "h1",
+        "i3",
+        "i3en",
+        "i4g",
+        "i4i",
+        "im4gn",
+        "is4gen",
+    }
+)
 
 INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+(?:-[a-z0-9]+)?)\.[a-z0-9]+$")
 
@@ -63,7 +138,7 @@ def has_instance_store(instance_type: str) -> bool:
     return instance_family(instance_type) in INSTANCE_STORE_FAMILIES
 
 
-def step_problem(strategy: str, instances: int, fleet_sizes: range | tuple[int, ...]) -> str | None:
+def step_problem(strategy: str, instances: int, fleet_sizes: Iterable[int]) -> str | None:
     """Why a canary or linear step of `instances` (CapacitySize INSTANCE_COUNT) breaks
     its document's share of the variant at one of `fleet_sizes` (every count
     autoscaling may hold when an update starts), or None."""
@@ -73,8 +148,10 @@ def step_problem(strategy: str, instances: int, fleet_sizes: range | tuple[int, 
     for count in fleet_sizes:
         share = Fraction(100 * instances, count)
         if not low <= share <= high:
-            return (f"{instances} of {count} instance(s) is {float(share):.3g} %, outside {low}-{high} % of the "
-                    "variant's instances")
+            return (
+                f"{instances} of {count} instance(s) is {float(share):.3g} %, outside {low}-{high} % of the "
+                "variant's instances"
+            )
     return None
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stacks.rulebook import Violation, violation
-from stacks.rulebook import limits
+from stacks.rulebook import Violation, limits, violation
 
 
 class Lookups(Protocol):
@@ -39,7 +38,8 @@ def _training_job(request: dict, lookups: Lookups) -> list[Violation]:
             found.append(violation("hyperparameter-length", where, f"hyperparameter {key} is {len(value)} characters"))
     stopping = request.get("StoppingCondition", {})
     if request.get("EnableManagedSpotTraining") and stopping.get("MaxWaitTimeInSeconds", 0) < stopping.get(
-            "MaxRuntimeInSeconds", 0):
+        "MaxRuntimeInSeconds", 0
+    ):
         found.append(violation("spot-wait", where, f"StoppingCondition {stopping}"))
     resources = request.get("ResourceConfig", {})
     if resources.get("VolumeKmsKeyId") and limits.has_instance_store(resources.get("InstanceType", "")):
@@ -81,17 +81,23 @@ def _endpoint_config(request: dict, lookups: Lookups) -> list[Violation]:
     for variant in serverless:
         settings = variant["ServerlessConfig"]
         low, high = limits.SERVERLESS_MAX_CONCURRENCY
-        if settings.get("MemorySizeInMB") not in limits.SERVERLESS_MEMORY_MB or not low <= settings.get(
-                "MaxConcurrency", 0) <= high:
+        if (
+            settings.get("MemorySizeInMB") not in limits.SERVERLESS_MEMORY_MB
+            or not low <= settings.get("MaxConcurrency", 0) <= high
+        ):
             found.append(violation("serverless-limits", where, f"ServerlessConfig {settings}"))
         model = lookups.model(variant.get("ModelName", "")) or {}
         container = model.get("PrimaryContainer") or {}
         if container.get("ModelDataSource"):
-            found.append(violation("serverless-model-data", where, f"model {variant.get('ModelName')} has "
-                                   "ModelDataSource"))
+            found.append(
+                violation("serverless-model-data", where, f"model {variant.get('ModelName')} has ModelDataSource")
+            )
         if model.get("EnableNetworkIsolation") or model.get("VpcConfig"):
-            found.append(violation("serverless-features", where, f"model {variant.get('ModelName')} has network "
-                                   "isolation or a VPC"))
+            found.append(
+                violation(
+                    "serverless-features", where, f"model {variant.get('ModelName')} has network isolation or a VPC"
+                )
+            )
     store = [v["InstanceType"] for v in variants if limits.has_instance_store(v.get("InstanceType", ""))]
     if request.get("KmsKeyId") and store:
         found.append(violation("instance-store-kms", where, f"KmsKeyId with {store[0]}"))
@@ -112,8 +118,9 @@ def _deployment(request: dict, config: dict | None, lookups: Lookups, where: str
         if serverless:
             found.append(violation("serverless-traffic-shifting", where, f"{kind} on a serverless endpoint"))
         elif config:
-            problem = _step_problem(kind.lower(), size, _fleet_sizes(config, lookups.scaling(
-                request.get("EndpointName", ""))))
+            problem = _step_problem(
+                kind.lower(), size, _fleet_sizes(config, lookups.scaling(request.get("EndpointName", "")))
+            )
             if problem:
                 found.append(violation(rule, where, problem))
     alarms = (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms")
@@ -169,8 +176,14 @@ def _update_endpoint(request: dict, lookups: Lookups) -> list[Violation]:
         for variant in new.get("ProductionVariants", []):
             scaled = variant["VariantName"] in lookups.scaling(name)
             if scaled and before.get(variant["VariantName"]) not in (None, variant.get("InstanceType")):
-                found.append(violation("autoscaled-instance-type", where, f"variant {variant['VariantName']} "
-                                       f"{before[variant['VariantName']]} -> {variant.get('InstanceType')}"))
+                found.append(
+                    violation(
+                        "autoscaled-instance-type",
+                        where,
+                        f"variant {variant['VariantName']} "
+                        f"{before[variant['VariantName']]} -> {variant.get('InstanceType')}",
+                    )
+                )
     return found
 
 

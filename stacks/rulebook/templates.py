@@ -110,7 +110,7 @@ class _Stage:
         return found + self.alarm_topics()
 
     def training_jobs(self) -> list[Violation]:
-        from stacks.packaging_handler.handler import job_name, parse_properties, training_job_request
+        from stacks.model_packaging.handler.handler import job_name, parse_properties, training_job_request
 
         found = []
         for resource in self.of_type(self.serving, PACKAGING_TYPE).values():
@@ -120,23 +120,36 @@ class _Stage:
         return found
 
     def rollback_alarms_readable(self, endpoint: str, request: dict) -> list[Violation]:
-        alarms = [a["AlarmName"] for a in ((request.get("DeploymentConfig") or {}).get(
-            "AutoRollbackConfiguration") or {}).get("Alarms", [])]
-        defined = {self.text(a["Properties"].get("AlarmName")) for a in self.of_type(
-            self.serving, "AWS::CloudWatch::Alarm").values()}
-        found = [violation("rollback-alarms", endpoint, f"rollback alarm {name} is no alarm of the template")
-                 for name in alarms if name not in defined]
+        alarms = [
+            a["AlarmName"]
+            for a in ((request.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])
+        ]
+        defined = {
+            self.text(a["Properties"].get("AlarmName"))
+            for a in self.of_type(self.serving, "AWS::CloudWatch::Alarm").values()
+        }
+        found = [
+            violation("rollback-alarms", endpoint, f"rollback alarm {name} is no alarm of the template")
+            for name in alarms
+            if name not in defined
+        ]
         statements = self.role_statements()
-        missing = [name for name in alarms if not _proves(
-            statements, None, "cloudwatch:DescribeAlarms", lambda arn, n=name: self.is_alarm_arn(arn, n), ())]
+        missing = [
+            name
+            for name in alarms
+            if not _proves(
+                statements, None, "cloudwatch:DescribeAlarms", lambda arn, n=name: self.is_alarm_arn(arn, n), ()
+            )
+        ]
         if missing:
             found.append(violation("rollback-alarms", endpoint, f"the Model's role may not describe {missing}"))
         return found
 
     def is_alarm_arn(self, arn: Any, name: str) -> bool:
         match = _ALARM_ARN.match(arn) if isinstance(arn, str) else None
-        return bool(match and match["region"] in self.regions and match["account"] in self.accounts
-                    and match["name"] == name)
+        return bool(
+            match and match["region"] in self.regions and match["account"] in self.accounts and match["name"] == name
+        )
 
     def role_statements(self) -> list[dict]:
         """The statements of the Models' execution roles' policies (in the serving stack)."""
@@ -145,26 +158,33 @@ class _Stage:
             role = model["Properties"].get("ExecutionRoleArn")
             if isinstance(role, dict) and "Fn::GetAtt" in role:
                 roles.add(role["Fn::GetAtt"][0])
-        return [self.text(statement) for policy in self.of_type(self.serving, "AWS::IAM::Policy").values()
-                if {r.get("Ref") for r in policy["Properties"].get("Roles", [])} & roles
-                for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+        return [
+            self.text(statement)
+            for policy in self.of_type(self.serving, "AWS::IAM::Policy").values()
+            if {r.get("Ref") for r in policy["Properties"].get("Roles", [])} & roles
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
 
     def alarm_topics(self) -> list[Violation]:
         found = []
         topics = self.of_type(self.serving, "AWS::SNS::Topic")
         for logical_id, alarm in self.of_type(self.serving, "AWS::CloudWatch::Alarm").items():
             properties = alarm["Properties"]
-            for action in [a for key in ("AlarmActions", "OKActions", "InsufficientDataActions")
-                           for a in properties.get(key, [])]:
+            for action in [
+                a for key in ("AlarmActions", "OKActions", "InsufficientDataActions") for a in properties.get(key, [])
+            ]:
                 topic_id = action.get("Ref", "") if isinstance(action, dict) else ""
                 if topic_id not in topics:
                     continue
                 alarm_name = self.text(properties.get("AlarmName"))
-                if not self.key_lets_cloudwatch_publish(topics[topic_id]["Properties"].get("KmsMasterKeyId"), alarm_name):
+                if not self.key_lets_cloudwatch_publish(
+                    topics[topic_id]["Properties"].get("KmsMasterKeyId"), alarm_name
+                ):
                     found.append(violation("alarm-topic-key", logical_id, f"topic {topic_id}'s key refuses CloudWatch"))
                 if not self.topic_lets_cloudwatch_publish(topic_id, alarm_name):
-                    found.append(violation("alarm-topic-key", logical_id, f"topic {topic_id}'s policy refuses "
-                                           "CloudWatch"))
+                    found.append(
+                        violation("alarm-topic-key", logical_id, f"topic {topic_id}'s policy refuses CloudWatch")
+                    )
         return found
 
     def key_lets_cloudwatch_publish(self, key: Any, alarm_name: Any) -> bool:
@@ -175,12 +195,17 @@ class _Stage:
         if resource.get("Type") != "AWS::KMS::Key":
             return False
         statements = self.text(resource["Properties"]["KeyPolicy"]["Statement"])
-        return all(_proves(statements, _CLOUDWATCH, action, lambda _: True, self.alarm_conditions(alarm_name))
-                   for action in ("kms:Decrypt", "kms:GenerateDataKey"))
+        return all(
+            _proves(statements, _CLOUDWATCH, action, lambda _: True, self.alarm_conditions(alarm_name))
+            for action in ("kms:Decrypt", "kms:GenerateDataKey")
+        )
 
     def topic_lets_cloudwatch_publish(self, topic_id: str, alarm_name: Any) -> bool:
-        policies = [p["Properties"] for p in self.of_type(self.serving, "AWS::SNS::TopicPolicy").values()
-                    if {"Ref": topic_id} in p["Properties"].get("Topics", [])]
+        policies = [
+            p["Properties"]
+            for p in self.of_type(self.serving, "AWS::SNS::TopicPolicy").values()
+            if {"Ref": topic_id} in p["Properties"].get("Topics", [])
+        ]
         if not policies:
             return True  # SNS's default policy lets the account's alarms publish
         statements = [self.text(s) for p in policies for s in p["PolicyDocument"]["Statement"]]
@@ -190,16 +215,23 @@ class _Stage:
         """The conditions a statement for CloudWatch may carry and still be proved to
         hold for the alarm `alarm_name`: its ARN, its account."""
         return (
-            {"ArnLike": {"aws:SourceArn": lambda arns: any(
-                self.is_alarm_arn(a, alarm_name) for a in (arns if isinstance(arns, list) else [arns]))}},
+            {
+                "ArnLike": {
+                    "aws:SourceArn": lambda arns: any(
+                        self.is_alarm_arn(a, alarm_name) for a in (arns if isinstance(arns, list) else [arns])
+                    )
+                }
+            },
             {"StringEquals": {"aws:SourceAccount": lambda account: account in self.accounts}},
         )
 
 
 _CLOUDWATCH = "cloudwatch.amazonaws.com"
 # Placeholders such as {AWS::AccountId} hold colons of their own.
-_ALARM_ARN = re.compile(r"^arn:[^:]+:cloudwatch:(?P<region>\{AWS::Region\}|[^:]+):"
-                        r"(?P<account>\{AWS::AccountId\}|[^:]+):alarm:(?P<name>.+)$")
+_ALARM_ARN = re.compile(
+    r"^arn:[^:]+:cloudwatch:(?P<region>\{AWS::Region\}|[^:]+):"
+    r"(?P<account>\{AWS::AccountId\}|[^:]+):alarm:(?P<name>.+)$"
+)
 # The one Deny the project's policies carry that a service's own request never meets.
 _TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -217,17 +249,21 @@ def _applies_to(statement: dict, service: str | None) -> bool:
     if service is None:
         return "Principal" not in statement
     principal = statement.get("Principal")
-    return principal == "*" or (isinstance(principal, dict) and (
-        service in _listed(principal.get("Service", [])) or "*" in _listed(principal.get("AWS", []))))
+    return principal == "*" or (
+        isinstance(principal, dict)
+        and (service in _listed(principal.get("Service", [])) or "*" in _listed(principal.get("AWS", [])))
+    )
 
 
-def _proves(statements: list[dict], service: str | None, action: str, resource_ok: Any,
-            allowed_conditions: tuple[dict, ...]) -> bool:
+def _proves(
+    statements: list[dict], service: str | None, action: str, resource_ok: Any, allowed_conditions: tuple[dict, ...]
+) -> bool:
     """True only when the statements certainly let `service` (or the role) do
     `action`: an Allow naming it, on a resource `resource_ok` accepts, whose
     conditions are all among `allowed_conditions` (operator -> key -> predicate),
     and no Deny that could apply other than TLS-only. Anything else is not
     proved: the gate fails closed."""
+
     def conditions_hold(condition: dict) -> bool:
         for operator, keys in condition.items():
             for key, value in keys.items():
@@ -243,7 +279,8 @@ def _proves(statements: list[dict], service: str | None, action: str, resource_o
         if statement.get("Effect") == "Deny" and statement.get("Condition") != _TLS_ONLY:
             return False
         if statement.get("Effect") == "Allow" and any(
-                r == "*" or resource_ok(r) for r in _listed(statement.get("Resource", "*"))):
+            r == "*" or resource_ok(r) for r in _listed(statement.get("Resource", "*"))
+        ):
             allowed = allowed or conditions_hold(statement.get("Condition", {}))
     return allowed
 

@@ -1,0 +1,88 @@
+"""Stage artifacts in S3: where a stage's artifact is, where a promoted copy lives, and
+verifying an artifact against its digest. Plain functions over boto3 clients; the
+two artifact forms are `artifact_forms.py`'s, the promotion records `records.py`'s."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from delivery import artifact_forms as forms
+from delivery.deployed import serving_outputs
+from packaging_job.packager.manifest import DIGEST_VERSION, tree_digest
+from tools.cli import UserError
+
+PROMOTED_PREFIX = "artifacts/promoted/"
+# A tree digest as manifests, stack outputs and DIGEST= spell it.
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PromotionError(UserError):
+    """Promotion stopped before changing anything; the message says why."""
+
+
+def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
+    """(artifact URI, tree digest) a stage's serving stack reports."""
+    outputs = serving_outputs(cloudformation, stack)
+    missing = [key for key in ("ArtifactLocation", "TreeDigest") if key not in outputs]
+    if missing:
+        raise PromotionError(
+            f"Stack {stack} has no {' or '.join(missing)} output: use a stage whose serving "
+            "stack reports its artifact's digest (one that packaged, or was promoted)."
+        )
+    uri = outputs["ArtifactLocation"]
+    if not uri.endswith(("/", ".tar.gz")):
+        raise PromotionError(f"{uri} is neither an artifact prefix nor a model.tar.gz.")
+    return uri, outputs["TreeDigest"]
+
+
+def promoted_key(digest: str, archive: bool) -> str:
+    """Where a promoted copy lives in a stage bucket, by its full tree digest and form."""
+    return f"{PROMOTED_PREFIX}{digest}/model.tar.gz" if archive else f"{PROMOTED_PREFIX}{digest}/model/"
+
+
+def export_value(cloudformation, name: str) -> str:
+    for page in cloudformation.get_paginator("list_exports").paginate():
+        for export in page["Exports"]:
+            if export["Name"] == name:
+                return export["Value"]
+    raise PromotionError(f"No CloudFormation export {name}: deploy the target stage's storage first.")
+
+
+def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
+    """Re-hash every file of the artifact at `uri` (either form): exactly the files
+    the manifest lists, each as it says, and the tree digest (digest version 2:
+    every served byte and path, layout and `code/` included) `expected_digest`."""
+    manifest, present = None, {}
+    try:
+        for file in forms.files(s3, uri):
+            if file.path == forms.MANIFEST:
+                manifest = json.loads(file.stream.read())
+            else:
+                present[file.path] = forms.hashed(file)
+    except forms.ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    if manifest is None:
+        raise PromotionError(f"{uri} holds no {forms.MANIFEST}.")
+    if manifest.get("digest_version") != DIGEST_VERSION:
+        raise PromotionError(
+            f"{uri} was packaged before digest version {DIGEST_VERSION}: its digest does not cover "
+            "its layout and code/, so it cannot be verified; package it again."
+        )
+    listed = {entry["path"]: entry for entry in manifest["files"]}
+    if set(present) != set(listed):
+        raise PromotionError(
+            f"{uri} does not hold exactly the manifest's files: unlisted "
+            f"{sorted(set(present) - set(listed))[:5]}, missing {sorted(set(listed) - set(present))[:5]}."
+        )
+    served = f"{manifest['model_name']}/{manifest['model_version']}/saved_model.pb"
+    if served not in listed:
+        raise PromotionError(f"{uri} holds no {served}, which TF Serving would load.")
+    actual = tree_digest([present[path] for path in sorted(present)])
+    if actual != expected_digest or manifest["tree_digest"] != expected_digest:
+        raise PromotionError(
+            f"Digest mismatch at {uri}: expected {expected_digest}, the files hash to {actual}, the "
+            f"manifest says {manifest['tree_digest']}."
+        )
+    return manifest

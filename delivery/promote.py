@@ -1,0 +1,394 @@
+"""`make promote FROM=dev TO=staging`: ship the artifact that passed one stage to the next.
+
+Reads the source stage's artifact and tree digest from its serving stack's
+outputs, copies the artifact into the target stage's bucket under
+`artifacts/promoted/<digest>/` in the form the target serves (`model/` on
+instances, `model.tar.gz` serverless), re-hashes it there, deploys the target stage
+pinned to that copy (its assembly: built once by CI, `ASSEMBLY=`, or synthesized
+now; no packaging job), smoke-tests the target and records what was promoted,
+what it replaced, the assembly it deployed and the smoke verdict in the target
+bucket (`promotions/`). From a stage that itself serves promoted copies
+(staging to prod), only a digest that stage verified (a passing smoke test in
+its log) is promoted. A rollback serves an earlier record again, with the
+assembly recorded beside it: `make promote TO=prod RECORD=promotions/<file>`,
+or `RECORD=previous` for the last verified state (`records.resolve`). Anything wrong (missing
+stack, missing artifact, digest mismatch) stops before the deploy, and a copy
+that does not verify is removed again; whatever happens, the stage's state
+at the end is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from delivery import artifact_forms as forms
+from delivery import artifacts, records
+from delivery import assembly as stage_assembly
+from delivery.artifacts import PromotionError
+from delivery.deployed import deployed_stage
+from delivery.smoke import smoke_stage
+from stacks.model_packaging.handler.handler import memory_problem
+from stacks.stage.config import load_from_cdk_json
+from stacks.stage.schema import ServerlessServing
+from tools.cli import UserError, run
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StageAccess:
+    """A stage's name, its stack-name prefix, the clients that reach its account, and
+    what its endpoint takes: serverless serves only a model.tar.gz (rule
+    serverless-model-data), instances an uncompressed prefix. As a target, its
+    `s3` client acts as the stage's promotion role, the only principal the
+    bucket lets write promoted copies and records (`stacks/storage/bucket_guard.py`)."""
+
+    stage: str
+    prefix: str
+    cloudformation: Any
+    s3: Any
+    serverless_memory_mb: int | None = None
+    # Given the promotion role's ARN, an s3 client acting as it (None: `s3` already may write).
+    assume: Callable[[str], Any] | None = None
+    # Serves promoted copies (no packaging job of its own): as a source, it hands on
+    # only what its own promotion log shows it verified.
+    promoted: bool = False
+
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_memory_mb is not None
+
+    @property
+    def serving_stack(self) -> str:
+        return f"{self.prefix}-serving"
+
+    @property
+    def bucket_export(self) -> str:
+        return f"{self.prefix}-bucket-name"
+
+    @property
+    def promotion_role_export(self) -> str:
+        return f"{self.prefix}-promotion-role-arn"
+
+    def writing(self) -> StageAccess:
+        """This stage with its s3 client acting as the stage's promotion role, the only
+        principal its bucket lets write promoted copies and records."""
+        if self.assume is None:
+            return self
+        role = artifacts.export_value(self.cloudformation, self.promotion_role_export)
+        return replace(self, s3=self.assume(role), assume=None)
+
+
+# What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
+Smoke = Callable[[str], dict[str, Any]]
+# Deploys (stage, artifact key, digest, assembly or None) and returns the assembly
+# it deployed (None: not kept).
+Deploy = Callable[[str, str, str, "pathlib.Path | None"], "pathlib.Path | None"]
+
+
+def promote(
+    source: StageAccess,
+    target: StageAccess,
+    deploy: Deploy,
+    commit: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    expected_digest: str | None = None,
+    smoke: Smoke | None = None,
+    assembly: pathlib.Path | None = None,
+) -> dict[str, Any]:
+    uri, digest = artifacts.stage_artifact(source.cloudformation, source.serving_stack)
+    if expected_digest and digest != expected_digest:
+        # The source stage was redeployed since the run that tested this artifact.
+        raise PromotionError(
+            f"{source.stage} now serves {digest}, not the tested {expected_digest}; "
+            "promote from the run that tested what the source serves."
+        )
+    if source.promoted:
+        _require_verified(source, digest)
+    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    writer = target.writing()
+    key = artifacts.promoted_key(digest, archive=target.serverless)
+    copy_uri = f"s3://{bucket}/{key}"
+    manifest = _copy_once(source, uri, writer, copy_uri, digest)
+    fits_memory(target, manifest)
+    replaced = serving_now(target)
+    deployed = deploy(target.stage, key, digest, assembly)
+    verdict_ = verdict(smoke, target.stage)
+    # Assumed again: a session chained from CI's role lasts at most an hour, and a
+    # blue/green deploy with its smoke test may take longer.
+    writer = target.writing()
+    record = {
+        "source_stage": source.stage,
+        "source_artifact": uri,
+        "digest": digest,
+        "target_stage": target.stage,
+        "target_artifact": copy_uri,
+        "replaced": replaced,
+        # The infrastructure that served it, for a rollback to restore with it.
+        "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
+        "time": now().isoformat(timespec="seconds"),
+        "commit": commit,
+        "smoke": verdict_,
+    }
+    return records.write(writer.s3, bucket, record)
+
+
+def _require_verified(source: StageAccess, digest: str) -> None:
+    """A stage that serves promoted copies hands on only a digest its own log shows
+    it verified (a passing smoke test), e.g. prod takes only what staging verified."""
+    bucket = artifacts.export_value(source.cloudformation, source.bucket_export)
+    for record in records.log(source.s3, bucket):
+        if record.get("digest") == digest and records.verified(record):
+            return
+    raise PromotionError(
+        f"{source.stage} has no promotion of {digest} whose smoke test passed: promote only what "
+        f"{source.stage} verified."
+    )
+
+
+def serving_now(target: StageAccess) -> dict[str, str] | None:
+    """What the target's serving stack reports it serves, or None before its first deploy."""
+    try:
+        uri, digest = artifacts.stage_artifact(target.cloudformation, target.serving_stack)
+    except UserError:
+        return None
+    return {"artifact": uri, "digest": digest}
+
+
+def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
+    """The smoke test's verdict on the stage just deployed (None: not run)."""
+    if smoke is None:
+        return None
+    try:
+        report = smoke(stage)
+    except UserError as error:  # no answer at all is a failed smoke test, recorded as such
+        return {"passed": False, "problems": [str(error)]}
+    return {"passed": not report["problems"], **report}
+
+
+def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
+    """The verified promoted copy: written once, never overwritten or deleted.
+
+    A copy already there (a re-run, or after a rollback) is verified and used,
+    or, if it does not verify, reported and left alone: an endpoint may serve it.
+    A fresh copy is written with conditional writes (nothing is replaced) and
+    verified; if that fails, only what this run wrote is removed.
+    """
+    bucket, _ = forms.split(copy_uri)
+    try:
+        if forms.exists(target.s3, copy_uri):
+            try:
+                return artifacts.verify(target.s3, copy_uri, digest)
+            except PromotionError as error:
+                raise PromotionError(
+                    f"{error} This promoted copy was there before and is left alone (an endpoint may "
+                    "serve it): investigate who changed it."
+                ) from error
+        written = forms.copy(source.s3, uri, target.s3, copy_uri)
+    except forms.ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    try:
+        return artifacts.verify(target.s3, copy_uri, digest)
+    except PromotionError:
+        forms.remove(target.s3, bucket, written)
+        raise
+
+
+def rollback(
+    target: StageAccess,
+    record_key: str,
+    deploy: Deploy,
+    commit: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    smoke: Smoke | None = None,
+) -> dict[str, Any]:
+    """Serve an earlier record's artifact again, after checking the record names a
+    promoted copy of this stage (content-addressed by its digest), or what the stage
+    served before its first promotion, and the artifact is intact."""
+    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    reader = target.writing()
+    earlier = records.resolve(reader.s3, bucket, record_key)
+    digest = str(earlier.get("digest", ""))
+    allowed = {f"s3://{bucket}/{artifacts.promoted_key(digest, archive)}" for archive in (False, True)}
+    if earlier["record"] == records.BEFORE:
+        allowed.add(earlier["target_artifact"])  # as the first promotion's own record says
+    if earlier.get("target_stage") != target.stage or earlier.get("target_artifact") not in allowed:
+        raise PromotionError(
+            f"Record {earlier['record']} does not name a promoted copy of stage {target.stage} for its digest "
+            f"({earlier.get('target_artifact')}): refusing to serve it."
+        )
+    manifest = artifacts.verify(reader.s3, earlier["target_artifact"], digest)
+    fits_memory(target, manifest)
+    _, key = forms.split(earlier["target_artifact"])
+    replaced = serving_now(target)
+    with tempfile.TemporaryDirectory() as folder:
+        # The recorded assembly: the infrastructure that served with this artifact.
+        stored = earlier.get("assembly")
+        restored = stage_assembly.restore(reader.s3, bucket, stored, pathlib.Path(folder)) if stored else None
+        deploy(target.stage, key, digest, restored)
+    record = {key_: value for key_, value in earlier.items() if key_ not in ("previous", "record", "smoke")}
+    record.update(
+        time=now().isoformat(timespec="seconds"),
+        commit=commit,
+        rollback_to=earlier["record"],
+        replaced=replaced,
+        smoke=verdict(smoke, target.stage),
+    )
+    return records.write(target.writing().s3, bucket, record)  # a fresh session, as for a promotion
+
+
+def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
+    """A serverless target must hold the model (the packaging handler's sizing rule)."""
+    if target.serverless_memory_mb is not None:
+        problem = memory_problem(manifest["total_bytes"], target.serverless_memory_mb)
+        if problem:
+            raise PromotionError(f"{target.stage} is serverless and {problem}.")
+
+
+def cdk_deploy(stage: str, artifact_key: str, digest: str, assembly: pathlib.Path | None) -> pathlib.Path:
+    """Deploy `stage` pinned to `artifact_key` (no job runs, the serving stack reports
+    `digest`): the given assembly, checked to pin exactly that, or one synthesized
+    now from this checkout. Returns the assembly deployed."""
+    config = load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
+    if assembly is None:
+        assembly = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"promote-{stage}")
+    stage_assembly.require_pinned(assembly, f"{config.project}-{stage}-serving", artifact_key, digest)
+    stage_assembly.deploy(assembly)
+    return assembly
+
+
+def stage_access(
+    stage: str, role_arn: str | None = None, target: bool = False, region: str | None = None
+) -> StageAccess:
+    """A source stage, read with the caller's credentials (or `role_arn`), or a target
+    stage, whose bucket is written as its promotion role. `region` is the stage's
+    when its config leaves it to the environment (dev)."""
+    environ = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region} if region else None
+    deployed = deployed_stage(stage, environ, role_arn=role_arn)
+    config = deployed.config
+    return StageAccess(
+        stage,
+        f"{config.project}-{stage}",
+        deployed.client("cloudformation"),
+        deployed.client("s3"),
+        config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else None,
+        assume=(lambda role: deployed.as_role(role, f"promote-{stage}").client("s3")) if target else None,
+        promoted=config.packaging is None,
+    )
+
+
+def current_commit() -> str:
+    """The checkout's commit, or "unknown" outside a git checkout (or without git)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="source", help="stage to promote from")
+    parser.add_argument("--to", dest="target", required=True, help="stage to promote to")
+    parser.add_argument("--source-role-arn", help="role to assume to read the source stage's account")
+    parser.add_argument(
+        "--source-region", help="the source stage's region, when cdk.json leaves it to the environment (dev)"
+    )
+    parser.add_argument(
+        "--record",
+        help="roll back: a promotions/ record key in the target bucket, or 'previous' for the last verified state",
+    )
+    parser.add_argument("--expect-digest", help="refuse unless the source serves this tree digest (required in CI)")
+    parser.add_argument(
+        "--assembly",
+        type=pathlib.Path,
+        help="deploy this assembly (make assembly), built once for the commit, instead of synthesizing one",
+    )
+    args = parser.parse_args(argv)
+    if bool(args.source) == bool(args.record):
+        parser.error("give either --from (promote) or --record (roll back)")
+    if args.source and args.expect_digest is not None and not artifacts.DIGEST.match(args.expect_digest):
+        raise UserError(
+            f"DIGEST {args.expect_digest[:80]!r} is not a tree digest (64 lowercase hex "
+            "characters): refusing to promote."
+        )
+    if args.source and args.expect_digest is None and os.environ.get("CI") == "true":
+        # In CI an empty digest must never switch the check off.
+        raise UserError("In CI a promotion needs DIGEST=<the digest the previous stage tested>.")
+    commit = os.environ.get("GITHUB_SHA") or current_commit()
+    for stage in filter(None, (args.source, args.target)):
+        # Both stages are known before any AWS call.
+        load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
+    target = stage_access(args.target, target=True)
+    try:
+        if args.record:
+            record = rollback(target, args.record, cdk_deploy, commit, smoke=smoke_stage)
+        else:
+            source = stage_access(args.source, args.source_role_arn, region=args.source_region)
+            record = promote(
+                source,
+                target,
+                cdk_deploy,
+                commit,
+                expected_digest=args.expect_digest,
+                smoke=smoke_stage,
+                assembly=args.assembly,
+            )
+    except PromotionError as error:
+        print(state_line(target))
+        raise UserError(f"Promotion stopped, nothing changed: {error}") from error
+    except UserError:
+        print(state_line(target))  # a failed deploy may have changed it, or rolled it back
+        raise
+    print(json.dumps(record, indent=2))
+    print(state_line(target))
+    summarize(record, os.environ.get("GITHUB_STEP_SUMMARY"))
+    if not record["smoke"]["passed"]:
+        print(
+            f"The smoke test of {args.target} failed: {record['smoke']['problems']}; recorded in "
+            f"{record['record']}. Roll back with: make promote TO={args.target} RECORD=previous",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def summarize(record: dict[str, Any], summary_file: str | None) -> None:
+    """In GitHub Actions, the record in the run's summary: what a prod approver reads
+    (the digest and staging's smoke report) before approving."""
+    if not summary_file:
+        return
+    smoke = record.get("smoke") or {}
+    lines = [
+        f"### {record['target_stage']}: "
+        + (f"rolled back to {record['rollback_to']}" if record.get("rollback_to") else "promoted"),
+        f"- digest `{record['digest']}` from {record.get('source_stage')}, commit `{record['commit']}`",
+        f"- smoke test: {'passed' if smoke.get('passed') else 'FAILED'}"
+        f"{', values checked' if smoke.get('checked_values') else ''}, latency {smoke.get('latency_ms')} ms"
+        + "".join(f"\n  - {problem}" for problem in smoke.get("problems", [])),
+        f"- record `{record['record']}`",
+    ]
+    with open(summary_file, "a") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def state_line(target: StageAccess) -> str:
+    """What the stage serves now, as its serving stack reports it."""
+    now = serving_now(target)
+    if now is None:
+        return f"{target.stage} now: its serving stack reports no artifact (not deployed, or failed)."
+    return f"{target.stage} now serves {now['artifact']} (tree digest {now['digest']})."
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

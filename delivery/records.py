@@ -1,0 +1,149 @@
+"""Promotion records in a stage bucket: an append-only log of what each promotion or
+rollback served, when, from where and at which commit.
+
+Each record is written once, under the next number of the log
+(`promotions/<number>-<time>-<digest>.json`, a conditional write that never
+replaces a record: two promotions racing for one number both land, one under
+the next number). The newest record is the highest number; there is no
+mutable "latest" pointer that a stray write could redirect. Each record holds
+the smoke test's verdict on what it deployed and what the stage served before
+(`replaced`). `previous` is the last verified state (`resolve`), idempotent:
+running it twice lands where running it once did. Only a
+definite "no such key" counts as no record: any other failure to read stops
+the tool, so a hiccup never cuts the chain. The bucket policy lets only the
+stage's promotion role write here (`stacks/storage/stack.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from delivery.artifacts import PromotionError
+
+PREFIX = "promotions/"
+_NUMBER_DIGITS = 8
+_KEY = re.compile(rf"^{PREFIX}(\d{{{_NUMBER_DIGITS}}})-[^/]+\.json$")
+_ATTEMPTS = 20
+
+
+def read(s3, bucket: str, key: str) -> dict[str, Any] | None:
+    """The record at `key`, or None when there is none; a record that is not what
+    the log wrote there (its own key inside) is refused."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    try:
+        record = json.loads(body)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("record") != key:
+        raise PromotionError(f"s3://{bucket}/{key} is not a promotion record this tool wrote: refusing it.")
+    return record
+
+
+def require(s3, bucket: str, key: str) -> dict[str, Any]:
+    record = read(s3, bucket, key)
+    if record is None:
+        raise PromotionError(f"No promotion record s3://{bucket}/{key}.")
+    return record
+
+
+def newest(s3, bucket: str) -> str | None:
+    """The key of the highest-numbered record, or None for an empty log."""
+    numbered = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
+        for entry in page.get("Contents", []):
+            match = _KEY.match(entry["Key"])
+            if match:
+                numbered.append((int(match.group(1)), entry["Key"]))
+    return max(numbered)[1] if numbered else None
+
+
+def log(s3, bucket: str) -> list[dict[str, Any]]:
+    """Every record of the log, newest first."""
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
+        keys += [entry["Key"] for entry in page.get("Contents", []) if _KEY.match(entry["Key"])]
+    return [require(s3, bucket, key) for key in sorted(keys, reverse=True)]
+
+
+def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Append the record with the key of the record before it as `previous`; return it as written."""
+    for _ in range(_ATTEMPTS):
+        before = newest(s3, bucket)
+        matched = _KEY.match(before) if before else None
+        number = int(matched.group(1)) + 1 if matched else 1
+        stamp = record["time"].replace(":", "").replace("+0000", "Z")
+        key = f"{PREFIX}{number:0{_NUMBER_DIGITS}d}-{stamp}-{record['digest'][:12]}.json"
+        written = {**record, "previous": before, "record": key}
+        body = json.dumps(written, indent=2, sort_keys=True).encode()
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                continue  # another promotion took this number first
+            raise
+        return written
+    raise PromotionError(
+        f"Could not append to s3://{bucket}/{PREFIX} after {_ATTEMPTS} tries: "
+        "other promotions keep taking the next number."
+    )
+
+
+def verified(record: dict[str, Any]) -> bool:
+    """Whether the stage answered its smoke test right after this record's deploy."""
+    return (record.get("smoke") or {}).get("passed") is True
+
+
+def resolve(s3, bucket: str, key: str) -> dict[str, Any]:
+    """The record a rollback returns to. `previous` is the last verified state before
+    the newest record: the newest earlier record whose smoke test passed (so after a
+    failed promotion, the state before it; after a rollback, that same state again);
+    before the first promotion, what the stage served then (`replaced`). Any other
+    key is that record."""
+    if key != "previous":
+        return require(s3, bucket, key)
+    newest_key = newest(s3, bucket)
+    if newest_key is None:
+        raise PromotionError(f"s3://{bucket}/{PREFIX} holds no promotion records: nothing to return to.")
+    record = require(s3, bucket, newest_key)
+    if record.get("rollback_to") and verified(record):
+        if record["rollback_to"] == BEFORE:
+            return {**_state_of(record), "record": BEFORE}
+        return require(s3, bucket, record["rollback_to"])
+    while record.get("previous"):
+        record = require(s3, bucket, record["previous"])
+        if verified(record):
+            return record
+    return _before(record)
+
+
+# A rollback to what the stage served before its first promotion names it so.
+BEFORE = "before-the-first-promotion"
+
+
+def _before(first: dict[str, Any]) -> dict[str, Any]:
+    """What the stage served before the first promotion (recorded by it), as a record."""
+    replaced = first.get("replaced")
+    if not replaced:
+        raise PromotionError(
+            f"No verified state to return to: {first['record']} is the stage's first promotion and the "
+            "stage served nothing before it."
+        )
+    return {
+        "record": BEFORE,
+        "target_stage": first["target_stage"],
+        "target_artifact": replaced["artifact"],
+        "digest": replaced["digest"],
+    }
+
+
+def _state_of(rollback: dict[str, Any]) -> dict[str, Any]:
+    return {key: rollback[key] for key in ("target_stage", "target_artifact", "digest")}

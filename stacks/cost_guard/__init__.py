@@ -1,0 +1,1 @@
+"""Idle teardown of a stage's endpoint: the scheduled rule and its handler asset."""

@@ -1,0 +1,1 @@
+"""The serving stack: Model, EndpointConfig, Endpoint, their role, alarms and autoscaling."""

@@ -1,0 +1,103 @@
+"""`make local`, as the README writes it: quiet progress, the job's own failure line, options, OUT=."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.conftest import ROOT
+from tools.local_job import failure_message, stream_toolkit, write_layout
+
+
+def make_local(*variables: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "local", *variables],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_demo_model_packages_quietly_and_is_not_kept(tmp_path):
+    result = make_local(AWS_PROFILE="gone", TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "  Hashing files" in lines and any(line.startswith("  Packaged demo/1: ") for line in lines)
+    assert any(line.startswith("  known: shape [2], first values [1, 1]") for line in lines)
+    # Neither the toolkit's nor TensorFlow's chatter, and nothing left behind.
+    assert "sagemaker-training-toolkit" not in result.stdout + result.stderr
+    assert "tensorflow" not in result.stderr.lower()
+    assert lines[-1] == "Not kept (OUT=folder keeps the packaged model)."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_numeric_signature_with_its_own_sample_is_kept_in_out(tmp_path):
+    out = tmp_path / "kept"
+    result = make_local("MODEL_NAME=numbers", "SIGNATURE=scale", "SAMPLE=[[1, 2]]", f"OUT={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "  scaled: shape [1, 2], first values [3.0, 6.0]" in result.stdout.splitlines()
+    assert (out / "numbers" / "1" / "saved_model.pb").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["signature"], manifest["sample_output_shapes"]) == ("scale", {"scaled": [1, 2]})
+    assert result.stdout.splitlines()[-1] == f"Kept in {out}"
+
+
+def test_a_failure_ends_with_the_jobs_own_message():
+    result = make_local("HANDLE=/nowhere/model")
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert line == (
+        "The packaging job failed: Local handle '/nowhere/model' does not exist. "
+        "(VERBOSE=1 shows the toolkit's and TensorFlow's output)"
+    )
+
+
+def test_an_s3_handle_without_credentials_is_one_line(tmp_path):
+    result = make_local("HANDLE=s3://bucket/model.tar.gz", HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert line.startswith(
+        "The packaging job failed: Cannot read s3://bucket/model.tar.gz: Unable to locate credentials."
+    )
+
+
+def test_a_sample_that_is_not_json_is_refused_before_anything_runs():
+    result = make_local("SAMPLE=[hello")
+    assert result.returncode != 0
+    assert "SAMPLE is not JSON" in result.stderr and "Running the packaging job" not in result.stdout
+
+
+def test_an_error_the_job_does_not_handle_still_fails_the_toolkit_run(tmp_path):
+    base = tmp_path / "opt-ml"
+    # train.py's own argument parsing rejects this before packaging starts.
+    write_layout(base, {"hub-handle": "/x", "model-name": "m", "model-version": "one"})
+    log = tmp_path / "job.log"
+    assert stream_toolkit(base, log, lambda line: None) != 0
+    failure = (base / "output" / "failure").read_text()
+    assert failure.startswith("ExecuteUserScriptError:") and "ExitCode 2" in failure
+    assert failure_message(base, log, 2) == (
+        "the job exited with code 2: train.py: error: argument --model-version/--model_version: "
+        "invalid int value: 'one'"
+    )
+
+
+def test_a_sample_with_a_quote_reaches_the_job_unharmed(tmp_path):
+    # make passes SAMPLE in the environment: no shell quoting in between.
+    out = tmp_path / "kept"
+    result = make_local("""SAMPLE=["it's"]""", f"OUT={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "manifest.json").read_text())["sample_input"] == ["it's"]
+
+
+def test_out_naming_a_file_is_refused_and_a_failed_run_leaves_no_out(tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    result = make_local(f"OUT={afile}")
+    assert result.returncode != 0 and "is not an empty folder" in result.stderr
+    out = tmp_path / "new"
+    failed = make_local("HANDLE=/nowhere/model", f"OUT={out}")
+    assert failed.returncode != 0 and not out.exists()
