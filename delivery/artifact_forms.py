@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
-MANIFEST = "manifest.json"
+from packaging_job.packager.manifest import MANIFEST_NAME as MANIFEST
+
 _CHUNK = 1 << 20
 
 

@@ -26,74 +26,20 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 from delivery import artifact_forms as forms
 from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
-from delivery.deployed import deployed_stage
+from delivery.rollback import rollback
 from delivery.smoke import smoke_stage
-from stacks.model_packaging.handler.handler import memory_problem
+from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, stage_access, state_line, verdict
 from stacks.stage.config import load_from_cdk_json
-from stacks.stage.schema import ServerlessServing
 from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class StageAccess:
-    """A stage's name, its stack-name prefix, the clients that reach its account, and
-    what its endpoint takes: serverless serves only a model.tar.gz (rule
-    serverless-model-data), instances an uncompressed prefix. As a target, its
-    `s3` client acts as the stage's promotion role, the only principal the
-    bucket lets write promoted copies and records (`stacks/storage/bucket_guard.py`)."""
-
-    stage: str
-    prefix: str
-    cloudformation: Any
-    s3: Any
-    serverless_memory_mb: int | None = None
-    # Given the promotion role's ARN, an s3 client acting as it (None: `s3` already may write).
-    assume: Callable[[str], Any] | None = None
-    # Serves promoted copies (no packaging job of its own): as a source, it hands on
-    # only what its own promotion log shows it verified.
-    promoted: bool = False
-
-    @property
-    def serverless(self) -> bool:
-        return self.serverless_memory_mb is not None
-
-    @property
-    def serving_stack(self) -> str:
-        return f"{self.prefix}-serving"
-
-    @property
-    def bucket_export(self) -> str:
-        return f"{self.prefix}-bucket-name"
-
-    @property
-    def promotion_role_export(self) -> str:
-        return f"{self.prefix}-promotion-role-arn"
-
-    def writing(self) -> StageAccess:
-        """This stage with its s3 client acting as the stage's promotion role, the only
-        principal its bucket lets write promoted copies and records."""
-        if self.assume is None:
-            return self
-        role = artifacts.export_value(self.cloudformation, self.promotion_role_export)
-        return replace(self, s3=self.assume(role), assume=None)
-
-
-# What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
-Smoke = Callable[[str], dict[str, Any]]
-# Deploys (stage, artifact key, digest, assembly or None) and returns the assembly
-# it deployed (None: not kept).
-Deploy = Callable[[str, str, str, "pathlib.Path | None"], "pathlib.Path | None"]
 
 
 def promote(
@@ -156,26 +102,6 @@ def _require_verified(source: StageAccess, digest: str) -> None:
     )
 
 
-def serving_now(target: StageAccess) -> dict[str, str] | None:
-    """What the target's serving stack reports it serves, or None before its first deploy."""
-    try:
-        uri, digest = artifacts.stage_artifact(target.cloudformation, target.serving_stack)
-    except UserError:
-        return None
-    return {"artifact": uri, "digest": digest}
-
-
-def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
-    """The smoke test's verdict on the stage just deployed (None: not run)."""
-    if smoke is None:
-        return None
-    try:
-        report = smoke(stage)
-    except UserError as error:  # no answer at all is a failed smoke test, recorded as such
-        return {"passed": False, "problems": [str(error)]}
-    return {"passed": not report["problems"], **report}
-
-
 def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
     """The verified promoted copy: written once, never overwritten or deleted.
 
@@ -204,57 +130,6 @@ def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str
         raise
 
 
-def rollback(
-    target: StageAccess,
-    record_key: str,
-    deploy: Deploy,
-    commit: str,
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-    smoke: Smoke | None = None,
-) -> dict[str, Any]:
-    """Serve an earlier record's artifact again, after checking the record names a
-    promoted copy of this stage (content-addressed by its digest), or what the stage
-    served before its first promotion, and the artifact is intact."""
-    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
-    reader = target.writing()
-    earlier = records.resolve(reader.s3, bucket, record_key)
-    digest = str(earlier.get("digest", ""))
-    allowed = {f"s3://{bucket}/{artifacts.promoted_key(digest, archive)}" for archive in (False, True)}
-    if earlier["record"] == records.BEFORE:
-        allowed.add(earlier["target_artifact"])  # as the first promotion's own record says
-    if earlier.get("target_stage") != target.stage or earlier.get("target_artifact") not in allowed:
-        raise PromotionError(
-            f"Record {earlier['record']} does not name a promoted copy of stage {target.stage} for its digest "
-            f"({earlier.get('target_artifact')}): refusing to serve it."
-        )
-    manifest = artifacts.verify(reader.s3, earlier["target_artifact"], digest)
-    fits_memory(target, manifest)
-    _, key = forms.split(earlier["target_artifact"])
-    replaced = serving_now(target)
-    with tempfile.TemporaryDirectory() as folder:
-        # The recorded assembly: the infrastructure that served with this artifact.
-        stored = earlier.get("assembly")
-        restored = stage_assembly.restore(reader.s3, bucket, stored, pathlib.Path(folder)) if stored else None
-        deploy(target.stage, key, digest, restored)
-    record = {key_: value for key_, value in earlier.items() if key_ not in ("previous", "record", "smoke")}
-    record.update(
-        time=now().isoformat(timespec="seconds"),
-        commit=commit,
-        rollback_to=earlier["record"],
-        replaced=replaced,
-        smoke=verdict(smoke, target.stage),
-    )
-    return records.write(target.writing().s3, bucket, record)  # a fresh session, as for a promotion
-
-
-def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
-    """A serverless target must hold the model (the packaging handler's sizing rule)."""
-    if target.serverless_memory_mb is not None:
-        problem = memory_problem(manifest["total_bytes"], target.serverless_memory_mb)
-        if problem:
-            raise PromotionError(f"{target.stage} is serverless and {problem}.")
-
-
 def cdk_deploy(stage: str, artifact_key: str, digest: str, assembly: pathlib.Path | None) -> pathlib.Path:
     """Deploy `stage` pinned to `artifact_key` (no job runs, the serving stack reports
     `digest`): the given assembly, checked to pin exactly that, or one synthesized
@@ -265,26 +140,6 @@ def cdk_deploy(stage: str, artifact_key: str, digest: str, assembly: pathlib.Pat
     stage_assembly.require_pinned(assembly, f"{config.project}-{stage}-serving", artifact_key, digest)
     stage_assembly.deploy(assembly)
     return assembly
-
-
-def stage_access(
-    stage: str, role_arn: str | None = None, target: bool = False, region: str | None = None
-) -> StageAccess:
-    """A source stage, read with the caller's credentials (or `role_arn`), or a target
-    stage, whose bucket is written as its promotion role. `region` is the stage's
-    when its config leaves it to the environment (dev)."""
-    environ = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region} if region else None
-    deployed = deployed_stage(stage, environ, role_arn=role_arn)
-    config = deployed.config
-    return StageAccess(
-        stage,
-        f"{config.project}-{stage}",
-        deployed.client("cloudformation"),
-        deployed.client("s3"),
-        config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else None,
-        assume=(lambda role: deployed.as_role(role, f"promote-{stage}").client("s3")) if target else None,
-        promoted=config.packaging is None,
-    )
 
 
 def current_commit() -> str:
@@ -380,14 +235,6 @@ def summarize(record: dict[str, Any], summary_file: str | None) -> None:
     ]
     with open(summary_file, "a") as handle:
         handle.write("\n".join(lines) + "\n")
-
-
-def state_line(target: StageAccess) -> str:
-    """What the stage serves now, as its serving stack reports it."""
-    now = serving_now(target)
-    if now is None:
-        return f"{target.stage} now: its serving stack reports no artifact (not deployed, or failed)."
-    return f"{target.stage} now serves {now['artifact']} (tree digest {now['digest']})."
 
 
 if __name__ == "__main__":

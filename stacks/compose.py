@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from aws_cdk import Annotations, App, Environment, Tags, Validations, cx_api
+from aws_cdk import Annotations, App, Aspects, Environment, Tags, Validations, cx_api
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.compliance import checkov
 from stacks.rulebook import Violation
 from stacks.rulebook.templates import check_stage
 from stacks.serving.stack import ServingStack
@@ -64,6 +65,7 @@ def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> 
     )
     serving.add_stack_dependency(storage)
     for stack in (storage, serving):
+        Aspects.of(stack).add(checkov.LambdasAndTheirLogs())
         tags = Tags.of(stack)
         for key, value in config.resource_tags:
             tags.add(key, value)

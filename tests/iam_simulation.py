@@ -155,10 +155,11 @@ def decide_on(resource_policy: dict, resource: str, principal: str, action: str,
     return answer
 
 
-def simulate(simulations: list[dict]) -> list[str]:
+def simulate(simulations: list[dict], evaluator: str = "iam_simulate.mjs") -> list[str]:
+    """IAM's decision for each simulation, by `evaluator` (a script of tests/)."""
     answers = json.loads(
         subprocess.run(
-            [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / "iam_simulate.mjs")],
+            [str(ROOT / "node_modules" / ".bin" / "node"), str(ROOT / "tests" / evaluator)],
             input=json.dumps(simulations),
             capture_output=True,
             text=True,

@@ -12,8 +12,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.compliance import checkov
-
 BASIC_EXECUTION_FINDING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
 )
@@ -39,7 +37,6 @@ def log_group(scope: Construct, construct_id: str) -> logs.LogGroup:
     group = logs.LogGroup(
         scope, construct_id, retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
     )
-    checkov.skip(group, checkov.HANDLER_LOGS)
     return group
 
 

@@ -19,6 +19,7 @@ from constructs import Construct
 from stacks.compliance import checkov
 from stacks.compliance.lambdas import lambda_role, python_function
 from stacks.compliance.nag import acknowledge_wildcards
+from stacks.serving.operations import VARIANT_NAME
 
 HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "handler"
 
@@ -69,13 +70,13 @@ class IdleTeardown(Construct):
                 "ENDPOINT_NAME": endpoint_name,
                 "SERVING_STACK": serving_stack,
                 "IDLE_HOURS": str(idle_hours),
+                "VARIANT_NAME": VARIANT_NAME,
             },
         )
         self.function.node.add_dependency(policy)
         checkov.skip(
             self.function,
             {
-                **checkov.DEPLOY_TIME_FUNCTION,
                 "CKV_AWS_115": "Runs once an hour; reserving concurrency would only take it away from the account.",
                 "CKV_AWS_116": "A failed run is logged and the next hour's run repeats the check; a "
                 "dead-letter queue would hold nothing to act on.",

@@ -21,13 +21,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from packaging_job.packager.manifest import MANIFEST_NAME
 from stacks.compliance import checkov
 from stacks.compliance.lambdas import BASIC_EXECUTION_FINDING, lambda_role, log_group, python_function
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.model_packaging import source_archive
 from stacks.stage.images import SERVING_TF_VERSION, training_image
 from stacks.stage.packaging_settings import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS
-from stacks.stage.schema import PackagingConfig, ServerlessServing, StageConfig
+from stacks.stage.schema import ModelConfig, PackagingConfig
 from stacks.storage.stack import PACKAGING_OUTPUT_PREFIX, TRAINING_DATA_KEY
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -40,35 +41,38 @@ QUERY_INTERVAL = Duration.seconds(30)
 SERVICE_TIMEOUT_MARGIN_MINUTES = 5
 
 
-def packaging_of(config: StageConfig) -> PackagingConfig:
-    """The stage's packaging settings; a stage pinned to an artifact has none."""
-    if config.packaging is None:
-        raise ValueError(f"stage {config.stage} serves a pinned artifact: it runs no packaging job")
-    return config.packaging
-
-
-def timeouts(config: StageConfig) -> tuple[Duration, Duration]:
+def timeouts(settings: PackagingConfig) -> tuple[Duration, Duration]:
     """(Provider total timeout, custom resource service timeout), both under an hour."""
-    total = packaging_of(config).budget_minutes + JOB_OVERHEAD_MINUTES
+    total = settings.budget_minutes + JOB_OVERHEAD_MINUTES
     return Duration.minutes(total), Duration.minutes(total + SERVICE_TIMEOUT_MARGIN_MINUTES)
 
 
 class PackagingJob(Construct):
-    """Runs the packaging job on deploy; `artifact_key` and `tree_digest` are its results."""
+    """Runs the packaging job on deploy; `artifact_key` and `tree_digest` are its results.
+
+    `settings` and `model` say what to package and how; the job is named
+    `<job_name_prefix>-<digest of its inputs>`, runs as `role`, writes into
+    `bucket` in the form `compression` names (GZIP for serverless, whose memory
+    `serverless_memory_mb` must hold the model) and tags what it creates."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        settings: PackagingConfig,
+        model: ModelConfig,
+        region: str,
+        job_name_prefix: str,
+        compression: str,
+        serverless_memory_mb: int | None,
+        tags: tuple[tuple[str, str], ...],
         bucket: s3.IBucket,
         role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = packaging_of(config)
         stack = Stack.of(self)
-        image = training_image(config.region, settings.instance_type)
+        image = training_image(region, settings.instance_type)
         archive, archive_digest = source_archive.build(JOB_SOURCE)
         source = s3_assets.Asset(self, "Source", path=str(archive))
         # The job reads its own source; nothing else in the assets bucket.
@@ -84,10 +88,8 @@ class PackagingJob(Construct):
             ],
         )
 
-        job_arns = stack.format_arn(
-            service="sagemaker", resource="training-job", resource_name=f"{config.job_name_prefix}-*"
-        )
-        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{config.job_name_prefix}-*")
+        job_arns = stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{job_name_prefix}-*")
+        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{job_name_prefix}-*")
         handler_role = lambda_role(self, "HandlerRole")
         handler_policy = iam.Policy(
             self,
@@ -123,9 +125,14 @@ class PackagingJob(Construct):
             },
         )
 
-        total_timeout, service_timeout = timeouts(config)
+        total_timeout, service_timeout = timeouts(settings)
         on_event = python_function(
-            self, "OnEvent", source=HANDLER_SOURCE, handler="handler.on_event", role=handler_role, environment={}
+            self,
+            "OnEvent",
+            source=HANDLER_SOURCE,
+            handler="handler.on_event",
+            role=handler_role,
+            environment={"MANIFEST_NAME": MANIFEST_NAME},
         )
         is_complete = python_function(
             self,
@@ -140,7 +147,10 @@ class PackagingJob(Construct):
             timeout=Duration.minutes(15),
             memory_mb=1769,
             # Stop the job before the Provider gives up, rather than rely on a later Delete.
-            environment={"WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds()))},
+            environment={
+                "WAIT_LIMIT_SECONDS": str(int(total_timeout.to_seconds() - 2 * QUERY_INTERVAL.to_seconds())),
+                "MANIFEST_NAME": MANIFEST_NAME,
+            },
         )
         for function in (on_event, is_complete):
             function.node.add_dependency(handler_policy)
@@ -162,8 +172,6 @@ class PackagingJob(Construct):
             ),
         )
         self._acknowledge_provider(provider, [on_event, is_complete])
-        for function in [on_event, is_complete] + _framework_functions(provider):
-            checkov.skip(function, checkov.DEPLOY_TIME_FUNCTION)
         waiter_policy = (
             provider.node.find_child("waiter-state-machine").node.find_child("Role").node.find_child("DefaultPolicy")
         )
@@ -182,16 +190,16 @@ class PackagingJob(Construct):
             resource_type="Custom::TfHubPackagingJob",
             service_timeout=service_timeout,
             properties={
-                "JobNamePrefix": config.job_name_prefix,
+                "JobNamePrefix": job_name_prefix,
                 "RoleArn": role.role_arn,
                 "TrainingImage": image.uri,
                 "SourceUri": source.s3_object_url,
                 "SourceDigest": archive_digest,
-                "HubHandle": config.model.hub_handle,
-                "HubSha256": config.model.hub_sha256 or "",
+                "HubHandle": model.hub_handle,
+                "HubSha256": model.hub_sha256 or "",
                 "Limits": {key: getattr(settings.limits, key) for key in LIMIT_BOUNDS},
-                "ModelName": config.model.name,
-                "ModelVersion": config.model.version,
+                "ModelName": model.name,
+                "ModelVersion": model.version,
                 "Signature": settings.signature,
                 "SampleInput": json.dumps(settings.sample_input) if settings.sample_input is not None else "",
                 "VerifyLoad": settings.verify_load,
@@ -203,9 +211,9 @@ class PackagingJob(Construct):
                 "MaxRuntimeSeconds": settings.max_runtime_minutes * 60,
                 "SpotMaxWaitSeconds": (settings.spot_max_wait_minutes or 0) * 60 or "",
                 "VolumeKmsKeyArn": settings.volume_kms_key_arn or "",
-                "Tags": dict(config.resource_tags),
-                "CompressionType": config.packaging_compression,
-                "ServerlessMemoryMb": config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else "",
+                "Tags": dict(tags),
+                "CompressionType": compression,
+                "ServerlessMemoryMb": serverless_memory_mb or "",
             },
         )
         # The job must be able to read its source and pass its role when it starts.

@@ -130,7 +130,7 @@ ROLLBACK_ALARMS = (1, 10)
 
 
 def instance_family(instance_type: str) -> str | None:
-    match = INSTANCE_TYPE.match(instance_type)
+    match = INSTANCE_TYPE.fullmatch(instance_type)
     return match.group(1) if match else None
 
 

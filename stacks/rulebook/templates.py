@@ -11,12 +11,11 @@ packaging job's artifact, whose form its `CompressionType` decides.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from typing import Any
 
 from stacks.rulebook import Violation, violation
 from stacks.rulebook import requests as api
+from stacks.rulebook.policies import ALARM_ARN, CLOUDWATCH, proves
 
 PACKAGING_TYPE = "Custom::TfHubPackagingJob"
 _UNKNOWN = "{?}"
@@ -137,7 +136,7 @@ class _Stage:
         missing = [
             name
             for name in alarms
-            if not _proves(
+            if not proves(
                 statements, None, "cloudwatch:DescribeAlarms", lambda arn, n=name: self.is_alarm_arn(arn, n), ()
             )
         ]
@@ -146,7 +145,7 @@ class _Stage:
         return found
 
     def is_alarm_arn(self, arn: Any, name: str) -> bool:
-        match = _ALARM_ARN.match(arn) if isinstance(arn, str) else None
+        match = ALARM_ARN.match(arn) if isinstance(arn, str) else None
         return bool(
             match and match["region"] in self.regions and match["account"] in self.accounts and match["name"] == name
         )
@@ -196,7 +195,7 @@ class _Stage:
             return False
         statements = self.text(resource["Properties"]["KeyPolicy"]["Statement"])
         return all(
-            _proves(statements, _CLOUDWATCH, action, lambda _: True, self.alarm_conditions(alarm_name))
+            proves(statements, CLOUDWATCH, action, lambda _: True, self.alarm_conditions(alarm_name))
             for action in ("kms:Decrypt", "kms:GenerateDataKey")
         )
 
@@ -209,7 +208,7 @@ class _Stage:
         if not policies:
             return True  # SNS's default policy lets the account's alarms publish
         statements = [self.text(s) for p in policies for s in p["PolicyDocument"]["Statement"]]
-        return _proves(statements, _CLOUDWATCH, "sns:Publish", lambda _: True, self.alarm_conditions(alarm_name))
+        return proves(statements, CLOUDWATCH, "sns:Publish", lambda _: True, self.alarm_conditions(alarm_name))
 
     def alarm_conditions(self, alarm_name: Any) -> tuple[dict, ...]:
         """The conditions a statement for CloudWatch may carry and still be proved to
@@ -224,65 +223,6 @@ class _Stage:
             },
             {"StringEquals": {"aws:SourceAccount": lambda account: account in self.accounts}},
         )
-
-
-_CLOUDWATCH = "cloudwatch.amazonaws.com"
-# Placeholders such as {AWS::AccountId} hold colons of their own.
-_ALARM_ARN = re.compile(
-    r"^arn:[^:]+:cloudwatch:(?P<region>\{AWS::Region\}|[^:]+):"
-    r"(?P<account>\{AWS::AccountId\}|[^:]+):alarm:(?P<name>.+)$"
-)
-# The one Deny the project's policies carry that a service's own request never meets.
-_TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
-
-
-def _listed(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _matches(patterns: Any, value: str) -> bool:
-    return any(isinstance(p, str) and fnmatch.fnmatchcase(value.lower(), p.lower()) for p in _listed(patterns))
-
-
-def _applies_to(statement: dict, service: str | None) -> bool:
-    """Whether the statement's principal covers `service` (None: an identity policy)."""
-    if service is None:
-        return "Principal" not in statement
-    principal = statement.get("Principal")
-    return principal == "*" or (
-        isinstance(principal, dict)
-        and (service in _listed(principal.get("Service", [])) or "*" in _listed(principal.get("AWS", [])))
-    )
-
-
-def _proves(
-    statements: list[dict], service: str | None, action: str, resource_ok: Any, allowed_conditions: tuple[dict, ...]
-) -> bool:
-    """True only when the statements certainly let `service` (or the role) do
-    `action`: an Allow naming it, on a resource `resource_ok` accepts, whose
-    conditions are all among `allowed_conditions` (operator -> key -> predicate),
-    and no Deny that could apply other than TLS-only. Anything else is not
-    proved: the gate fails closed."""
-
-    def conditions_hold(condition: dict) -> bool:
-        for operator, keys in condition.items():
-            for key, value in keys.items():
-                checks = [c[operator][key] for c in allowed_conditions if key in c.get(operator, {})]
-                if not checks or not checks[0](value):
-                    return False
-        return True
-
-    allowed = False
-    for statement in statements:
-        if not _applies_to(statement, service) or not _matches(statement.get("Action"), action):
-            continue
-        if statement.get("Effect") == "Deny" and statement.get("Condition") != _TLS_ONLY:
-            return False
-        if statement.get("Effect") == "Allow" and any(
-            r == "*" or resource_ok(r) for r in _listed(statement.get("Resource", "*"))
-        ):
-            allowed = allowed or conditions_hold(statement.get("Condition", {}))
-    return allowed
 
 
 def as_sent_to_custom_resource(value: Any) -> Any:

@@ -17,7 +17,9 @@ from constructs import Construct
 from stacks.sagemaker_access import alarm_arn
 from stacks.stage.schema import Alarms, Autoscaling, Deployment
 
-VARIANT_DIMENSION = "AllTraffic"
+# The one variant of every endpoint: its name is in alarms, autoscaling and the
+# idle-teardown handler (which gets it through its environment).
+VARIANT_NAME = "AllTraffic"
 # CloudWatch reports ModelLatency in microseconds.
 _MICROSECONDS_PER_MS = 1000
 
@@ -76,7 +78,7 @@ class EndpointAlarms(Construct):
         )
         for email in settings.emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
-        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_DIMENSION}
+        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         errors_name, latency_name = names
         self.errors = cloudwatch.Alarm(
             self,
@@ -164,7 +166,7 @@ class EndpointAutoscaling(Construct):
             "Target",
             service_namespace="sagemaker",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT_DIMENSION}",
+            resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}",
             min_capacity=settings.min_instances,
             max_capacity=settings.max_instances,
         )

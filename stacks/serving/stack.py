@@ -23,37 +23,48 @@ from stacks.compliance import checkov
 from stacks.model_packaging.construct import PackagingJob
 from stacks.rulebook.limits import has_instance_store
 from stacks.serving.model_role import ModelRole
-from stacks.serving.operations import EndpointAlarms, EndpointAutoscaling, deployment_config
+from stacks.serving.operations import VARIANT_NAME, EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.stage.images import ContainerImage, serving_image
-from stacks.stage.schema import InstanceServing, StageConfig
+from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing, StageConfig
 from stacks.storage.stack import DATA_CAPTURE_PREFIX, StorageExports
 
-VARIANT_NAME = "AllTraffic"
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
 
 
 class TfServingEndpoint(Construct):
-    """A TF Serving model behind a real-time or serverless endpoint."""
+    """A TF Serving model behind a real-time or serverless endpoint.
+
+    `endpoint_name` serves `model_name` from `model_data_uri` on `serving`; with
+    `alarms`, the alarms `alarm_names` watch it, and a `deployment` shifts
+    traffic on update, rolled back on `rollback_alarms`; with
+    `data_capture_percent`, requests are sampled to `data_capture_uri`."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        endpoint_name: str,
+        model_name: str,
+        serving: InstanceServing | ServerlessServing,
         image: ContainerImage,
         model_role: ModelRole,
         model_data_uri: str,
         model_data_is_prefix: bool,
+        alarms: Alarms | None = None,
+        alarm_names: tuple[str, str] = ("", ""),
+        deployment: Deployment | None = None,
+        rollback_alarms: tuple[str, ...] = (),
+        data_capture_percent: int | None = None,
         data_capture_uri: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Serverless endpoints do not support network isolation; on instances
         # the container gets no network access at all.
-        isolated = not config.is_serverless
+        isolated = isinstance(serving, InstanceServing)
         container = sagemaker.CfnModel.ContainerDefinitionProperty(
             image=image.uri,
-            environment={"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": config.model.name},
+            environment={"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": model_name},
             **_model_data(model_data_uri, model_data_is_prefix),
         )
         self.model = sagemaker.CfnModel(
@@ -87,7 +98,6 @@ class TfServingEndpoint(Construct):
         )
 
         config_kwargs: dict[str, Any] = {}
-        serving = config.serving
         if isinstance(serving, InstanceServing):
             variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 variant_name=VARIANT_NAME,
@@ -100,7 +110,7 @@ class TfServingEndpoint(Construct):
                 self.volume_key = kms.Key(
                     self,
                     "VolumeKey",
-                    description=f"Encrypts the ML storage volumes of endpoint {config.endpoint_name}",
+                    description=f"Encrypts the ML storage volumes of endpoint {endpoint_name}",
                     enable_key_rotation=True,
                     pending_window=Duration.days(7),
                     removal_policy=RemovalPolicy.DESTROY,
@@ -115,10 +125,10 @@ class TfServingEndpoint(Construct):
                     max_concurrency=serving.max_concurrency,
                 ),
             )
-        if config.data_capture_percent and data_capture_uri:
+        if data_capture_percent and data_capture_uri:
             config_kwargs["data_capture_config"] = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
-                initial_sampling_percentage=config.data_capture_percent,
+                initial_sampling_percentage=data_capture_percent,
                 destination_s3_uri=data_capture_uri,
                 capture_options=[
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in ("Input", "Output")
@@ -132,26 +142,20 @@ class TfServingEndpoint(Construct):
                 Acknowledgment(
                     id="AwsSolutions-SM2",
                     reason="Serverless endpoints have no ML storage volume to encrypt."
-                    if config.is_serverless
+                    if isinstance(serving, ServerlessServing)
                     else "This instance type's storage is local NVMe instance store, "
                     "hardware-encrypted; SageMaker rejects a KmsKeyId for it.",
                 )
             )
         endpoint_kwargs: dict[str, Any] = {}
         self.alarms = None
-        if config.alarms:
+        if alarms:
             self.alarms = EndpointAlarms(
-                self,
-                "Alarms",
-                endpoint_name=config.endpoint_name,
-                names=config.alarm_names,
-                settings=config.alarms,
+                self, "Alarms", endpoint_name=endpoint_name, names=alarm_names, settings=alarms
             )
-        if config.deployment:
+        if deployment:
             # By name, as the execution role's DescribeAlarms grant names them.
-            endpoint_kwargs["deployment_config"] = deployment_config(
-                config.deployment, list(config.alarm_names) if config.rolls_back_on_alarms else []
-            )
+            endpoint_kwargs["deployment_config"] = deployment_config(deployment, list(rollback_alarms))
         scaling = serving.autoscaling if isinstance(serving, InstanceServing) else None
         if scaling:
             # Keep the instance count autoscaling chose across updates; weights
@@ -165,7 +169,7 @@ class TfServingEndpoint(Construct):
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=config.endpoint_name,
+            endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             **endpoint_kwargs,
         )
@@ -177,7 +181,7 @@ class TfServingEndpoint(Construct):
                 self,
                 "Autoscaling",
                 endpoint=self.endpoint,
-                endpoint_name=config.endpoint_name,
+                endpoint_name=endpoint_name,
                 settings=scaling,
             )
 
@@ -217,7 +221,21 @@ class ServingStack(Stack):
         if config.packaging:
             # What the packaging job wrote: a model.tar.gz for serverless, else a prefix.
             packaging_role = iam.Role.from_role_arn(self, "PackagingRole", Fn.import_value(storage.packaging_role_arn))
-            self.packaging = PackagingJob(self, "Packaging", config=config, bucket=bucket, role=packaging_role)
+            self.packaging = PackagingJob(
+                self,
+                "Packaging",
+                settings=config.packaging,
+                model=config.model,
+                region=config.region,
+                job_name_prefix=config.job_name_prefix,
+                compression=config.packaging_compression,
+                serverless_memory_mb=config.serving.memory_mb
+                if isinstance(config.serving, ServerlessServing)
+                else None,
+                tags=config.resource_tags,
+                bucket=bucket,
+                role=packaging_role,
+            )
             artifact_key, is_prefix = self.packaging.artifact_key, config.packaging_compression == "NONE"
             CfnOutput(self, "TreeDigest", value=self.packaging.tree_digest)
             CfnOutput(self, "PackagingJobName", value=self.packaging.job_name)
@@ -244,11 +262,18 @@ class ServingStack(Stack):
         self.serving = TfServingEndpoint(
             self,
             "TfServing",
-            config=config,
+            endpoint_name=config.endpoint_name,
+            model_name=config.model.name,
+            serving=config.serving,
             image=image,
             model_role=model_role,
             model_data_uri=artifact_uri,
             model_data_is_prefix=is_prefix,
+            alarms=config.alarms,
+            alarm_names=config.alarm_names,
+            deployment=config.deployment,
+            rollback_alarms=config.alarm_names if config.rolls_back_on_alarms else (),
+            data_capture_percent=config.data_capture_percent,
             data_capture_uri=f"s3://{bucket.bucket_name}/{DATA_CAPTURE_PREFIX}",
         )
 

@@ -27,6 +27,7 @@ from stacks.stage.schema import (
     ARTIFACTS_PREFIX,
     REMOVAL_POLICIES,
     ConfigError,
+    PackagingConfig,
     ServerlessServing,
     StageConfig,
     breaks_rule,
@@ -35,28 +36,19 @@ from stacks.stage.serving_settings import read_production, read_serving
 
 # SageMaker endpoint names: alphanumerics and hyphens, 63 characters at most.
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-*[a-zA-Z0-9])*$")
-
-
 # The project also starts stack names, which must begin with a letter.
 _PROJECT = re.compile(r"^[a-zA-Z](?:-*[a-zA-Z0-9])*$")
-
-
 _ENDPOINT_NAME_MAX = 63
-
-
-_ACCOUNT = re.compile(r"^\d{12}$")
-
-
+# ASCII digits only: \d also takes other scripts' digits.
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
 # An IAM role or user that may assume the promotion role (ArnLike patterns allowed).
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/*-]+$")
-
-
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/*-]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-
-
+# A stage names stacks, exports, GitHub environments and the endpoint.
+_STAGE = re.compile(r"^[a-z](?:-?[a-z0-9]){0,19}$")
+_BUILT_IN_TAGS = ("project", "stage")
+_USER_TAGS_MAX = 50 - len(_BUILT_IN_TAGS)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-
-
 _ARTIFACT_SUFFIXES = (".tar.gz", "/")
 
 
@@ -81,7 +73,7 @@ def load_stage_config(
     wrong account.
     """
     project = string(context, "project", "project")
-    if not _PROJECT.match(project):
+    if not _PROJECT.fullmatch(project):
         raise ConfigError(
             f"project: {project!r} is not allowed; start with a letter, then letters, "
             "digits and hyphens (no trailing hyphen)"
@@ -89,10 +81,17 @@ def load_stage_config(
     stages = context.get("stages")
     if not isinstance(stages, Mapping) or not stages:
         raise ConfigError("stages: missing; declare at least one stage in cdk.json context")
+    for name in stages:
+        if not isinstance(name, str) or not _STAGE.fullmatch(name):
+            raise ConfigError(
+                f"stages: stage name {name!r} is not allowed; start with a lowercase letter, then lowercase "
+                "letters, digits and single hyphens, at most 20 characters (it names stacks, exports, "
+                "GitHub environments and the endpoint)"
+            )
     if stage not in stages:
         raise ConfigError(f"stage: {stage!r} is not declared; allowed: {', '.join(sorted(stages))}")
     endpoint_name = f"{project}-{stage}"
-    if len(endpoint_name) > _ENDPOINT_NAME_MAX or not _ENDPOINT_NAME.match(endpoint_name):
+    if len(endpoint_name) > _ENDPOINT_NAME_MAX or not _ENDPOINT_NAME.fullmatch(endpoint_name):
         raise ConfigError(
             f"stage: {stage!r} makes endpoint name {endpoint_name!r}, which is not a valid "
             f"SageMaker endpoint name (letters, digits, hyphens, {_ENDPOINT_NAME_MAX} "
@@ -155,7 +154,9 @@ def load_stage_config(
         region=region,
         model=model,
         serving=serving,
-        packaging=read_packaging(raw["packaging"], f"{where}.packaging") if "packaging" in raw else None,
+        packaging=_in_region(read_packaging(raw["packaging"], f"{where}.packaging"), region, where)
+        if "packaging" in raw
+        else None,
         pinned_artifact_key=pinned,
         pinned_artifact_digest=_digest(artifact_digest, artifact),
         retain_data=choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
@@ -201,7 +202,7 @@ def _account(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_
         value = fallback
     if value is None:
         raise ConfigError(f"{where}.account: missing; set the 12-digit AWS account id")
-    if not isinstance(value, str) or not _ACCOUNT.match(value):
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
         raise ConfigError(f"{where}.account: {value!r} is not allowed; expected a 12-digit account id")
     return value
 
@@ -222,7 +223,7 @@ def _region(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_b
 
 
 def _promoters(value: Any, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and _PRINCIPAL_ARN.match(v) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and _PRINCIPAL_ARN.fullmatch(v) for v in value):
         raise ConfigError(
             f"{key}: {value!r} is not allowed; expected a list of IAM role or user ARNs "
             "(arn:aws:iam::ACCOUNT:role/NAME), the principals that run promotions to this stage"
@@ -230,10 +231,21 @@ def _promoters(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _in_region(packaging: PackagingConfig, region: str, where: str) -> PackagingConfig:
+    """A KMS key encrypts volumes only in its own region."""
+    key_arn = packaging.volume_kms_key_arn
+    if key_arn and key_arn.split(":")[3] != region:
+        raise ConfigError(
+            f"{where}.packaging.volume_kms_key_arn: {key_arn!r} is not allowed; the key is in "
+            f"{key_arn.split(':')[3]}, the stage in {region}: use a key of {region}"
+        )
+    return packaging
+
+
 def _digest(digest: str | None, artifact: str | None) -> str | None:
     if digest is None:
         return None
-    if artifact is None or not re.fullmatch(r"[0-9a-f]{64}", digest):
+    if artifact is None or not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ConfigError(
             f"artifact_digest: {digest!r} is not allowed; a sha256 tree digest (64 hex "
             "characters), given together with -c artifact=KEY"
@@ -255,13 +267,20 @@ def _pinned_artifact(value: Any, key: str) -> str:
 def _tags(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object of string to string")
+    if len(raw) > _USER_TAGS_MAX:
+        raise ConfigError(
+            f"{where}: {len(raw)} tags are not allowed; at most {_USER_TAGS_MAX} (AWS allows 50 per resource, "
+            "and every resource also carries 'project' and 'stage')"
+        )
     for key, value in raw.items():
-        if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+        if key in _BUILT_IN_TAGS:
+            raise ConfigError(f"{where}: key {key!r} is not allowed; the project sets it on every resource")
+        if not _TAG_KEY.fullmatch(key) or key.lower().startswith("aws:"):
             raise ConfigError(
                 f"{where}: key {key!r} is not allowed; 1-128 letters, digits, spaces or "
                 "_ . : / = + - @, not starting with 'aws:'"
             )
-        if not isinstance(value, str) or not _TAG_VALUE.match(value):
+        if not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
             raise ConfigError(
                 f"{where}.{key}: {value!r} is not allowed; a string of up to 256 letters, "
                 "digits, spaces or _ . : / = + - @"

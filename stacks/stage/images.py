@@ -55,7 +55,6 @@ SERVING_TF_VERSION = "2.20.0"
 TRAINING_TF_VERSION = "2.21.0"
 TRAINING_PY_VERSION = "py312"
 _FRAMEWORK = "tensorflow"
-
 # AWS Deep Learning Containers developer guide, "Support Policy": "DLCs hit their
 # end of patch date 365 days after the GitHub release date" (the dates per
 # version: the framework support policy table of aws/deep-learning-containers).

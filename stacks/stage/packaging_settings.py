@@ -15,15 +15,13 @@ from stacks.stage.schema import ConfigError, ModelConfig, PackagingConfig, break
 # TF Serving discovers `<model_name>/<version>/saved_model.pb`; SageMaker names
 # and S3 keys must be able to carry the model name too.
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62})$")
-
-
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def read_model(raw: Mapping[str, Any], where: str) -> ModelConfig:
     no_unknown_keys(raw, where, {"name", "version", "hub_handle", "hub_sha256"})
     name = string(raw, "name", f"{where}.name")
-    if not _MODEL_NAME.match(name):
+    if not _MODEL_NAME.fullmatch(name):
         raise ConfigError(
             f"{where}.name: {name!r} is not allowed; use letters, digits, '-' and '_' "
             "(63 characters at most, starting with a letter or digit)"
@@ -46,7 +44,7 @@ def hub_handle(value: str, key: str) -> str:
 
 
 def sha256(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not SHA256.match(value):
+    if not isinstance(value, str) or not SHA256.fullmatch(value):
         raise ConfigError(f"{key}: {value!r} is not allowed; expected a sha256 (64 lowercase hex characters)")
     return value
 
@@ -61,15 +59,9 @@ def hyperparameter(value: str, key: str) -> str:
 # CloudFormation gives a custom resource one hour; provisioning the instance,
 # downloading the image and uploading the artifact take the rest.
 CLOUDFORMATION_LIMIT_MINUTES = 60
-
-
 JOB_OVERHEAD_MINUTES = 15
-
-
 MAX_JOB_MINUTES = CLOUDFORMATION_LIMIT_MINUTES - JOB_OVERHEAD_MINUTES - 5
-
-
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]{36}$")
 
 
 def read_packaging(raw: Any, where: str) -> PackagingConfig:
@@ -91,7 +83,7 @@ def read_packaging(raw: Any, where: str) -> PackagingConfig:
         },
     )
     instance_type = string(raw, "instance_type", f"{where}.instance_type")
-    if not limits.INSTANCE_TYPE.match(instance_type):
+    if not limits.INSTANCE_TYPE.fullmatch(instance_type):
         raise ConfigError(
             f"{where}.instance_type: {instance_type!r} is not allowed; expected a SageMaker "
             "instance type such as 'ml.m5.xlarge' (it starts with 'ml.')"
@@ -102,7 +94,7 @@ def read_packaging(raw: Any, where: str) -> PackagingConfig:
         # SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
         spot_wait = job_minutes(raw, "spot_max_wait_minutes", where, low=runtime)
     key_arn = raw.get("volume_kms_key_arn")
-    if key_arn is not None and (not isinstance(key_arn, str) or not _KMS_KEY_ARN.match(key_arn)):
+    if key_arn is not None and (not isinstance(key_arn, str) or not _KMS_KEY_ARN.fullmatch(key_arn)):
         raise ConfigError(
             f"{where}.volume_kms_key_arn: {key_arn!r} is not allowed; expected a KMS key ARN "
             "(arn:aws:kms:REGION:ACCOUNT:key/ID)"

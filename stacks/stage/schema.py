@@ -10,11 +10,7 @@ from packaging_job.packager.archive import Limits
 from stacks.rulebook import RULES
 
 INSTANCE_COUNT = (1, 100)
-
-
 REMOVAL_POLICIES = ("destroy", "retain")
-
-
 ARTIFACTS_PREFIX = "artifacts/"
 
 

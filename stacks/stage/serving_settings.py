@@ -30,7 +30,7 @@ def read_serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Server
         inst = mapping(raw, "instances", sub)
         no_unknown_keys(inst, sub, {"type", "count", "autoscaling"})
         instance_type = string(inst, "type", f"{sub}.type")
-        if not limits.INSTANCE_TYPE.match(instance_type):
+        if not limits.INSTANCE_TYPE.fullmatch(instance_type):
             raise ConfigError(
                 f"{sub}.type: {instance_type!r} is not allowed; expected a SageMaker "
                 "instance type such as 'ml.m5.large' (it starts with 'ml.')"
@@ -59,8 +59,6 @@ def read_serving(raw: Mapping[str, Any], where: str) -> InstanceServing | Server
 
 
 DEPLOYMENT_STRATEGIES = ("all_at_once", "canary", "linear")
-
-
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -88,7 +86,7 @@ def read_production(
         alarms = mapping(raw, "alarms", sub)
         no_unknown_keys(alarms, sub, {"emails", "max_model_latency_ms", "max_5xx_errors"})
         emails = alarms.get("emails", [])
-        if not isinstance(emails, list) or not all(isinstance(e, str) and _EMAIL.match(e) for e in emails):
+        if not isinstance(emails, list) or not all(isinstance(e, str) and _EMAIL.fullmatch(e) for e in emails):
             raise ConfigError(f"{sub}.emails: {emails!r} is not allowed; expected a list of e-mail addresses")
         settings["alarms"] = Alarms(
             emails=tuple(emails),

@@ -125,9 +125,6 @@ class ArtifactStore(Construct):
             install_latest_aws_sdk=False,
         )
         provider = _aws_custom_resource_provider(self)
-        checkov.skip(provider.node.find_child("Resource"), checkov.DEPLOY_TIME_FUNCTION)
-        if provider.node.try_find_child("LogGroup"):
-            checkov.skip(provider.node.find_child("LogGroup"), checkov.HANDLER_LOGS)
         Validations.of(provider).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
@@ -179,9 +176,6 @@ class StorageStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.store = ArtifactStore(self, "Artifacts", retain=config.retain_data)
-        auto_delete = _auto_delete_provider(self)
-        if auto_delete:
-            checkov.skip(auto_delete.node.find_child("Handler"), checkov.DEPLOY_TIME_FUNCTION)
         bucket = self.store.bucket
         packaging = None
         if config.packaging:

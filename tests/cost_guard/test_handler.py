@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from stacks.cost_guard.handler.handler import decide
+from stacks.serving.operations import VARIANT_NAME
 
 REGION = "us-east-1"
 ENDPOINT, STACK = "tfhub-serving-dev", "tfhub-serving-dev-serving"
@@ -29,7 +30,7 @@ def aws():
             EndpointConfigName="c",
             ProductionVariants=[
                 {
-                    "VariantName": "AllTraffic",
+                    "VariantName": VARIANT_NAME,
                     "ModelName": "m",
                     "InitialInstanceCount": 1,
                     "InstanceType": "ml.m5.large",
@@ -55,7 +56,7 @@ def invoked(cloudwatch, when, count=3):
                 "Timestamp": when,
                 "Dimensions": [
                     {"Name": "EndpointName", "Value": ENDPOINT},
-                    {"Name": "VariantName", "Value": "AllTraffic"},
+                    {"Name": "VariantName", "Value": VARIANT_NAME},
                 ],
             }
         ],
@@ -71,7 +72,7 @@ def stacks(cloudformation):
 def test_an_idle_endpoint_is_taken_down_through_its_stack(aws):
     cloudwatch, sagemaker, cloudformation = aws
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=9)
-    assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, later) == "deleted"
+    assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, later, variant=VARIANT_NAME) == "deleted"
     assert stacks(cloudformation) == []
 
 
@@ -80,20 +81,26 @@ def test_an_endpoint_in_use_stays(aws):
     now = dt.datetime.now(dt.UTC)
     invoked(cloudwatch, now + dt.timedelta(hours=8))
     later = now + dt.timedelta(hours=9)
-    assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, later) == "in-use"
+    assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, later, variant=VARIANT_NAME) == "in-use"
     assert stacks(cloudformation) == [STACK]
 
 
 def test_a_freshly_deployed_endpoint_gets_its_full_window(aws):
     cloudwatch, sagemaker, cloudformation = aws
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, soon) == "recently-changed"
+    assert (
+        decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, soon, variant=VARIANT_NAME)
+        == "recently-changed"
+    )
     assert stacks(cloudformation) == [STACK]
 
 
 def test_no_endpoint_nothing_to_do(aws):
     cloudwatch, sagemaker, cloudformation = aws
-    assert decide(cloudwatch, sagemaker, cloudformation, "other", STACK, 8, dt.datetime.now(dt.UTC)) == "no-endpoint"
+    assert (
+        decide(cloudwatch, sagemaker, cloudformation, "other", STACK, 8, dt.datetime.now(dt.UTC), variant=VARIANT_NAME)
+        == "no-endpoint"
+    )
 
 
 def test_a_stack_being_deployed_is_left_alone():
@@ -121,4 +128,6 @@ def test_a_stack_being_deployed_is_left_alone():
             {"Stacks": [{"StackName": STACK, "CreationTime": long_ago, "StackStatus": "UPDATE_IN_PROGRESS"}]},
         )
         # No delete_stack is planned: the Stubber fails on any unplanned call.
-        assert decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, now) == "stack-busy"
+        assert (
+            decide(cloudwatch, sagemaker, cloudformation, ENDPOINT, STACK, 8, now, variant=VARIANT_NAME) == "stack-busy"
+        )

@@ -22,11 +22,11 @@ logger.setLevel(logging.INFO)
 _SETTLED = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 
 
-def invocations(cloudwatch, endpoint: str, start: dt.datetime, end: dt.datetime) -> float:
+def invocations(cloudwatch, endpoint: str, variant: str, start: dt.datetime, end: dt.datetime) -> float:
     points = cloudwatch.get_metric_statistics(
         Namespace="AWS/SageMaker",
         MetricName="Invocations",
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
         StartTime=start,
         EndTime=end,
         Period=3600,
@@ -35,7 +35,17 @@ def invocations(cloudwatch, endpoint: str, start: dt.datetime, end: dt.datetime)
     return sum(point["Sum"] for point in points)
 
 
-def decide(cloudwatch, sagemaker, cloudformation, endpoint: str, stack: str, idle_hours: int, now: dt.datetime) -> str:
+def decide(
+    cloudwatch,
+    sagemaker,
+    cloudformation,
+    endpoint: str,
+    stack: str,
+    idle_hours: int,
+    now: dt.datetime,
+    *,
+    variant: str,
+) -> str:
     """What was done, as a word: 'deleted', or why not."""
     try:
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -45,7 +55,7 @@ def decide(cloudwatch, sagemaker, cloudformation, endpoint: str, stack: str, idl
     # An endpoint created or updated inside the window has not been idle that long.
     if described["LastModifiedTime"] > start:
         return "recently-changed"
-    if invocations(cloudwatch, endpoint, start, now) > 0:
+    if invocations(cloudwatch, endpoint, variant, start, now) > 0:
         return "in-use"
     try:
         (status,) = [s["StackStatus"] for s in cloudformation.describe_stacks(StackName=stack)["Stacks"]]
@@ -67,6 +77,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
         os.environ["SERVING_STACK"],
         int(os.environ["IDLE_HOURS"]),
         dt.datetime.now(dt.UTC),
+        variant=os.environ["VARIANT_NAME"],
     )
     logger.info("idle teardown: %s", result)
     return {"result": result}

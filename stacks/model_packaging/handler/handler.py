@@ -24,7 +24,6 @@ from botocore.exceptions import ClientError
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
-MANIFEST = "manifest.json"
 TRAIN_CHANNEL = "train"
 # A job in these states will never yield an artifact: never adopt one.
 _FINISHED_BADLY = ("Failed", "Stopped", "Stopping", "Deleting")
@@ -59,6 +58,11 @@ def memory_problem(model_bytes: int, memory_mb: int) -> str | None:
 # A throttle or a 5xx is retried (botocore's standard mode): one hiccup must not
 # fail a deploy that waited most of an hour, nor start a second job.
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+def manifest_name() -> str:
+    """The job's manifest file, as the construct names it (from the packager that writes it)."""
+    return os.environ["MANIFEST_NAME"]
 
 
 def client(service: str):
@@ -303,7 +307,7 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         }
     if status in ("Failed", "Stopped", "Deleting"):
         raise RuntimeError(f"Packaging job {name} {status.lower()}: {job.get('FailureReason', 'no reason given')}")
-    limit = int(os.environ.get("WAIT_LIMIT_SECONDS", "3000"))
+    limit = int(os.environ["WAIT_LIMIT_SECONDS"])
     if time.time() - job["CreationTime"].timestamp() > limit:
         # Stop it now rather than leave it to the Delete that CloudFormation's
         # rollback may or may not send after the Provider gives up.
@@ -329,13 +333,13 @@ def read_manifest(artifact: str) -> dict[str, Any]:
     bucket, _, key = artifact.removeprefix("s3://").partition("/")
     try:
         if not artifact.endswith(".tar.gz"):
-            return json.loads(client("s3").get_object(Bucket=bucket, Key=f"{key}{MANIFEST}")["Body"].read())
+            return json.loads(client("s3").get_object(Bucket=bucket, Key=f"{key}{manifest_name()}")["Body"].read())
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.isfile() and member.name.removeprefix("./") == MANIFEST:
+                if member.isfile() and member.name.removeprefix("./") == manifest_name():
                     return json.loads(cast(IO[bytes], archive.extractfile(member)).read())
-        raise RuntimeError(f"The packaging job completed but {artifact} holds no {MANIFEST}.")
+        raise RuntimeError(f"The packaging job completed but {artifact} holds no {manifest_name()}.")
     except ClientError as error:
         raise RuntimeError(
             f"The packaging job completed but {artifact} cannot be read "
@@ -350,7 +354,7 @@ def _artifact_present(job: dict[str, Any]) -> bool:
     artifact = artifact_uri(job)
     bucket, _, key = artifact.removeprefix("s3://").partition("/")
     try:
-        client("s3").head_object(Bucket=bucket, Key=key if artifact.endswith(".tar.gz") else f"{key}{MANIFEST}")
+        client("s3").head_object(Bucket=bucket, Key=key if artifact.endswith(".tar.gz") else f"{key}{manifest_name()}")
     except ClientError as error:
         # Only a definite "not found" means the artifact is gone; anything else is
         # no answer, and starting a new job on no answer would waste one.

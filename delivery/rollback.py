@@ -1,0 +1,59 @@
+"""`make promote TO=... RECORD=...`: serve an earlier record again, with the
+assembly recorded beside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from delivery import artifact_forms as forms
+from delivery import artifacts, records
+from delivery import assembly as stage_assembly
+from delivery.artifacts import PromotionError
+from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, verdict
+
+
+def rollback(
+    target: StageAccess,
+    record_key: str,
+    deploy: Deploy,
+    commit: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    smoke: Smoke | None = None,
+) -> dict[str, Any]:
+    """Serve an earlier record's artifact again, after checking the record names a
+    promoted copy of this stage (content-addressed by its digest), or what the stage
+    served before its first promotion, and the artifact is intact."""
+    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    reader = target.writing()
+    earlier = records.resolve(reader.s3, bucket, record_key)
+    digest = str(earlier.get("digest", ""))
+    allowed = {f"s3://{bucket}/{artifacts.promoted_key(digest, archive)}" for archive in (False, True)}
+    if earlier["record"] == records.BEFORE:
+        allowed.add(earlier["target_artifact"])  # as the first promotion's own record says
+    if earlier.get("target_stage") != target.stage or earlier.get("target_artifact") not in allowed:
+        raise PromotionError(
+            f"Record {earlier['record']} does not name a promoted copy of stage {target.stage} for its digest "
+            f"({earlier.get('target_artifact')}): refusing to serve it."
+        )
+    manifest = artifacts.verify(reader.s3, earlier["target_artifact"], digest)
+    fits_memory(target, manifest)
+    _, key = forms.split(earlier["target_artifact"])
+    replaced = serving_now(target)
+    with tempfile.TemporaryDirectory() as folder:
+        # The recorded assembly: the infrastructure that served with this artifact.
+        stored = earlier.get("assembly")
+        restored = stage_assembly.restore(reader.s3, bucket, stored, pathlib.Path(folder)) if stored else None
+        deploy(target.stage, key, digest, restored)
+    record = {key_: value for key_, value in earlier.items() if key_ not in ("previous", "record", "smoke")}
+    record.update(
+        time=now().isoformat(timespec="seconds"),
+        commit=commit,
+        rollback_to=earlier["record"],
+        replaced=replaced,
+        smoke=verdict(smoke, target.stage),
+    )
+    return records.write(target.writing().s3, bucket, record)  # a fresh session, as for a promotion

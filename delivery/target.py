@@ -1,0 +1,126 @@
+"""A stage as a promotion or rollback reaches it: its clients (writing as its
+promotion role), what it serves now, whether it holds a model, and the smoke
+test's verdict on it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from delivery import artifacts
+from delivery.artifacts import PromotionError
+from delivery.deployed import deployed_stage
+from stacks.model_packaging.handler.handler import memory_problem
+from stacks.stage.schema import ServerlessServing
+from tools.cli import UserError
+
+# What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
+Smoke = Callable[[str], dict[str, Any]]
+
+
+# Deploys (stage, artifact key, digest, assembly or None) and returns the assembly
+# it deployed (None: not kept).
+Deploy = Callable[[str, str, str, "pathlib.Path | None"], "pathlib.Path | None"]
+
+
+@dataclass(frozen=True)
+class StageAccess:
+    """A stage's name, its stack-name prefix, the clients that reach its account, and
+    what its endpoint takes: serverless serves only a model.tar.gz (rule
+    serverless-model-data), instances an uncompressed prefix. As a target, its
+    `s3` client acts as the stage's promotion role, the only principal the
+    bucket lets write promoted copies and records (`stacks/storage/bucket_guard.py`)."""
+
+    stage: str
+    prefix: str
+    cloudformation: Any
+    s3: Any
+    serverless_memory_mb: int | None = None
+    # Given the promotion role's ARN, an s3 client acting as it (None: `s3` already may write).
+    assume: Callable[[str], Any] | None = None
+    # Serves promoted copies (no packaging job of its own): as a source, it hands on
+    # only what its own promotion log shows it verified.
+    promoted: bool = False
+
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_memory_mb is not None
+
+    @property
+    def serving_stack(self) -> str:
+        return f"{self.prefix}-serving"
+
+    @property
+    def bucket_export(self) -> str:
+        return f"{self.prefix}-bucket-name"
+
+    @property
+    def promotion_role_export(self) -> str:
+        return f"{self.prefix}-promotion-role-arn"
+
+    def writing(self) -> StageAccess:
+        """This stage with its s3 client acting as the stage's promotion role, the only
+        principal its bucket lets write promoted copies and records."""
+        if self.assume is None:
+            return self
+        role = artifacts.export_value(self.cloudformation, self.promotion_role_export)
+        return replace(self, s3=self.assume(role), assume=None)
+
+
+def serving_now(target: StageAccess) -> dict[str, str] | None:
+    """What the target's serving stack reports it serves, or None before its first deploy."""
+    try:
+        uri, digest = artifacts.stage_artifact(target.cloudformation, target.serving_stack)
+    except UserError:
+        return None
+    return {"artifact": uri, "digest": digest}
+
+
+def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
+    """The smoke test's verdict on the stage just deployed (None: not run)."""
+    if smoke is None:
+        return None
+    try:
+        report = smoke(stage)
+    except UserError as error:  # no answer at all is a failed smoke test, recorded as such
+        return {"passed": False, "problems": [str(error)]}
+    return {"passed": not report["problems"], **report}
+
+
+def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
+    """A serverless target must hold the model (the packaging handler's sizing rule)."""
+    if target.serverless_memory_mb is not None:
+        problem = memory_problem(manifest["total_bytes"], target.serverless_memory_mb)
+        if problem:
+            raise PromotionError(f"{target.stage} is serverless and {problem}.")
+
+
+def stage_access(
+    stage: str, role_arn: str | None = None, target: bool = False, region: str | None = None
+) -> StageAccess:
+    """A source stage, read with the caller's credentials (or `role_arn`), or a target
+    stage, whose bucket is written as its promotion role. `region` is the stage's
+    when its config leaves it to the environment (dev)."""
+    environ = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region} if region else None
+    deployed = deployed_stage(stage, environ, role_arn=role_arn)
+    config = deployed.config
+    return StageAccess(
+        stage,
+        f"{config.project}-{stage}",
+        deployed.client("cloudformation"),
+        deployed.client("s3"),
+        config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else None,
+        assume=(lambda role: deployed.as_role(role, f"promote-{stage}").client("s3")) if target else None,
+        promoted=config.packaging is None,
+    )
+
+
+def state_line(target: StageAccess) -> str:
+    """What the stage serves now, as its serving stack reports it."""
+    now = serving_now(target)
+    if now is None:
+        return f"{target.stage} now: its serving stack reports no artifact (not deployed, or failed)."
+    return f"{target.stage} now serves {now['artifact']} (tree digest {now['digest']})."

@@ -1,0 +1,110 @@
+"""The rehearsal's steps on staging and prod: a pinned stage's first deploy,
+promotions, the promotion log, a rollback, prod's diff."""
+
+from __future__ import annotations
+
+import json
+
+from rehearsal.steps import PROJECT, STAGES, STAGING_PIN, Steps, check
+
+
+class PromotionSteps(Steps):
+    def deploys_pinned_staging(self) -> None:
+        """The README's first deploy of a pinned stage: storage, the artifact, then make deploy."""
+        self.user.run("npx", "cdk", "deploy", "-c", "stage=staging", STAGES["staging"][0])
+        bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
+        source_bucket, _, source_key = self.deployed["dev"]["outputs"]["ArtifactLocation"][5:].partition("/")
+        self.account.s3.copy_object(
+            Bucket=bucket, Key=STAGING_PIN, CopySource={"Bucket": source_bucket, "Key": source_key}
+        )
+        self.note("the artifact was copied to staging's pinned_artifact key with boto3, as `aws s3 cp` would")
+        self.user.run("make", "deploy", "STAGE=staging")
+        serving = self.account.serving(f"{PROJECT}-staging")
+        check(
+            serving["data"] == f"s3://{bucket}/{STAGING_PIN}"
+            and serving["variant"].get("InstanceType") == "ml.m5.large",
+            f"staging serves {serving['data']} on {serving['variant']}",
+        )
+        self.smokes("staging")
+        self.verified(
+            "pinned staging",
+            "npx cdk deploy of staging's storage, the artifact copied to its "
+            "pinned_artifact key, make deploy STAGE=staging: instances serve the model.tar.gz "
+            "(ModelDataUrl); make smoke STAGE=staging got its answer",
+        )
+        self.deployed["staging"] = {"serving": serving}
+
+    def promotes(self, version: str) -> None:
+        finished = self.user.run("make", "promote", "FROM=dev", "TO=staging")
+        digest = self.digests[version]
+        self.check_staging_serves(digest)
+        check(f'"digest": "{digest}"' in finished.output, "make promote did not print its record")
+        self.check_promotion_log()
+        self.smokes("staging")
+        self.verified(
+            f"promote {version}",
+            f"make promote FROM=dev TO=staging: dev's {version} archive unpacked "
+            "into staging's bucket, verified by digest, staging deployed pinned to it on instances "
+            "(ModelDataSource); make smoke STAGE=staging got its answer",
+        )
+
+    def check_promotion_log(self) -> None:
+        """Records are appended, numbered from 1, with no mutable pointer beside them; each
+        names the assembly it deployed and the smoke test's passing verdict."""
+        bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
+        listed = [
+            o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])
+        ]
+        stored = {key for key in listed if key.startswith("promotions/assemblies/")}
+        keys = [key for key in listed if key not in stored]
+        numbers = [key.removeprefix("promotions/")[:8] for key in keys]
+        check(numbers == [f"{n:08d}" for n in range(1, len(keys) + 1)], f"staging's promotion log: {keys}")
+        for key in keys:
+            record = json.loads(self.account.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            check(
+                record["assembly"] and record["assembly"]["key"] in stored,
+                f"{key} names no stored assembly: {record.get('assembly')}",
+            )
+            check(
+                record["smoke"]["passed"] and record["smoke"]["checked_values"],
+                f"{key}'s smoke test did not pass with values checked: {record['smoke']}",
+            )
+
+    def check_staging_serves(self, digest: str) -> None:
+        outputs = self.account.outputs(STAGES["staging"][1])
+        check(outputs["TreeDigest"] == digest, f"staging reports {outputs['TreeDigest']}, not {digest}")
+        check(
+            outputs["ArtifactLocation"].endswith(f"/artifacts/promoted/{digest}/model/"),
+            f"staging serves {outputs['ArtifactLocation']}",
+        )
+        serving = self.account.serving(f"{PROJECT}-staging")
+        source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
+        check(
+            source.get("S3Uri") == outputs["ArtifactLocation"] and source.get("CompressionType") == "None",
+            "staging's Model does not serve the uncompressed copy",
+        )
+        check(serving["variant"].get("InstanceType") == "ml.m5.large", f"staging's variant: {serving['variant']}")
+
+    def rolls_back(self) -> None:
+        self.user.run("make", "promote", "TO=staging", "RECORD=previous")
+        self.check_staging_serves(self.digests["v1"])
+        self.check_promotion_log()
+        self.smokes("staging")
+        self.verified(
+            "promote back",
+            "make promote TO=staging RECORD=previous: staging verified and serves the "
+            "v1 copy again; make smoke STAGE=staging got its answer",
+        )
+
+    def diffs_prod(self) -> None:
+        diff = self.user.run("make", "diff", "STAGE=prod")
+        check(
+            all(f"Stack {stack}" in diff.output for stack in STAGES["prod"])
+            and "Number of stacks with differences: 2" in diff.output,
+            f"make diff STAGE=prod did not compare prod's two (undeployed) stacks:\n{diff.output[-2000:]}",
+        )
+        self.verified("prod diff", "make diff STAGE=prod shows both prod stacks, every resource new")
+        self.note(
+            "prod is not deployed here: ministack has no Application Auto Scaling, which prod's "
+            "autoscaling needs; make destroy STAGE=prod's termination protection is covered by the template tests"
+        )

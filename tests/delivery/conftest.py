@@ -1,0 +1,72 @@
+"""The promotion tests' fixtures: a packaged model, dev and staging in moto, a serverless dev."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from moto import mock_aws
+
+from fixtures.demo_model import save_text_model
+from packaging_job.packager.package import package
+from tests.delivery.world import (
+    ARCHIVE_KEY,
+    DEV_ACCOUNT,
+    JOB_PREFIX,
+    REGION,
+    STAGING_ACCOUNT,
+    StageAccess,
+    session,
+    stack_with_outputs,
+    upload_archive,
+)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    work = tmp_path_factory.mktemp("artifact")
+    model = save_text_model(str(work / "src" / "model"))
+    record = package(model, str(work / "model"), "use", 4, log=lambda m: None)
+    return work / "model", record
+
+
+@pytest.fixture
+def stages(packaged):
+    model_dir, record = packaged
+    with mock_aws():
+        dev, staging = session(DEV_ACCOUNT), session(STAGING_ACCOUNT)
+        dev_s3, staging_s3 = dev.client("s3"), staging.client("s3")
+        for s3, bucket in ((dev_s3, "dev-bucket"), (staging_s3, "staging-bucket")):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                dev_s3.upload_file(str(path), "dev-bucket", JOB_PREFIX + path.relative_to(model_dir).as_posix())
+        stack_with_outputs(
+            dev.client("cloudformation"),
+            "tfhub-serving-dev-serving",
+            {"ArtifactLocation": f"s3://dev-bucket/{JOB_PREFIX}", "TreeDigest": record["tree_digest"]},
+        )
+        stack_with_outputs(
+            staging.client("cloudformation"),
+            "tfhub-serving-staging-storage",
+            {},
+            {"tfhub-serving-staging-bucket-name": "staging-bucket"},
+        )
+        yield (
+            StageAccess("dev", "tfhub-serving-dev", dev.client("cloudformation"), dev_s3),
+            StageAccess("staging", "tfhub-serving-staging", staging.client("cloudformation"), staging_s3),
+            record,
+        )
+
+
+@pytest.fixture
+def serverless_dev(stages, packaged):
+    """dev serving serverless: its artifact is the packaging job's model.tar.gz."""
+    dev, staging, record = stages
+    upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0])
+    stack_with_outputs(
+        dev.cloudformation,
+        "tfhub-serving-sls-serving",
+        {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", "TreeDigest": record["tree_digest"]},
+    )
+    return StageAccess("sls", "tfhub-serving-sls", dev.cloudformation, dev.s3, serverless_memory_mb=3072)

@@ -1,0 +1,188 @@
+"""Rollback against moto: to a named record or the last verified state, with its assembly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pathlib
+
+import pytest
+
+from delivery.artifacts import PromotionError
+from tests.delivery.world import (
+    NOW,
+    fails,
+    promote,
+    promoted,
+    repackage,
+    rollback,
+    serve_pinned,
+)
+
+
+def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
+    dev, staging, packaged_record = stages
+    first = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
+    deployed = []
+    later = NOW + dt.timedelta(hours=1)
+    record = rollback(
+        staging,
+        first["record"],
+        lambda stage, key, digest, assembly=None: deployed.append((stage, key)),
+        "beef",
+        lambda: later,
+    )
+    assert deployed == [("staging", promoted(packaged_record["tree_digest"]))]
+    assert record["rollback_to"] == first["record"]
+    assert record["commit"] == "beef"
+    # A damaged copy is refused rather than served.
+    staging.s3.put_object(
+        Bucket="staging-bucket",
+        Key=f"{promoted(packaged_record['tree_digest'])}use/4/saved_model.pb",
+        Body=b"broken",
+    )
+    with pytest.raises(PromotionError, match="Digest mismatch"):
+        rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "beef")
+
+
+def test_previous_names_the_promotion_the_latest_replaced(stages):
+    dev, staging, packaged_record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(days=1))
+    assert second["previous"] == first["record"]
+    deployed = []
+    back = rollback(
+        staging,
+        "previous",
+        lambda stage, key, digest, assembly=None: deployed.append(stage),
+        "three",
+        lambda: NOW + dt.timedelta(days=2),
+    )
+    assert back["rollback_to"] == first["record"] and deployed == ["staging"]
+
+
+def test_previous_twice_lands_where_once_did(stages):
+    dev, staging, record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # A second, different artifact promoted on top of it.
+    second_digest = repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    assert second["digest"] == second_digest != first["digest"]
+    served = []
+    for hours in (2, 3):
+        rollback(
+            staging,
+            "previous",
+            lambda stage, key, digest, assembly=None: served.append(digest),
+            "back",
+            lambda hours=hours: NOW + dt.timedelta(hours=hours),
+        )
+    assert served == [first["digest"], first["digest"]]
+
+
+def test_a_planted_record_cannot_choose_what_a_rollback_serves(stages):
+    dev, staging, record = stages
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # Someone who can write promotions/ points latest at an artifact no promotion verified.
+    staging.s3.put_object(Bucket="staging-bucket", Key="artifacts/evil/model.tar.gz", Body=b"x")
+    planted = {
+        "digest": record["tree_digest"],
+        "target_stage": "staging",
+        "record": "promotions/planted.json",
+        "target_artifact": "s3://staging-bucket/artifacts/evil/model.tar.gz",
+        "previous": None,
+    }
+    staging.s3.put_object(Bucket="staging-bucket", Key="promotions/planted.json", Body=json.dumps(planted))
+    with pytest.raises(PromotionError, match=r"does not name a promoted copy of stage staging"):
+        rollback(staging, "promotions/planted.json", lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_a_record_whose_digest_does_not_match_its_copy_is_refused(stages):
+    dev, staging, record = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    forged = {
+        **first,
+        "digest": "f" * 64,
+        "target_artifact": f"s3://staging-bucket/{promoted('f' * 64)}",
+        "record": "promotions/forged.json",
+    }
+    staging.s3.put_object(Bucket="staging-bucket", Key="promotions/forged.json", Body=json.dumps(forged))
+    with pytest.raises(PromotionError, match=r"No artifact at s3://staging-bucket/artifacts/promoted/f{64}/model/"):
+        rollback(staging, "promotions/forged.json", lambda *a: pytest.fail("deployed"), "x")
+
+
+def test_a_failed_smoke_test_is_recorded_and_previous_returns_to_the_last_verified_state(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
+    assert second["smoke"]["passed"] is False and second["smoke"]["problems"]
+    served = []
+    for hours in (2, 3):  # the CI rollback, then someone running it again
+        back = rollback(
+            staging,
+            "previous",
+            lambda stage, key, digest, assembly=None: served.append(digest),
+            "back",
+            lambda hours=hours: NOW + dt.timedelta(hours=hours),
+        )
+    assert served == [first["digest"], first["digest"]]
+    assert back["rollback_to"] == first["record"] and back["smoke"]["passed"] is True
+
+
+def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(stages, packaged):
+    dev, staging, record = stages
+    pinned = serve_pinned(staging, packaged[0], record["tree_digest"])
+    repackage(dev, "other")
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    assert first["replaced"] == {"artifact": pinned, "digest": record["tree_digest"]}
+    served = []
+    for hours in (1, 2):
+        back = rollback(
+            staging,
+            "previous",
+            lambda stage, key, digest, assembly=None: served.append((key, digest)),
+            "back",
+            lambda hours=hours: NOW + dt.timedelta(hours=hours),
+        )
+    assert served == [("artifacts/pinned/use/4/", record["tree_digest"])] * 2
+    assert back["rollback_to"] == "before-the-first-promotion"
+
+
+def test_a_failed_first_promotion_onto_nothing_says_plainly_there_is_nothing_to_return_to(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    assert first["replaced"] is None
+    with pytest.raises(PromotionError, match="is the stage's first promotion and the stage served nothing before it"):
+        rollback(staging, "previous", lambda *a: pytest.fail("deployed"), "back")
+
+
+def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(stages, tmp_path):
+    """Scenario 4: the rollback deploys the assembly recorded with the verified
+    promotion (its commit's infrastructure), not the one that failed."""
+    dev, staging, _ = stages
+
+    def assembly(name: str) -> pathlib.Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tfhub-serving-staging-serving.template.json").write_text(json.dumps({"infrastructure": name}))
+        return folder
+
+    def deploys(folder):
+        return lambda stage, key, digest, given=None: folder
+
+    first = promote(dev, staging, deploys(assembly("v1")), "one", lambda: NOW)
+    repackage(dev, "other")
+    promote(dev, staging, deploys(assembly("v2")), "two", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
+    restored = []
+
+    def redeploy(stage, key, digest, given=None):
+        restored.append((digest, json.loads((given / "tfhub-serving-staging-serving.template.json").read_text())))
+
+    back = rollback(staging, "previous", redeploy, "back", lambda: NOW + dt.timedelta(hours=2))
+    assert restored == [(first["digest"], {"infrastructure": "v1"})]
+    assert back["assembly"] == first["assembly"] and first["assembly"]["key"].startswith("promotions/assemblies/")
+    # A stored assembly that no longer hashes to its record is refused.
+    staging.s3.put_object(Bucket="staging-bucket", Key=first["assembly"]["key"], Body=b"changed")
+    with pytest.raises(PromotionError, match="does not hash to its record's sha256"):
+        rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "x")

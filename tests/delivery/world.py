@@ -1,0 +1,138 @@
+"""Two accounts in moto, a packaged model in dev's bucket, and the helpers the promotion tests share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import pathlib
+import tarfile
+
+import boto3
+
+from delivery import promote as promotion
+from fixtures.demo_model import save_text_model
+from packaging_job.packager.package import package
+
+
+def passes(stage: str) -> dict:
+    """A smoke test the deployed stage passes."""
+    return {
+        "endpoint": f"tfhub-serving-{stage}",
+        "instances": 1,
+        "latency_ms": 5.0,
+        "checked_values": True,
+        "problems": [],
+    }
+
+
+def fails(stage: str) -> dict:
+    return {**passes(stage), "problems": ["output 'embedding' is 0.2, the packaged model answered 0.1"]}
+
+
+def promote(*args, **kwargs):
+    """A promotion whose target passes its smoke test unless a test says otherwise."""
+    return promotion.promote(*args, **{"smoke": passes, **kwargs})
+
+
+def rollback(*args, **kwargs):
+    return promotion.rollback(*args, **{"smoke": passes, **kwargs})
+
+
+StageAccess = promotion.StageAccess
+
+
+DEV_ACCOUNT, STAGING_ACCOUNT = "111111111111", "222222222222"
+
+
+REGION = "eu-west-1"
+
+
+JOB_PREFIX = "artifacts/packaging/tfhub-serving-dev-pkg-abc/output/model/"
+
+
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+
+def session(account: str):
+    """Credentials of `account`, through moto's STS as a CI role assumption would."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/deploy", RoleSessionName="test"
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def stack_with_outputs(cloudformation, name: str, outputs: dict[str, str], exports: dict[str, str] | None = None):
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            **{key: {"Value": value} for key, value in outputs.items()},
+            **{
+                f"Export{i}": {"Value": value, "Export": {"Name": name_}}
+                for i, (name_, value) in enumerate((exports or {}).items())
+            },
+        },
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def keys(s3, bucket, prefix=""):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def promoted(digest: str) -> str:
+    return f"artifacts/promoted/{digest}/model/"
+
+
+def upload_archive(s3, bucket: str, key: str, model_dir: pathlib.Path, extra: tarfile.TarInfo | None = None) -> None:
+    """The packaged model as SageMaker packs /opt/ml/model for CompressionType GZIP."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=f"./{path.relative_to(model_dir).as_posix()}")
+        if extra is not None:
+            archive.addfile(extra)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+
+ARCHIVE_KEY = "artifacts/packaging/tfhub-serving-dev-pkg-def/output/model.tar.gz"
+
+
+def repackage(dev, model_name: str) -> str:
+    """Put another packaged model where dev's stack points; return its digest."""
+    import tempfile
+
+    work = pathlib.Path(tempfile.mkdtemp())
+    model = save_text_model(str(work / "src" / "model"), seed=7)
+    new = package(model, str(work / "model"), "use", 4, log=lambda m: None)
+    for key in keys(dev.s3, "dev-bucket", JOB_PREFIX):
+        dev.s3.delete_object(Bucket="dev-bucket", Key=key)
+    for path in sorted((work / "model").rglob("*")):
+        if path.is_file():
+            dev.s3.upload_file(str(path), "dev-bucket", JOB_PREFIX + path.relative_to(work / "model").as_posix())
+    dev.cloudformation.delete_stack(StackName="tfhub-serving-dev-serving")
+    stack_with_outputs(
+        dev.cloudformation,
+        "tfhub-serving-dev-serving",
+        {"ArtifactLocation": f"s3://dev-bucket/{JOB_PREFIX}", "TreeDigest": new["tree_digest"]},
+    )
+    return new["tree_digest"]
+
+
+def serve_pinned(staging, packaged_dir: pathlib.Path, digest: str, key: str = "artifacts/pinned/use/4/") -> str:
+    """staging as its first deploy left it: serving a pinned prefix of its bucket."""
+    for path in sorted(packaged_dir.rglob("*")):
+        if path.is_file():
+            staging.s3.upload_file(str(path), "staging-bucket", key + path.relative_to(packaged_dir).as_posix())
+    stack_with_outputs(
+        staging.cloudformation,
+        "tfhub-serving-staging-serving",
+        {"ArtifactLocation": f"s3://staging-bucket/{key}", "TreeDigest": digest},
+    )
+    return f"s3://staging-bucket/{key}"

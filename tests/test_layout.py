@@ -1,0 +1,61 @@
+"""The code's shape: no import cycles between the project's modules, and modules
+small enough to read (300 lines), save the ones named below until they are split."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.conftest import ROOT
+
+PACKAGES = ("stacks", "delivery", "tools", "fixtures", "rehearsal", "account_setup", "packaging_job")
+MAX_LINES = 300
+# Still over the limit, each to be split; the list may only shrink.
+OVERSIZE = {
+    "stacks/model_packaging/handler/handler.py",  # a Lambda asset: its modules must import without the package
+    "rehearsal/sagemaker.py",
+    "tests/stage/test_config.py",
+}
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = ast.parse(path.read_text())
+    return found
+
+
+def imports(tree: ast.Module, known: set[str]) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names & known
+
+
+def test_no_module_imports_itself_back():
+    trees = modules()
+    graph = {name: imports(tree, set(trees)) - {name} for name, tree in trees.items()}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        seen[name] = 1
+        for target in sorted(graph[name]):
+            assert seen.get(target) != 1, f"import cycle: {' -> '.join(path + [name, target])}"
+            if target not in seen:
+                visit(target, path + [name])
+        seen[name] = 2
+
+    for name in sorted(graph):
+        if name not in seen:
+            visit(name, [])
+
+
+def test_modules_stay_under_300_lines():
+    files = [p for package in PACKAGES + ("tests",) for p in (ROOT / package).rglob("*.py")] + [ROOT / "app.py"]
+    over = {p.relative_to(ROOT).as_posix() for p in files if len(p.read_text().splitlines()) > MAX_LINES}
+    assert over <= OVERSIZE, f"over {MAX_LINES} lines: {sorted(over - OVERSIZE)}"
+    assert OVERSIZE <= over, f"no longer over the limit, drop from OVERSIZE: {sorted(OVERSIZE - over)}"
