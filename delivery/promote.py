@@ -137,7 +137,7 @@ def cdk_deploy(stage: str, artifact_key: str, digest: str, assembly: pathlib.Pat
     config = load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
     if assembly is None:
         assembly = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"promote-{stage}")
-    stage_assembly.require_pinned(assembly, f"{config.project}-{stage}-serving", artifact_key, digest)
+    stage_assembly.require_pinned(assembly, config.serving_stack_name, artifact_key, digest)
     stage_assembly.deploy(assembly)
     return assembly
 

@@ -13,7 +13,8 @@ from typing import Any
 from delivery import artifacts
 from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
-from stacks.model_packaging.handler.handler import memory_problem
+from stacks.model_packaging.handler_asset.packaging_handler.job_request import memory_problem
+from stacks.stage.names import StageNames
 from stacks.stage.schema import ServerlessServing
 from tools.cli import UserError
 
@@ -28,14 +29,14 @@ Deploy = Callable[[str, str, str, "pathlib.Path | None"], "pathlib.Path | None"]
 
 @dataclass(frozen=True)
 class StageAccess:
-    """A stage's name, its stack-name prefix, the clients that reach its account, and
+    """A stage's name, the names its parts go by, the clients that reach its account, and
     what its endpoint takes: serverless serves only a model.tar.gz (rule
     serverless-model-data), instances an uncompressed prefix. As a target, its
     `s3` client acts as the stage's promotion role, the only principal the
     bucket lets write promoted copies and records (`stacks/storage/bucket_guard.py`)."""
 
     stage: str
-    prefix: str
+    names: StageNames
     cloudformation: Any
     s3: Any
     serverless_memory_mb: int | None = None
@@ -51,15 +52,15 @@ class StageAccess:
 
     @property
     def serving_stack(self) -> str:
-        return f"{self.prefix}-serving"
+        return self.names.serving_stack
 
     @property
     def bucket_export(self) -> str:
-        return f"{self.prefix}-bucket-name"
+        return self.names.bucket_name_export
 
     @property
     def promotion_role_export(self) -> str:
-        return f"{self.prefix}-promotion-role-arn"
+        return self.names.promotion_role_export
 
     def writing(self) -> StageAccess:
         """This stage with its s3 client acting as the stage's promotion role, the only
@@ -109,7 +110,7 @@ def stage_access(
     config = deployed.config
     return StageAccess(
         stage,
-        f"{config.project}-{stage}",
+        config.names,
         deployed.client("cloudformation"),
         deployed.client("s3"),
         config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else None,

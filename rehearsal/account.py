@@ -69,7 +69,7 @@ class Account:
 
     def expected_job(self, serving_stack: str) -> tuple[str, dict[str, Any]]:
         """The job name and request the packaging handler must send, from the deployed template."""
-        from stacks.model_packaging.handler import handler
+        from stacks.model_packaging.handler_asset.packaging_handler import handler
 
         (resource,) = [r for r in self.template(serving_stack)["Resources"].values() if r["Type"] == PACKAGING_TYPE]
         exports = {e["Name"]: e["Value"] for e in self.cloudformation.list_exports()["Exports"]}

@@ -4,7 +4,7 @@ stage destroyed with nothing left, and every SageMaker request checked first."""
 from __future__ import annotations
 
 from rehearsal.emulators import ACCOUNT, REGION
-from rehearsal.steps import PROJECT, STAGES, Steps, check
+from rehearsal.steps import NAMES, STAGES, Steps, check
 
 
 class AccountSteps(Steps):
@@ -40,7 +40,7 @@ class AccountSteps(Steps):
             f"the leftover check did not pass:\n{finished.output[-2000:]}",
         )
         endpoints = [e["EndpointName"] for e in self.account.sagemaker.list_endpoints()["Endpoints"]]
-        check(f"{PROJECT}-{stage}" not in endpoints, f"endpoint left: {endpoints}")
+        check(NAMES[stage].endpoint not in endpoints, f"endpoint left: {endpoints}")
         self.verified(
             f"destroy {stage}",
             f"make destroy STAGE={stage} removed both stacks, the emptied buckets "

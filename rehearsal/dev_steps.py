@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rehearsal.account import PACKAGING_TYPE
-from rehearsal.steps import PROJECT, STAGES, Steps, check
+from rehearsal.steps import NAMES, PROJECT, STAGES, Steps, check
 
 
 class DevSteps(Steps):
@@ -44,7 +44,7 @@ class DevSteps(Steps):
             "artifact", f"the job ran; ArtifactLocation {outputs['ArtifactLocation']} and its TreeDigest are the job's"
         )
 
-        serving = self.account.serving(f"{PROJECT}-dev")
+        serving = self.account.serving(NAMES["dev"].endpoint)
         check(serving["endpoint"]["EndpointStatus"] == "InService", f"endpoint {serving['endpoint']['EndpointStatus']}")
         check(
             serving["model"]["PrimaryContainer"].get("ModelDataUrl") == outputs["ArtifactLocation"]
@@ -115,7 +115,7 @@ class DevSteps(Steps):
             "the custom resource kept its old physical id",
         )
         outputs = self.account.outputs(STAGES["dev"][1])
-        serving = self.account.serving(f"{PROJECT}-dev")
+        serving = self.account.serving(NAMES["dev"].endpoint)
         check(outputs["TreeDigest"] != self.digests["v1"], "the new model has the old digest")
         check(
             serving["data"] == outputs["ArtifactLocation"] != before["outputs"]["ArtifactLocation"],
@@ -186,7 +186,7 @@ class DevSteps(Steps):
             self.account.status(STAGES["dev"][1]) == "UPDATE_ROLLBACK_COMPLETE", "the serving stack did not roll back"
         )
         check(
-            self.account.serving(f"{PROJECT}-dev")["data"] == current["outputs"]["ArtifactLocation"],
+            self.account.serving(NAMES["dev"].endpoint)["data"] == current["outputs"]["ArtifactLocation"],
             "after the rollback the endpoint no longer serves the previous artifact",
         )
         self.verified(
@@ -208,7 +208,7 @@ class DevSteps(Steps):
         self.user.edit_config(to_instances)
         self.user.run("make", "deploy", "STAGE=dev")
         outputs = self.account.outputs(STAGES["dev"][1])
-        serving = self.account.serving(f"{PROJECT}-dev")
+        serving = self.account.serving(NAMES["dev"].endpoint)
         source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
         check(
             outputs["ArtifactLocation"].endswith("/output/model/")
@@ -236,7 +236,7 @@ class DevSteps(Steps):
             f"switching dev back to serverless in place was not refused by the rule: {reasons[:500]}",
         )
         check(
-            self.account.serving(f"{PROJECT}-dev")["variant"].get("InstanceType") == "ml.m5.large",
+            self.account.serving(NAMES["dev"].endpoint)["variant"].get("InstanceType") == "ml.m5.large",
             "after the refused update dev no longer serves on instances",
         )
         self.verified(
@@ -247,7 +247,7 @@ class DevSteps(Steps):
         )
         self.user.run("npx", "cdk", "destroy", "-c", "stage=dev", STAGES["dev"][1])
         self.user.run("make", "deploy", "STAGE=dev")
-        serving = self.account.serving(f"{PROJECT}-dev")
+        serving = self.account.serving(NAMES["dev"].endpoint)
         check(
             serving["variant"].get("ServerlessConfig") and serving["data"].endswith("/output/model.tar.gz"),
             f"dev is not serverless again: {serving['variant']}",

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import json
 
-from rehearsal.steps import PROJECT, STAGES, STAGING_PIN, Steps, check
+from rehearsal.steps import NAMES, STAGES, STAGING_PIN, Steps, check
 
 
 class PromotionSteps(Steps):
     def deploys_pinned_staging(self) -> None:
         """The README's first deploy of a pinned stage: storage, the artifact, then make deploy."""
         self.user.run("npx", "cdk", "deploy", "-c", "stage=staging", STAGES["staging"][0])
-        bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
+        bucket = self.account.export(NAMES["staging"].bucket_name_export)
         source_bucket, _, source_key = self.deployed["dev"]["outputs"]["ArtifactLocation"][5:].partition("/")
         self.account.s3.copy_object(
             Bucket=bucket, Key=STAGING_PIN, CopySource={"Bucket": source_bucket, "Key": source_key}
         )
         self.note("the artifact was copied to staging's pinned_artifact key with boto3, as `aws s3 cp` would")
         self.user.run("make", "deploy", "STAGE=staging")
-        serving = self.account.serving(f"{PROJECT}-staging")
+        serving = self.account.serving(NAMES["staging"].endpoint)
         check(
             serving["data"] == f"s3://{bucket}/{STAGING_PIN}"
             and serving["variant"].get("InstanceType") == "ml.m5.large",
@@ -51,7 +51,7 @@ class PromotionSteps(Steps):
     def check_promotion_log(self) -> None:
         """Records are appended, numbered from 1, with no mutable pointer beside them; each
         names the assembly it deployed and the smoke test's passing verdict."""
-        bucket = self.account.export(f"{PROJECT}-staging-bucket-name")
+        bucket = self.account.export(NAMES["staging"].bucket_name_export)
         listed = [
             o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])
         ]
@@ -77,7 +77,7 @@ class PromotionSteps(Steps):
             outputs["ArtifactLocation"].endswith(f"/artifacts/promoted/{digest}/model/"),
             f"staging serves {outputs['ArtifactLocation']}",
         )
-        serving = self.account.serving(f"{PROJECT}-staging")
+        serving = self.account.serving(NAMES["staging"].endpoint)
         source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
         check(
             source.get("S3Uri") == outputs["ArtifactLocation"] and source.get("CompressionType") == "None",

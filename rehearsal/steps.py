@@ -9,9 +9,11 @@ from typing import Any
 
 from rehearsal.account import Account
 from rehearsal.user import User
+from stacks.stage.names import StageNames
 
 PROJECT = "tfhub-serving"
-STAGES = {stage: (f"{PROJECT}-{stage}-storage", f"{PROJECT}-{stage}-serving") for stage in ("dev", "staging", "prod")}
+NAMES = {stage: StageNames(PROJECT, stage) for stage in ("dev", "staging", "prod")}
+STAGES = {stage: (names.storage_stack, names.serving_stack) for stage, names in NAMES.items()}
 # staging's pinned_artifact in cdk.json, where its first deploy looks.
 STAGING_PIN = "artifacts/universal-sentence-encoder/4/model.tar.gz"
 

@@ -60,7 +60,7 @@ def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> 
         env=env,
         description=f"{config.project} {config.stage}: SageMaker model and endpoint",
         config=config,
-        storage=storage.exports,
+        names=storage.names,
         termination_protection=config.retain_data,
     )
     serving.add_stack_dependency(storage)

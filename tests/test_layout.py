@@ -11,8 +11,6 @@ PACKAGES = ("stacks", "delivery", "tools", "fixtures", "rehearsal", "account_set
 MAX_LINES = 300
 # Still over the limit, each to be split; the list may only shrink.
 OVERSIZE = {
-    "stacks/model_packaging/handler/handler.py",  # a Lambda asset: its modules must import without the package
-    "rehearsal/sagemaker.py",
     "tests/stage/test_config.py",
 }
 

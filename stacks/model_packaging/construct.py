@@ -1,7 +1,7 @@
 """Packaging on deploy: a custom resource that runs the packaging training job.
 
 CloudFormation cannot run a SageMaker training job, so CDK's Provider framework
-does: `stacks/model_packaging/handler/handler.py` starts the job (on_event) and waits
+does: `stacks/model_packaging/handler_asset/packaging_handler/handler.py` starts the job (on_event) and waits
 for it (is_complete), and the resource's attributes carry the artifact's S3
 key and tree digest to the Model. The job's source is `packaging_job/`,
 shipped as a reproducible tar.gz asset.
@@ -27,13 +27,15 @@ from stacks.compliance.lambdas import BASIC_EXECUTION_FINDING, lambda_role, log_
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.model_packaging import source_archive
 from stacks.stage.images import SERVING_TF_VERSION, training_image
-from stacks.stage.packaging_settings import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS
 from stacks.stage.schema import ModelConfig, PackagingConfig
+from stacks.stage.settings import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS
 from stacks.storage.stack import PACKAGING_OUTPUT_PREFIX, TRAINING_DATA_KEY
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 JOB_SOURCE = ROOT / "packaging_job"
-HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "handler"
+# The Lambda asset is the folder holding the handler package, so the package's
+# modules import each other the same way in the Lambda and in synth and tests.
+HANDLER_SOURCE = pathlib.Path(__file__).resolve().parent / "handler_asset"
 # The `train` channel: the folder of the placeholder file.
 TRAIN_PREFIX = TRAINING_DATA_KEY.rsplit("/", 1)[0] + "/"
 QUERY_INTERVAL = Duration.seconds(30)
@@ -130,7 +132,7 @@ class PackagingJob(Construct):
             self,
             "OnEvent",
             source=HANDLER_SOURCE,
-            handler="handler.on_event",
+            handler="packaging_handler.handler.on_event",
             role=handler_role,
             environment={"MANIFEST_NAME": MANIFEST_NAME},
         )
@@ -138,7 +140,7 @@ class PackagingJob(Construct):
             self,
             "IsComplete",
             source=HANDLER_SOURCE,
-            handler="handler.is_complete",
+            handler="packaging_handler.handler.is_complete",
             role=handler_role,
             # Reading the manifest may stream a whole model.tar.gz from S3 (SageMaker
             # chooses the members' order): Lambda's longest run, and at 1769 MB the one

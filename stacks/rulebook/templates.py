@@ -109,7 +109,11 @@ class _Stage:
         return found + self.alarm_topics()
 
     def training_jobs(self) -> list[Violation]:
-        from stacks.model_packaging.handler.handler import job_name, parse_properties, training_job_request
+        from stacks.model_packaging.handler_asset.packaging_handler.job_request import (
+            job_name,
+            parse_properties,
+            training_job_request,
+        )
 
         found = []
         for resource in self.of_type(self.serving, PACKAGING_TYPE).values():

@@ -25,8 +25,9 @@ from stacks.rulebook.limits import has_instance_store
 from stacks.serving.model_role import ModelRole
 from stacks.serving.operations import VARIANT_NAME, EndpointAlarms, EndpointAutoscaling, deployment_config
 from stacks.stage.images import ContainerImage, serving_image
+from stacks.stage.names import StageNames
 from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing, StageConfig
-from stacks.storage.stack import DATA_CAPTURE_PREFIX, StorageExports
+from stacks.storage.stack import DATA_CAPTURE_PREFIX
 
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
 
@@ -208,19 +209,19 @@ class ServingStack(Stack):
         construct_id: str,
         *,
         config: StageConfig,
-        storage: StorageExports,
+        names: StageNames,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         bucket = s3.Bucket.from_bucket_attributes(
             self,
             "ArtifactBucket",
-            bucket_arn=Fn.import_value(storage.bucket_arn),
-            bucket_name=Fn.import_value(storage.bucket_name),
+            bucket_arn=Fn.import_value(names.bucket_arn_export),
+            bucket_name=Fn.import_value(names.bucket_name_export),
         )
         if config.packaging:
             # What the packaging job wrote: a model.tar.gz for serverless, else a prefix.
-            packaging_role = iam.Role.from_role_arn(self, "PackagingRole", Fn.import_value(storage.packaging_role_arn))
+            packaging_role = iam.Role.from_role_arn(self, "PackagingRole", Fn.import_value(names.packaging_role_export))
             self.packaging = PackagingJob(
                 self,
                 "Packaging",

@@ -3,8 +3,10 @@
 `cdk.json` context holds the raw settings (`project`, `stages.<name>`). This
 module turns one stage's raw settings into a `StageConfig` or raises a
 `ConfigError` whose single line names the key, the bad value and what is
-allowed. Nothing here reads the environment or calls AWS: `app.py` passes the
-fallback account and region in.
+allowed: the settings models check each part (`stage_settings.py`), `checks.py`
+the rules between parts, and this module the names, the dev fallbacks and the
+command line's artifact. Nothing here reads the environment or calls AWS:
+`app.py` passes the fallback account and region in.
 """
 
 from __future__ import annotations
@@ -15,41 +17,34 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stacks.rulebook import limits
+from pydantic import TypeAdapter, ValidationError
+
+from packaging_job.packager.archive import Limits
 from stacks.stage import images
-from stacks.stage.fields import choice, mapping, no_unknown_keys, string
-from stacks.stage.packaging_settings import (
-    read_model,
-    read_packaging,
-)
+from stacks.stage.checks import check_stage
+from stacks.stage.errors import config_error
 from stacks.stage.region import environment_region
 from stacks.stage.schema import (
-    ARTIFACTS_PREFIX,
-    REMOVAL_POLICIES,
+    Alarms,
+    Autoscaling,
     ConfigError,
+    Deployment,
+    InstanceServing,
+    ModelConfig,
     PackagingConfig,
     ServerlessServing,
     StageConfig,
-    breaks_rule,
 )
-from stacks.stage.serving_settings import read_production, read_serving
+from stacks.stage.settings import Project, StageName
+from stacks.stage.stage_settings import Account, StageSettings
 
 # SageMaker endpoint names: alphanumerics and hyphens, 63 characters at most.
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](?:-*[a-zA-Z0-9])*$")
-# The project also starts stack names, which must begin with a letter.
-_PROJECT = re.compile(r"^[a-zA-Z](?:-*[a-zA-Z0-9])*$")
 _ENDPOINT_NAME_MAX = 63
-# ASCII digits only: \d also takes other scripts' digits.
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-# An IAM role or user that may assume the promotion role (ArnLike patterns allowed).
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/*-]+$")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-# A stage names stacks, exports, GitHub environments and the endpoint.
-_STAGE = re.compile(r"^[a-z](?:-?[a-z0-9]){0,19}$")
-_BUILT_IN_TAGS = ("project", "stage")
-_USER_TAGS_MAX = 50 - len(_BUILT_IN_TAGS)
-_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-_ARTIFACT_SUFFIXES = (".tar.gz", "/")
+_ACCOUNT: TypeAdapter[str] = TypeAdapter(Account)
+_PROJECT: TypeAdapter[str] = TypeAdapter(Project)
+_STAGE_NAME: TypeAdapter[str] = TypeAdapter(StageName)
+_CLI_ARTIFACT = "artifact (-c artifact=...)"
 
 
 def load_stage_config(
@@ -72,22 +67,15 @@ def load_stage_config(
     app.py): staging and prod must name theirs so a promotion never lands in the
     wrong account.
     """
-    project = string(context, "project", "project")
-    if not _PROJECT.fullmatch(project):
-        raise ConfigError(
-            f"project: {project!r} is not allowed; start with a letter, then letters, "
-            "digits and hyphens (no trailing hyphen)"
-        )
+    project = context.get("project")
+    if not isinstance(project, str) or not _valid(_PROJECT, project):
+        raise ConfigError(f"project: {project!r} is not allowed; {_described(Project)}")
     stages = context.get("stages")
     if not isinstance(stages, Mapping) or not stages:
         raise ConfigError("stages: missing; declare at least one stage in cdk.json context")
     for name in stages:
-        if not isinstance(name, str) or not _STAGE.fullmatch(name):
-            raise ConfigError(
-                f"stages: stage name {name!r} is not allowed; start with a lowercase letter, then lowercase "
-                "letters, digits and single hyphens, at most 20 characters (it names stacks, exports, "
-                "GitHub environments and the endpoint)"
-            )
+        if not _valid(_STAGE_NAME, name):
+            raise ConfigError(f"stages: stage name {name!r} is not allowed; {_described(StageName)}")
     if stage not in stages:
         raise ConfigError(f"stage: {stage!r} is not declared; allowed: {', '.join(sorted(stages))}")
     endpoint_name = f"{project}-{stage}"
@@ -98,71 +86,29 @@ def load_stage_config(
             "characters at most)"
         )
 
-    raw = mapping(stages, stage, f"stages.{stage}")
     where = f"stages.{stage}"
-    packages = "packaging" in raw
-    if artifact is not None:
+    raw = stages[stage]
+    packages = isinstance(raw, Mapping) and "packaging" in raw
+    if artifact is not None and isinstance(raw, Mapping):
         raw = {key: value for key, value in raw.items() if key != "packaging"}
         raw["pinned_artifact"] = artifact
-    no_unknown_keys(
-        raw,
-        where,
-        {
-            "account",
-            "region",
-            "model",
-            "serving",
-            "packaging",
-            "pinned_artifact",
-            "removal_policy",
-            "tags",
-            "deployment",
-            "alarms",
-            "data_capture",
-            "cost_guard",
-            "promoters",
-        },
-    )
-    if ("packaging" in raw) == ("pinned_artifact" in raw):
-        raise ConfigError(
-            f"{where}: set exactly one of 'packaging' (run the packaging job on deploy) or "
-            "'pinned_artifact' (serve an artifact already in the stage bucket)"
-        )
+    try:
+        settings = StageSettings.model_validate(raw)
+    except ValidationError as error:
+        renamed = {"pinned_artifact": _CLI_ARTIFACT} if artifact is not None else None
+        raise config_error(error, StageSettings, raw, where, renamed) from None
     may_fall_back = stage == "dev"
-    account = _account(raw, where, default_account, may_fall_back)
-    region = _region(raw, where, default_region, may_fall_back)
-    model = read_model(mapping(raw, "model", f"{where}.model"), f"{where}.model")
-    serving = read_serving(mapping(raw, "serving", f"{where}.serving"), f"{where}.serving")
-    serverless = isinstance(serving, ServerlessServing)
-    if serverless and region not in limits.SERVERLESS_REGIONS:
-        raise breaks_rule(
-            "serverless-regions",
-            f"{where}.region",
-            region,
-            f"available in {', '.join(sorted(limits.SERVERLESS_REGIONS))}",
-        )
-    pinned = None
-    if "pinned_artifact" in raw:
-        key = "artifact (-c artifact=...)" if artifact is not None else f"{where}.pinned_artifact"
-        pinned = _pinned_artifact(raw["pinned_artifact"], key)
-        if serverless and pinned.endswith("/"):
-            raise breaks_rule("serverless-model-data", key, pinned, "stage serves serverless")
-    return StageConfig(
+    account = _account(settings.account, where, default_account, may_fall_back)
+    region = _region(settings.region, where, default_region, may_fall_back)
+    artifact_key = _CLI_ARTIFACT if artifact is not None else f"{where}.pinned_artifact"
+    check_stage(settings, where, region, packages=packages, artifact_key=artifact_key)
+    return _stage_config(
+        settings,
         project=project,
         stage=stage,
         account=account,
         region=region,
-        model=model,
-        serving=serving,
-        packaging=_in_region(read_packaging(raw["packaging"], f"{where}.packaging"), region, where)
-        if "packaging" in raw
-        else None,
-        pinned_artifact_key=pinned,
-        pinned_artifact_digest=_digest(artifact_digest, artifact),
-        retain_data=choice(raw, "removal_policy", where, REMOVAL_POLICIES) == "retain",
-        tags=_tags(raw.get("tags", {}), f"{where}.tags"),
-        promoters=_promoters(raw.get("promoters", []), f"{where}.promoters"),
-        **read_production(raw, where, serving, packages),
+        artifact_digest=_digest(artifact_digest, artifact),
     )
 
 
@@ -193,8 +139,7 @@ def load_from_cdk_json(cdk_json: pathlib.Path, stage: str, environ: Mapping[str,
     return load_stage_config(read_context(cdk_json), stage, default_region=environment_region(environ))
 
 
-def _account(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_back: bool) -> str | None:
-    value = raw.get("account")
+def _account(value: str | None, where: str, fallback: str | None, may_fall_back: bool) -> str | None:
     if value is None and may_fall_back:
         if fallback is None:
             # dev with no account anywhere synthesizes an account-agnostic template.
@@ -202,13 +147,13 @@ def _account(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_
         value = fallback
     if value is None:
         raise ConfigError(f"{where}.account: missing; set the 12-digit AWS account id")
-    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
-        raise ConfigError(f"{where}.account: {value!r} is not allowed; expected a 12-digit account id")
+    # cdk.json's account is validated with the stage; the fallback (CDK_DEFAULT_ACCOUNT) is checked here.
+    if not _valid(_ACCOUNT, value):
+        raise ConfigError(f"{where}.account: {value!r} is not allowed; {_described(Account)}")
     return value
 
 
-def _region(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_back: bool) -> str:
-    value = raw.get("region")
+def _region(value: str | None, where: str, fallback: str | None, may_fall_back: bool) -> str:
     if value is None:
         value = fallback if may_fall_back else None
         if value is None:
@@ -222,24 +167,69 @@ def _region(raw: Mapping[str, Any], where: str, fallback: str | None, may_fall_b
     return value
 
 
-def _promoters(value: Any, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and _PRINCIPAL_ARN.fullmatch(v) for v in value):
-        raise ConfigError(
-            f"{key}: {value!r} is not allowed; expected a list of IAM role or user ARNs "
-            "(arn:aws:iam::ACCOUNT:role/NAME), the principals that run promotions to this stage"
-        )
-    return tuple(value)
+def _valid(adapter: TypeAdapter[str], value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
-def _in_region(packaging: PackagingConfig, region: str, where: str) -> PackagingConfig:
-    """A KMS key encrypts volumes only in its own region."""
-    key_arn = packaging.volume_kms_key_arn
-    if key_arn and key_arn.split(":")[3] != region:
-        raise ConfigError(
-            f"{where}.packaging.volume_kms_key_arn: {key_arn!r} is not allowed; the key is in "
-            f"{key_arn.split(':')[3]}, the stage in {region}: use a key of {region}"
+def _described(annotated: Any) -> str:
+    """The description of an Annotated type's Field(...): what it allows."""
+    return next(meta.description for meta in annotated.__metadata__ if getattr(meta, "description", None))
+
+
+def _stage_config(
+    settings: StageSettings, *, project: str, stage: str, account: str | None, region: str, artifact_digest: str | None
+) -> StageConfig:
+    """The frozen objects the stacks are built from, out of validated settings."""
+    model, packaging, deployment, alarms = settings.model, settings.packaging, settings.deployment, settings.alarms
+    return StageConfig(
+        project=project,
+        stage=stage,
+        account=account,
+        region=region,
+        model=ModelConfig(model.name, model.version, model.hub_handle, model.hub_sha256),
+        serving=_serving(settings),
+        packaging=PackagingConfig(
+            instance_type=packaging.instance_type,
+            volume_gb=packaging.volume_gb,
+            max_runtime_minutes=packaging.max_runtime_minutes,
+            spot_max_wait_minutes=packaging.spot_max_wait_minutes,
+            volume_kms_key_arn=packaging.volume_kms_key_arn,
+            signature=packaging.signature,
+            sample_input=packaging.sample_input,
+            verify_load=packaging.verify_load,
+            limits=Limits(**packaging.limits.model_dump(exclude_none=True)),
         )
-    return packaging
+        if packaging
+        else None,
+        pinned_artifact_key=settings.pinned_artifact,
+        pinned_artifact_digest=artifact_digest,
+        retain_data=settings.removal_policy == "retain",
+        tags=tuple(sorted(settings.tags.items())),
+        deployment=Deployment(deployment.strategy, deployment.step_instances, deployment.wait_minutes)
+        if deployment
+        else None,
+        alarms=Alarms(tuple(alarms.emails), alarms.max_model_latency_ms, alarms.max_5xx_errors) if alarms else None,
+        data_capture_percent=settings.data_capture.sampling_percent if settings.data_capture else None,
+        idle_teardown_hours=settings.cost_guard.idle_hours if settings.cost_guard else None,
+        promoters=tuple(settings.promoters),
+    )
+
+
+def _serving(settings: StageSettings) -> InstanceServing | ServerlessServing:
+    instances, serverless = settings.serving.instances, settings.serving.serverless
+    if serverless is not None:
+        return ServerlessServing(serverless.memory_mb, serverless.max_concurrency)
+    assert instances is not None  # ServingSettings holds exactly one
+    scaling = instances.autoscaling
+    return InstanceServing(
+        instances.type,
+        instances.count,
+        Autoscaling(scaling.min, scaling.max, scaling.invocations_per_instance) if scaling else None,
+    )
 
 
 def _digest(digest: str | None, artifact: str | None) -> str | None:
@@ -251,38 +241,3 @@ def _digest(digest: str | None, artifact: str | None) -> str | None:
             "characters), given together with -c artifact=KEY"
         )
     return digest
-
-
-def _pinned_artifact(value: Any, key: str) -> str:
-    artifact = value if isinstance(value, str) else ""
-    if not artifact.startswith(ARTIFACTS_PREFIX) or not artifact.endswith(_ARTIFACT_SUFFIXES):
-        raise ConfigError(
-            f"{key}: {value!r} is not allowed; expected a key in the stage "
-            f"bucket under '{ARTIFACTS_PREFIX}' ending in '.tar.gz' (compressed) or '/' "
-            "(uncompressed prefix)"
-        )
-    return artifact
-
-
-def _tags(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: {raw!r} is not allowed; expected an object of string to string")
-    if len(raw) > _USER_TAGS_MAX:
-        raise ConfigError(
-            f"{where}: {len(raw)} tags are not allowed; at most {_USER_TAGS_MAX} (AWS allows 50 per resource, "
-            "and every resource also carries 'project' and 'stage')"
-        )
-    for key, value in raw.items():
-        if key in _BUILT_IN_TAGS:
-            raise ConfigError(f"{where}: key {key!r} is not allowed; the project sets it on every resource")
-        if not _TAG_KEY.fullmatch(key) or key.lower().startswith("aws:"):
-            raise ConfigError(
-                f"{where}: key {key!r} is not allowed; 1-128 letters, digits, spaces or "
-                "_ . : / = + - @, not starting with 'aws:'"
-            )
-        if not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
-            raise ConfigError(
-                f"{where}.{key}: {value!r} is not allowed; a string of up to 256 letters, "
-                "digits, spaces or _ . : / = + - @"
-            )
-    return tuple(sorted(raw.items()))

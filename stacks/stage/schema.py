@@ -8,9 +8,8 @@ from typing import Any
 
 from packaging_job.packager.archive import Limits
 from stacks.rulebook import RULES
+from stacks.stage.names import StageNames
 
-INSTANCE_COUNT = (1, 100)
-REMOVAL_POLICIES = ("destroy", "retain")
 ARTIFACTS_PREFIX = "artifacts/"
 
 
@@ -18,11 +17,15 @@ class ConfigError(ValueError):
     """A stage setting is missing or not allowed; the message is one line."""
 
 
+def rule_broken(rule_id: str, value: Any, detail: str = "") -> str:
+    """What follows the key of a setting that breaks a rule: value, and the rule with its document."""
+    why = f" ({detail})" if detail else ""
+    return f"{value!r} is not allowed{why}; {RULES[rule_id]}"
+
+
 def breaks_rule(rule_id: str, key: str, value: Any, detail: str = "") -> ConfigError:
     """A setting that breaks a rule: key, value, and the rule with its document."""
-    rule = RULES[rule_id]
-    why = f" ({detail})" if detail else ""
-    return ConfigError(f"{key}: {value!r} is not allowed{why}; {rule}")
+    return ConfigError(f"{key}: {rule_broken(rule_id, value, detail)}")
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,13 @@ class StageConfig:
     promoters: tuple[str, ...] = ()
 
     @property
+    def names(self) -> StageNames:
+        """Every name the stage's parts find each other by (`names.py`)."""
+        return StageNames(self.project, self.stage)
+
+    @property
     def endpoint_name(self) -> str:
-        return f"{self.project}-{self.stage}"
+        return self.names.endpoint
 
     @property
     def is_serverless(self) -> bool:
@@ -148,11 +156,11 @@ class StageConfig:
 
     @property
     def storage_stack_name(self) -> str:
-        return f"{self.project}-{self.stage}-storage"
+        return self.names.storage_stack
 
     @property
     def serving_stack_name(self) -> str:
-        return f"{self.project}-{self.stage}-serving"
+        return self.names.serving_stack
 
     @property
     def job_name_prefix(self) -> str:

@@ -9,7 +9,6 @@ without touching model artifacts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, cast
 
 from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
@@ -154,22 +153,6 @@ def _auto_delete_role(stack: Stack) -> str | None:
     return cast(CfnResource, provider.node.find_child("Role")).get_att("Arn").to_string()
 
 
-@dataclass(frozen=True)
-class StorageExports:
-    """Names of the CloudFormation exports the serving stack imports.
-
-    Named on purpose: the serving stack's IAM findings then name the export
-    (e.g. `tfhub-serving-dev-bucket-arn/artifacts/...`), which is what lets each
-    be acknowledged precisely; and the storage stack cannot be deleted while
-    a serving stack imports them.
-    """
-
-    bucket_name: str
-    bucket_arn: str
-    packaging_role_arn: str
-    promotion_role_arn: str
-
-
 class StorageStack(Stack):
     """Composes the artifact store, its write guard and the roles that may write it."""
 
@@ -196,18 +179,12 @@ class StorageStack(Stack):
             packaging_role=packaging.role.role_arn if packaging else None,
             auto_delete_role=_auto_delete_role(self),
         )
-        prefix = f"{config.project}-{config.stage}"
-        self.exports = StorageExports(
-            bucket_name=f"{prefix}-bucket-name",
-            bucket_arn=f"{prefix}-bucket-arn",
-            packaging_role_arn=f"{prefix}-packaging-role-arn",
-            promotion_role_arn=f"{prefix}-promotion-role-arn",
-        )
-        self.export_value(bucket.bucket_name, name=self.exports.bucket_name)
-        self.export_value(bucket.bucket_arn, name=self.exports.bucket_arn)
-        self.export_value(promotion.role.role_arn, name=self.exports.promotion_role_arn)
+        self.names = config.names
+        self.export_value(bucket.bucket_name, name=self.names.bucket_name_export)
+        self.export_value(bucket.bucket_arn, name=self.names.bucket_arn_export)
+        self.export_value(promotion.role.role_arn, name=self.names.promotion_role_export)
         if packaging:
-            self.export_value(packaging.role.role_arn, name=self.exports.packaging_role_arn)
+            self.export_value(packaging.role.role_arn, name=self.names.packaging_role_export)
         if config.idle_teardown_hours:
             IdleTeardown(
                 self,

@@ -9,6 +9,7 @@ from moto import mock_aws
 
 from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
+from stacks.stage.names import StageNames
 from tests.delivery.world import (
     ARCHIVE_KEY,
     DEV_ACCOUNT,
@@ -53,8 +54,10 @@ def stages(packaged):
             {"tfhub-serving-staging-bucket-name": "staging-bucket"},
         )
         yield (
-            StageAccess("dev", "tfhub-serving-dev", dev.client("cloudformation"), dev_s3),
-            StageAccess("staging", "tfhub-serving-staging", staging.client("cloudformation"), staging_s3),
+            StageAccess("dev", StageNames("tfhub-serving", "dev"), dev.client("cloudformation"), dev_s3),
+            StageAccess(
+                "staging", StageNames("tfhub-serving", "staging"), staging.client("cloudformation"), staging_s3
+            ),
             record,
         )
 
@@ -69,4 +72,4 @@ def serverless_dev(stages, packaged):
         "tfhub-serving-sls-serving",
         {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", "TreeDigest": record["tree_digest"]},
     )
-    return StageAccess("sls", "tfhub-serving-sls", dev.cloudformation, dev.s3, serverless_memory_mb=3072)
+    return StageAccess("sls", StageNames("tfhub-serving", "sls"), dev.cloudformation, dev.s3, serverless_memory_mb=3072)

@@ -8,6 +8,7 @@ import pytest
 
 from delivery import artifacts
 from delivery.artifacts import PromotionError
+from stacks.stage.names import StageNames
 from tests.delivery.world import (
     ARCHIVE_KEY,
     JOB_PREFIX,
@@ -34,7 +35,7 @@ def test_a_serverless_stages_archive_is_unpacked_for_instances(stages, serverles
 def test_an_instance_stages_prefix_is_packed_for_a_serverless_target(stages, serverless_dev):
     dev, staging, record = stages
     target = StageAccess(
-        "staging", "tfhub-serving-staging", staging.cloudformation, staging.s3, serverless_memory_mb=1024
+        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=1024
     )
     deployed = []
     promote(dev, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
@@ -48,7 +49,7 @@ def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deplo
     dev, staging, _ = stages
     # 512 MB cannot hold TF Serving and even this small model (the sizing rule).
     target = StageAccess(
-        "staging", "tfhub-serving-staging", staging.cloudformation, staging.s3, serverless_memory_mb=512
+        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=512
     )
     with pytest.raises(
         PromotionError,

@@ -12,6 +12,7 @@ from moto import mock_aws
 from delivery import artifacts
 from delivery import promote as promotion
 from delivery.artifacts import PromotionError
+from stacks.stage.names import StageNames
 from tests.delivery.world import (
     JOB_PREFIX,
     NOW,
@@ -92,7 +93,7 @@ def test_a_missing_source_stack_stops_before_anything(stages):
 def test_missing_outputs_say_which(stages):
     dev, staging, _ = stages
     stack_with_outputs(dev.cloudformation, "tfhub-serving-qa-serving", {"ArtifactLocation": "s3://dev-bucket/x/"})
-    qa = StageAccess("qa", "tfhub-serving-qa", dev.cloudformation, dev.s3)
+    qa = StageAccess("qa", StageNames("tfhub-serving", "qa"), dev.cloudformation, dev.s3)
     with pytest.raises(PromotionError, match=r"has no TreeDigest output"):
         promote(qa, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
 
@@ -108,7 +109,7 @@ def test_a_missing_artifact_stops_before_anything(stages):
 
 def test_a_target_without_storage_is_refused(stages):
     dev, staging, _ = stages
-    prod = StageAccess("prod", "tfhub-serving-prod", staging.cloudformation, staging.s3)
+    prod = StageAccess("prod", StageNames("tfhub-serving", "prod"), staging.cloudformation, staging.s3)
     with pytest.raises(PromotionError, match=r"No CloudFormation export tfhub-serving-prod-bucket-name"):
         promote(dev, prod, lambda *a: pytest.fail("deployed"), "c0ffee")
 
@@ -198,8 +199,10 @@ def test_prod_takes_only_a_digest_staging_verified(stages):
             "TreeDigest": record["tree_digest"],
         },
     )
-    source = StageAccess("staging", "tfhub-serving-staging", staging.cloudformation, staging.s3, promoted=True)
-    prod = StageAccess("prod", "tfhub-serving-staging", staging.cloudformation, staging.s3)
+    source = StageAccess(
+        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, promoted=True
+    )
+    prod = StageAccess("prod", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3)
     with pytest.raises(PromotionError, match="staging has no promotion of .* whose smoke test passed"):
         promote(source, prod, lambda *a: pytest.fail("deployed"), "x", expected_digest=record["tree_digest"])
     promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))  # verified this time

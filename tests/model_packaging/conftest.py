@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from packaging_job.packager.manifest import MANIFEST_NAME
-from stacks.model_packaging.handler import handler
+from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.model_packaging.world import REGION
 
 

@@ -90,7 +90,7 @@ def test_timeouts_fit_cloudformations_hour(synthesized):
     serving.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Handler": "handler.is_complete",
+            "Handler": "packaging_handler.handler.is_complete",
             "Environment": {"Variables": {"WAIT_LIMIT_SECONDS": str(45 * 60 - 60)}},
             # It may stream a whole model.tar.gz to find the manifest: a full vCPU, Lambda's longest run.
             "MemorySize": 1769,
@@ -109,7 +109,7 @@ def test_longest_allowed_job_still_fits(context, tmp_path):
 
 def test_handlers_are_current_python_and_scoped_to_this_stages_jobs(synthesized):
     serving = synthesized("dev").serving
-    for handler in ("handler.on_event", "handler.is_complete"):
+    for handler in ("packaging_handler.handler.on_event", "packaging_handler.handler.is_complete"):
         serving.has_resource_properties("AWS::Lambda::Function", {"Handler": handler, "Runtime": "python3.14"})
     _, policy = only(serving, "AWS::IAM::Policy", {"PolicyName": Match.string_like_regexp("HandlerPermissions")})
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.model_packaging.handler import handler
+from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.model_packaging.world import (
     NAME,
     PREFIX_NAME,

@@ -10,7 +10,7 @@ import pytest
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from stacks.model_packaging.handler import handler
+from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.model_packaging.world import (
     NAME,
     PREFIX_NAME,

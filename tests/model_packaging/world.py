@@ -7,7 +7,7 @@ import io
 import json
 import tarfile
 
-from stacks.model_packaging.handler import handler
+from stacks.model_packaging.handler_asset.packaging_handler import handler
 
 REGION = "us-east-1"
 

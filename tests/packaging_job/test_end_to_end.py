@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rehearsal.cloudformation import as_sent_to_custom_resource
 from stacks.model_packaging import source_archive
-from stacks.model_packaging.handler import handler
+from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.conftest import ROOT
 from tools.local_job import run_toolkit, write_layout
 

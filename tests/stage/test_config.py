@@ -148,16 +148,16 @@ def test_packaging_runtime_must_fit_cloudformations_hour(context):
     assert_error(
         context,
         "dev",
-        "stages.dev.packaging.max_runtime_minutes: 50 is not allowed; at most 40",
+        "stages.dev.packaging.max_runtime_minutes: 50 is not allowed; expected a whole number from 1 to 40",
         "CloudFormation's 60-minute limit",
     )
 
 
 def test_spot_wait_must_cover_the_runtime_and_fit_the_hour(context):
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 10
-    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 10", "from 30")
+    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 10", "from 30 to 40")
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 45
-    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 45", "at most 40")
+    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 45", "from max_runtime_minutes to 40")
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 40
     assert load(context, "dev").packaging.budget_minutes == 40
 

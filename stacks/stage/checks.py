@@ -1,0 +1,85 @@
+"""The rules that join a stage's validated parts: serving with region, artifact,
+deployment, capture and cost guard; the packaging key with the region.
+
+Each part is valid on its own by then (`settings.py`, `stage_settings.py`);
+these rules need two parts, or the stage's resolved region, or know whether the
+stage packages as cdk.json says (a promotion's `-c artifact` replaces packaging).
+"""
+
+from __future__ import annotations
+
+from stacks.rulebook import limits
+from stacks.stage.schema import ConfigError, breaks_rule
+from stacks.stage.stage_settings import StageSettings
+
+
+def check_stage(settings: StageSettings, where: str, region: str, *, packages: bool, artifact_key: str) -> None:
+    """Raise the ConfigError of the first joined rule `settings` breaks.
+
+    `packages`: cdk.json's stage packages on deploy; `artifact_key`: the key
+    path the pinned artifact came from (the stage's, or `-c artifact`).
+    """
+    serving = settings.serving
+    if serving.serverless is not None:
+        if region not in limits.SERVERLESS_REGIONS:
+            raise breaks_rule(
+                "serverless-regions",
+                f"{where}.region",
+                region,
+                f"available in {', '.join(sorted(limits.SERVERLESS_REGIONS))}",
+            )
+        if settings.pinned_artifact is not None and settings.pinned_artifact.endswith("/"):
+            raise breaks_rule(
+                "serverless-model-data", artifact_key, settings.pinned_artifact, "stage serves serverless"
+            )
+    packaging = settings.packaging
+    key_arn = packaging.volume_kms_key_arn if packaging else None
+    # A KMS key encrypts volumes only in its own region.
+    if key_arn and key_arn.split(":")[3] != region:
+        raise ConfigError(
+            f"{where}.packaging.volume_kms_key_arn: {key_arn!r} is not allowed; the key is in "
+            f"{key_arn.split(':')[3]}, the stage in {region}: use a key of {region}"
+        )
+    _check_deployment(settings, where)
+    if settings.cost_guard is not None:
+        if serving.serverless is not None:
+            raise ConfigError(
+                f"{where}.cost_guard: not allowed with serving.serverless; a serverless endpoint already costs "
+                "nothing while idle"
+            )
+        if not packages:
+            raise ConfigError(
+                f"{where}.cost_guard: not allowed on a stage that serves promoted artifacts (pinned_artifact): "
+                "an idle teardown would leave it dark until the next promotion; use it on a stage "
+                "that packages (dev)"
+            )
+    if settings.data_capture is not None and serving.serverless is not None:
+        raise breaks_rule(
+            "serverless-features",
+            f"{where}.data_capture",
+            settings.data_capture.model_dump(),
+            "stage serves serverless",
+        )
+
+
+def _check_deployment(settings: StageSettings, where: str) -> None:
+    """Canary/linear steps of whole instances, each within its documented share at
+    every fleet size autoscaling may hold (rules canary-size, linear-step), rolled
+    back on the stage's alarms; serverless endpoints take only all at once."""
+    deployment = settings.deployment
+    if deployment is None or deployment.step_instances is None:
+        return
+    sub = f"{where}.deployment"
+    strategy, step = deployment.strategy, deployment.step_instances
+    instances = settings.serving.instances
+    if instances is None:
+        raise breaks_rule("serverless-traffic-shifting", f"{sub}.strategy", strategy, "stage serves serverless")
+    if settings.alarms is None:
+        raise ConfigError(f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them")
+    scaling = instances.autoscaling
+    fleet_sizes = range(scaling.min, scaling.max + 1) if scaling else (instances.count,)
+    problem = limits.step_problem(strategy, step, fleet_sizes)
+    if problem:
+        raise breaks_rule(
+            "canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_instances", step, problem
+        )
