@@ -13,8 +13,8 @@ APPROVAL ?= broadening
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments assembly smoke digest clean \
-	deps deps-emulators deps-checkov python
+.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments assembly status smoke digest clean \
+	deps deps-dev deps-emulators deps-checkov python
 
 help:
 	@echo "make TARGET [VARIABLE=value ...]"
@@ -24,9 +24,16 @@ python:
 	@test -n "$(PYTHON)" && $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' 2>/dev/null \
 		|| { echo "Python 3.11 or 3.12 is needed (python3.11 or python3.12 on PATH, or PYTHON=...); found $(or $(PYTHON),neither)." >&2; exit 1; }
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt | python
-	$(PYTHON) -m venv $(VENV)
+# Two layers in one venv: what synth, deploy and the delivery tools need, and on
+# top what the tests, `make local` and the rehearsal need (TensorFlow, the training
+# toolkit, moto). A fresh `make synth` installs only the first.
+$(VENV)/.installed: requirements.txt | python
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -46,9 +53,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# What each target needs: the app and tools, the emulators, checkov.
+# What each target needs: the app and tools; the test and job runtime; the emulators; checkov.
 deps: $(VENV)/.installed node_modules/.installed
-deps-emulators: deps .venv-emulators/.installed
+deps-dev: deps $(VENV)/.installed-dev
+deps-emulators: deps-dev .venv-emulators/.installed
 deps-checkov: deps .venv-checkov/.installed
 
 ## synth                 synthesize every stage of cdk.json (cdk-nag gate), then cfn-lint and checkov
@@ -74,7 +82,7 @@ test: deps-emulators deps-checkov
 ## local                 package HANDLE (default: a demo model made on the spot) through the real
 ##                       SageMaker training toolkit, then load it as TF Serving would;
 ##                       MODEL_NAME=, SIGNATURE=, SAMPLE='[...]', OUT=folder (keep it), VERBOSE=1
-local: deps
+local: deps-dev
 	@$(PY) -m tools.local_job
 
 ## rehearse              deploy, update, promote and destroy with the README's commands on local
@@ -84,7 +92,7 @@ rehearse: deps-emulators
 
 ## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
 deploy: deps
-	$(CDK) deploy --all -c stage=$(STAGE) --require-approval $(APPROVAL)
+	$(PY) -m tools.deploy_progress --stage $(STAGE) -- $(CDK) deploy --all -c stage=$(STAGE) --require-approval $(APPROVAL)
 
 ## diff STAGE=prod       what a deploy of the stage would change
 diff: deps
@@ -121,6 +129,11 @@ promote: promote-arguments deps
 ##         cdk.out/assembly-STAGE (CI builds each once per commit; make promote ASSEMBLY=... deploys it)
 assembly: deps
 	$(PY) -m delivery.assembly --stage $(STAGE) --digest "$$DIGEST" --out cdk.out/assembly-$(STAGE)
+
+## status STAGE=staging  one screen for the stage: stacks, endpoint, what it serves, last promotion,
+##                       alarms, last packaging job, dashboard [JSON=1 for scripts]
+status: deps
+	$(PY) -m delivery.status --stage $(STAGE) $(if $(JSON),--json)
 
 ## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
 digest: deps

@@ -3,6 +3,7 @@ limit, instances and back, destroy, and what the strict SageMaker saw."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rehearsal.account import PACKAGING_TYPE
@@ -17,7 +18,17 @@ class DevSteps(Steps):
         check(set(stacks) == dev | {"CDKToolkit"}, f"make deploy STAGE=dev left these stacks: {stacks}")
         check(all(stacks[s] == "CREATE_COMPLETE" for s in dev), f"stack states: {stacks}")
         check(all(f"✅  {s}" in finished.output for s in dev), "the CLI did not report both dev stacks deployed")
-        self.verified("deploy", "make deploy STAGE=dev selected and deployed exactly the dev stage's two stacks")
+        progress = [line for line in finished.output.splitlines() if line.startswith("progress [")]
+        check(
+            any(" packaging job " in line for line in progress)
+            and any(line.endswith("endpoint tfhub-serving-dev: InService") for line in progress),
+            f"make deploy showed no progress of the job and the endpoint: {progress[:10]}",
+        )
+        self.verified(
+            "deploy",
+            "make deploy STAGE=dev selected and deployed exactly the dev stage's two stacks, showing the "
+            f"packaging job's and the endpoint's progress as it went ({len(progress)} lines)",
+        )
 
         name, request = self.account.expected_job(STAGES["dev"][1])
         check(self.account.jobs() == [name], f"expected one training job {name}, SageMaker has {self.account.jobs()}")
@@ -73,10 +84,18 @@ class DevSteps(Steps):
             f"make digest printed {digest.output.strip()[-200:]!r}",
         )
         self.smokes("dev")
+        screen = self.user.run("make", "status", "STAGE=dev")
+        check(
+            "endpoint: InService" in screen.output and self.digests["v1"] in screen.output,
+            f"make status STAGE=dev does not show dev in service with its digest:\n{screen.output[-1500:]}",
+        )
+        report = json.loads(self.user.run("make", "-s", "status", "STAGE=dev", "JSON=1").output)
+        check(report["digest"] == self.digests["v1"], f"make status JSON=1 reports {report.get('digest')}")
         self.verified(
             "follow and call",
             "make logs showed the job's own lines; make digest printed the "
-            "digest dev serves; make smoke STAGE=dev got its model's answer",
+            "digest dev serves; make smoke STAGE=dev got its model's answer; make status STAGE=dev "
+            "showed it in service with that digest, and JSON=1 the same",
         )
         self.note(
             "the rehearsal's SageMaker answers an endpoint with its artifact loaded in TensorFlow "

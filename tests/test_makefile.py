@@ -49,6 +49,7 @@ def test_help_lists_every_target_a_user_runs():
             "digest",
             "smoke",
             "assembly",
+            "status",
             "clean",
         }
     )

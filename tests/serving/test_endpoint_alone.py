@@ -6,8 +6,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
+from stacks.serving.endpoint import TfServingEndpoint
 from stacks.serving.model_role import ModelRole
-from stacks.serving.stack import TfServingEndpoint
 from stacks.stage.images import serving_image
 from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing
 

@@ -131,7 +131,7 @@ def test_uncompressed_artifact_prefix_uses_model_data_source(context, tmp_path):
 def test_outputs_name_endpoint_artifact_and_a_ready_invoke_command(synthesized, stage):
     synth = synthesized(stage)
     outputs = synth.serving.find_outputs("*")
-    expected = {"EndpointName", "ArtifactLocation", "InvokeCommand"}
+    expected = {"EndpointName", "ArtifactLocation", "InvokeCommand", "DashboardUrl"}
     if stage == "dev":  # packaged on deploy
         expected |= {"TreeDigest", "PackagingJobName"}
     assert set(outputs) == expected

@@ -1,0 +1,218 @@
+"""`make status STAGE=...`: one screen for a stage, or `--json` for scripts.
+
+Its stacks and their states, the endpoint's status and variants (instance type and
+current/desired count, or the serverless settings), the artifact and digest it
+serves, the last promotion (from where, when, which commit, its smoke verdict),
+its alarms' states, the last packaging job and how long it took, and the
+dashboard's URL. A missing piece (a stage never deployed, a failed endpoint, no
+promotion yet) is stated as such, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from delivery import records
+from delivery.deployed import DeployedStage, deployed_stage
+from stacks.stage.schema import StageConfig
+from tools.cli import run
+
+
+def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name in (config.storage_stack_name, config.serving_stack_name):
+        try:
+            (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except ClientError as error:
+            if "does not exist" not in error.response["Error"].get("Message", ""):
+                raise
+            found[name] = {"status": "NOT DEPLOYED"}
+            continue
+        found[name] = {
+            "status": stack["StackStatus"],
+            "reason": stack.get("StackStatusReason"),
+            "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        }
+    return found
+
+
+def endpoint(sagemaker, name: str) -> dict[str, Any] | None:
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+    except ClientError:
+        return None
+    variants = []
+    for variant in described.get("ProductionVariants", []):
+        serverless = variant.get("CurrentServerlessConfig") or variant.get("DesiredServerlessConfig")
+        variants.append(
+            {
+                "name": variant.get("VariantName"),
+                **(
+                    {"serverless": serverless}
+                    if serverless
+                    else {
+                        "instance_type": variant.get("InstanceType") or _config_instance_type(sagemaker, described),
+                        "current_instances": variant.get("CurrentInstanceCount"),
+                        "desired_instances": variant.get("DesiredInstanceCount"),
+                    }
+                ),
+            }
+        )
+    return {
+        "status": described["EndpointStatus"],
+        "failure": described.get("FailureReason"),
+        "since": str(described.get("LastModifiedTime")),
+        "config": described.get("EndpointConfigName"),
+        "variants": variants,
+    }
+
+
+def _config_instance_type(sagemaker, described: dict[str, Any]) -> str | None:
+    """DescribeEndpoint leaves out the instance type; the endpoint config has it."""
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    return next((v.get("InstanceType") for v in config["ProductionVariants"]), None)
+
+
+def last_promotion(s3, bucket: str | None) -> dict[str, Any] | None:
+    if not bucket:
+        return None
+    newest = records.newest(s3, bucket)
+    if newest is None:
+        return None
+    record = records.require(s3, bucket, newest)
+    smoke = record.get("smoke") or {}
+    return {
+        "record": record["record"],
+        "from": record.get("source_stage"),
+        "rollback_to": record.get("rollback_to"),
+        "time": record.get("time"),
+        "commit": record.get("commit"),
+        "digest": record.get("digest"),
+        "smoke": "passed" if smoke.get("passed") else ("failed" if smoke else "not run"),
+    }
+
+
+def alarms(cloudwatch, names: tuple[str, ...]) -> dict[str, str]:
+    if not names:
+        return {}
+    found = {
+        a["AlarmName"]: a["StateValue"] for a in cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]
+    }
+    return {name: found.get(name, "MISSING") for name in names}
+
+
+def last_packaging_job(sagemaker, prefix: str) -> dict[str, Any] | None:
+    jobs = sagemaker.list_training_jobs(NameContains=prefix, SortBy="CreationTime", SortOrder="Descending")
+    mine = [j for j in jobs.get("TrainingJobSummaries", []) if j["TrainingJobName"].startswith(f"{prefix}-")]
+    if not mine:
+        return None
+    job = sagemaker.describe_training_job(TrainingJobName=mine[0]["TrainingJobName"])
+    start, end = job.get("TrainingStartTime"), job.get("TrainingEndTime")
+    return {
+        "name": job["TrainingJobName"],
+        "status": job["TrainingJobStatus"],
+        "seconds": round((end - start).total_seconds()) if start and end else None,
+        "failure": job.get("FailureReason"),
+    }
+
+
+def status(stage: DeployedStage) -> dict[str, Any]:
+    config = stage.config
+    found = stacks(stage.client("cloudformation"), config)
+    storage = found[config.storage_stack_name]
+    serving = found[config.serving_stack_name]
+    outputs = serving.get("outputs", {})
+    bucket = _bucket(stage, config) if storage["status"] != "NOT DEPLOYED" else None
+    return {
+        "stage": config.stage,
+        "account": config.account,
+        "region": config.region,
+        "stacks": {name: {k: v for k, v in s.items() if k != "outputs"} for name, s in found.items()},
+        "endpoint": endpoint(stage.client("sagemaker"), config.endpoint_name),
+        "artifact": outputs.get("ArtifactLocation"),
+        "digest": outputs.get("TreeDigest"),
+        "dashboard": outputs.get("DashboardUrl"),
+        "last_promotion": last_promotion(stage.client("s3"), bucket),
+        "alarms": alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ()),
+        "last_packaging_job": last_packaging_job(stage.client("sagemaker"), config.job_name_prefix)
+        if config.packaging
+        else None,
+    }
+
+
+def _bucket(stage: DeployedStage, config: StageConfig) -> str | None:
+    for page in stage.client("cloudformation").get_paginator("list_exports").paginate():
+        for export in page["Exports"]:
+            if export["Name"] == config.names.bucket_name_export:
+                return export["Value"]
+    return None
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"Stage {report['stage']} ({report['account'] or 'any account'}, {report['region']})"]
+    for name, stack in report["stacks"].items():
+        reason = f": {stack['reason']}" if stack.get("reason") else ""
+        lines.append(f"  stack {name}: {stack['status']}{reason}")
+    point = report["endpoint"]
+    if point is None:
+        lines.append("  endpoint: none")
+    else:
+        failure = f" ({point['failure']})" if point.get("failure") else ""
+        lines.append(f"  endpoint: {point['status']}{failure}, since {point['since']}")
+        for variant in point["variants"]:
+            if "serverless" in variant:
+                settings = variant["serverless"]
+                lines.append(
+                    f"    {variant['name']}: serverless, {settings.get('MemorySizeInMB')} MB, "
+                    f"up to {settings.get('MaxConcurrency')} concurrent"
+                )
+            else:
+                lines.append(
+                    f"    {variant['name']}: {variant['instance_type']}, {variant['current_instances']} of "
+                    f"{variant['desired_instances']} instances"
+                )
+    lines.append(f"  serves: {report['artifact'] or 'nothing reported'}")
+    lines.append(f"  digest: {report['digest'] or 'none reported'}")
+    promotion = report["last_promotion"]
+    if promotion is None:
+        lines.append("  last promotion: none")
+    else:
+        what = (
+            f"rollback to {promotion['rollback_to']}" if promotion.get("rollback_to") else f"from {promotion['from']}"
+        )
+        lines.append(
+            f"  last promotion: {what} at {promotion['time']}, commit {promotion['commit']}, "
+            f"smoke test {promotion['smoke']}"
+        )
+    for name, state in report["alarms"].items():
+        lines.append(f"  alarm {name}: {state}")
+    job = report["last_packaging_job"]
+    if job is not None:
+        took = f", took {job['seconds']} s" if job.get("seconds") is not None else ""
+        failure = f" ({job['failure']})" if job.get("failure") else ""
+        lines.append(f"  last packaging job: {job['name']}: {job['status']}{took}{failure}")
+    if report["dashboard"]:
+        lines.append(f"  dashboard: {report['dashboard']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    print_report(status(deployed_stage(args.stage)), as_json=args.json)
+    return 0
+
+
+def print_report(report: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(report, indent=2, default=str) if as_json else render(report))
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

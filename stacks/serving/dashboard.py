@@ -1,0 +1,89 @@
+"""One CloudWatch dashboard per stage: the endpoint's traffic, errors, latency, its
+capacity (instances' CPU, memory and disk, or serverless concurrency) and its alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from stacks.serving.operations import VARIANT_NAME
+
+# The SageMaker guide's "Monitor Amazon SageMaker AI with Amazon CloudWatch": invocation
+# metrics are in AWS/SageMaker, an instance's utilization in /aws/sagemaker/Endpoints.
+INVOCATIONS = "AWS/SageMaker"
+INSTANCES = "/aws/sagemaker/Endpoints"
+PERCENTILES = ("p50", "p90", "p99")
+PERIOD = Duration.minutes(1)
+
+
+class EndpointDashboard(Construct):
+    """The dashboard `endpoint_name`; `url` opens it in the console."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        serverless: bool,
+        alarms: Sequence[cloudwatch.IAlarm] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
+
+        def metric(name: str, statistic: str, namespace: str = INVOCATIONS, label: str | None = None):
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=PERIOD,
+                label=label or f"{name} {statistic}",
+            )
+
+        def latency(name: str) -> cloudwatch.GraphWidget:
+            # Microseconds, as SageMaker reports them.
+            return cloudwatch.GraphWidget(
+                title=f"{name} (µs)",
+                width=8,
+                left=[metric(name, p, label=f"{name} {p}") for p in PERCENTILES],
+            )
+
+        if serverless:
+            capacity = cloudwatch.GraphWidget(
+                title="Serverless concurrency and cold starts",
+                width=8,
+                left=[metric("ServerlessConcurrentExecutionsUtilization", "Maximum")],
+                right=[metric("ModelSetupTime", "Average")],
+            )
+        else:
+            capacity = cloudwatch.GraphWidget(
+                title="Instances: CPU, memory, disk (%)",
+                width=8,
+                left=[
+                    metric(name, "Average", INSTANCES)
+                    for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
+                ],
+            )
+        widgets: list[cloudwatch.IWidget] = [
+            cloudwatch.GraphWidget(
+                title="Invocations and errors",
+                width=8,
+                left=[metric("Invocations", "Sum")],
+                right=[metric("Invocation4XXErrors", "Sum"), metric("Invocation5XXErrors", "Sum")],
+            ),
+            latency("ModelLatency"),
+            latency("OverheadLatency"),
+            capacity,
+        ]
+        if alarms:
+            widgets.append(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=8))
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=endpoint_name, widgets=[widgets])
+        # The stack's region: a literal for pinned stages, a token for dev.
+        region = Stack.of(self).region
+        self.url = (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={endpoint_name}"
+        )

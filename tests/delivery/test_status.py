@@ -1,0 +1,256 @@
+"""`make status` against moto: a stage never deployed, a deployed one with a promotion,
+alarms and an endpoint, and a failed endpoint (Stubber), each stated in one screen."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from contextlib import redirect_stdout
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from delivery import records, status
+from delivery.deployed import DeployedStage
+from stacks.stage.config import load_from_cdk_json
+from tests.conftest import ROOT
+from tests.delivery.world import stack_with_outputs
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def staging():
+    with mock_aws():
+        config = load_from_cdk_json(ROOT / "cdk.json", "staging", {})
+        session = boto3.session.Session(region_name=config.region, aws_access_key_id="x", aws_secret_access_key="x")
+        yield DeployedStage(config, session)
+
+
+def test_a_stage_never_deployed_is_stated_not_a_traceback(staging):
+    report = status.status(staging)
+    assert all(stack["status"] == "NOT DEPLOYED" for stack in report["stacks"].values())
+    assert report["endpoint"] is None and report["last_promotion"] is None and report["artifact"] is None
+    text = status.render(report)
+    assert "stack tfhub-serving-staging-serving: NOT DEPLOYED" in text
+    assert "endpoint: none" in text and "last promotion: none" in text
+
+
+def deploy(stage: DeployedStage) -> None:
+    """staging as a promotion leaves it: stacks, bucket, a record, an endpoint on instances, alarms."""
+    config = stage.config
+    s3, sagemaker, cloudwatch = stage.client("s3"), stage.client("sagemaker"), stage.client("cloudwatch")
+    s3.create_bucket(Bucket="staging-bucket", CreateBucketConfiguration={"LocationConstraint": config.region})
+    stack_with_outputs(
+        stage.client("cloudformation"),
+        config.storage_stack_name,
+        {},
+        {config.names.bucket_name_export: "staging-bucket"},
+    )
+    stack_with_outputs(
+        stage.client("cloudformation"),
+        config.serving_stack_name,
+        {
+            "ArtifactLocation": "s3://staging-bucket/artifacts/promoted/abc/model/",
+            "TreeDigest": "a" * 64,
+            "DashboardUrl": "https://console/dashboards:name=tfhub-serving-staging",
+        },
+    )
+    records.write(
+        s3,
+        "staging-bucket",
+        {
+            "source_stage": "dev",
+            "digest": "a" * 64,
+            "time": "2026-11-26T12:00:00+00:00",
+            "commit": "c0ffee",
+            "smoke": {"passed": True, "problems": []},
+        },
+    )
+    sagemaker.create_model(
+        ModelName="m",
+        ExecutionRoleArn="arn:aws:iam::222222222222:role/r",
+        PrimaryContainer={"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="c",
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=config.endpoint_name, EndpointConfigName="c")
+    for name in config.alarm_names:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            MetricName="Invocation5XXErrors",
+            Namespace="AWS/SageMaker",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
+
+def test_a_deployed_stage_on_one_screen_and_as_json(staging):
+    deploy(staging)
+    report = status.status(staging)
+    assert report["digest"] == "a" * 64 and report["artifact"].endswith("/artifacts/promoted/abc/model/")
+    assert report["endpoint"]["variants"][0]["instance_type"] == "ml.m5.large"
+    assert report["last_promotion"]["from"] == "dev" and report["last_promotion"]["smoke"] == "passed"
+    assert set(report["alarms"]) == set(staging.config.alarm_names)
+    assert "alarm tfhub-serving-staging-5xx-errors: " in status.render(report)
+    text = status.render(report)
+    assert "last promotion: from dev at 2026-11-26T12:00:00+00:00, commit c0ffee, smoke test passed" in text
+    assert "dashboard: https://console/dashboards:name=tfhub-serving-staging" in text
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status.print_report(report, as_json=True)
+    assert json.loads(out.getvalue())["digest"] == "a" * 64
+
+
+def test_a_failed_endpoint_says_why(staging):
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sagemaker) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "tfhub-serving-staging",
+                "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/x",
+                "EndpointConfigName": "c",
+                "EndpointStatus": "Failed",
+                "FailureReason": "The primary container for production variant AllTraffic did not pass the "
+                "ping health check.",
+                "CreationTime": dt.datetime(2026, 11, 26),
+                "LastModifiedTime": dt.datetime(2026, 11, 26),
+                "ProductionVariants": [
+                    {"VariantName": "AllTraffic", "CurrentInstanceCount": 0, "DesiredInstanceCount": 1}
+                ],
+            },
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": "c",
+                "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c",
+                "CreationTime": dt.datetime(2026, 11, 26),
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": "m",
+                        "InstanceType": "ml.m5.large",
+                        "InitialInstanceCount": 1,
+                    }
+                ],
+            },
+        )
+        point = status.endpoint(sagemaker, "tfhub-serving-staging")
+    assert point["status"] == "Failed" and "ping health check" in point["failure"]
+    report = {
+        "stage": "staging",
+        "account": None,
+        "region": REGION,
+        "stacks": {},
+        "endpoint": point,
+        "artifact": None,
+        "digest": None,
+        "dashboard": None,
+        "last_promotion": None,
+        "alarms": {},
+        "last_packaging_job": None,
+    }
+    text = status.render(report)
+    assert "endpoint: Failed (The primary container" in text and "ml.m5.large, 0 of 1 instances" in text
+
+
+def test_a_rolled_back_stack_is_shown_with_cloudformations_reason(staging):
+    cloudformation = boto3.client(
+        "cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(cloudformation) as stub:
+        for name, state, reason in (
+            ("tfhub-serving-staging-storage", "UPDATE_COMPLETE", None),
+            (
+                "tfhub-serving-staging-serving",
+                "UPDATE_ROLLBACK_COMPLETE",
+                "The following resource(s) failed to update: [TfServingEndpointF7C3A7E8].",
+            ),
+        ):
+            stub.add_response(
+                "describe_stacks",
+                {
+                    "Stacks": [
+                        {
+                            "StackName": name,
+                            "StackStatus": state,
+                            "CreationTime": dt.datetime(2026, 11, 26),
+                            **({"StackStatusReason": reason} if reason else {}),
+                        }
+                    ]
+                },
+                {"StackName": name},
+            )
+        found = status.stacks(cloudformation, staging.config)
+    report = {
+        "stage": "staging",
+        "account": None,
+        "region": REGION,
+        "stacks": found,
+        "endpoint": None,
+        "artifact": None,
+        "digest": None,
+        "dashboard": None,
+        "last_promotion": None,
+        "alarms": {},
+        "last_packaging_job": None,
+    }
+    assert (
+        "stack tfhub-serving-staging-serving: UPDATE_ROLLBACK_COMPLETE: The following resource(s) failed to "
+        "update: [TfServingEndpointF7C3A7E8]."
+    ) in status.render(report)
+
+
+def test_a_failed_packaging_job_says_how_long_and_why(staging):
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    prefix = staging.config.job_name_prefix
+    with Stubber(sagemaker) as stub:
+        stub.add_response(
+            "list_training_jobs",
+            {
+                "TrainingJobSummaries": [
+                    {
+                        "TrainingJobName": f"{prefix}-abc",
+                        "TrainingJobArn": "arn",
+                        "CreationTime": dt.datetime(2026, 11, 26),
+                        "TrainingJobStatus": "Failed",
+                    }
+                ]
+            },
+        )
+        stub.add_response(
+            "describe_training_job",
+            {
+                "TrainingJobName": f"{prefix}-abc",
+                "TrainingJobArn": "arn",
+                "TrainingJobStatus": "Failed",
+                "SecondaryStatus": "Failed",
+                "CreationTime": dt.datetime(2026, 11, 26),
+                "TrainingStartTime": dt.datetime(2026, 11, 26, 12, 0),
+                "TrainingEndTime": dt.datetime(2026, 11, 26, 12, 3),
+                "FailureReason": "AlgorithmError: the hub answered 404",
+                "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
+                "ResourceConfig": {"VolumeSizeInGB": 30},
+                "StoppingCondition": {},
+            },
+        )
+        job = status.last_packaging_job(sagemaker, prefix)
+    assert job == {
+        "name": f"{prefix}-abc",
+        "status": "Failed",
+        "seconds": 180,
+        "failure": "AlgorithmError: the hub answered 404",
+    }

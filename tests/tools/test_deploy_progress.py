@@ -1,0 +1,181 @@
+"""`make deploy`'s progress: a scripted sequence of job and endpoint states (Stubber),
+the deploy's own output and exit code passed through, a watcher that fails aside."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from delivery.deployed import DeployedStage
+from stacks.stage.config import load_from_cdk_json
+from tests.conftest import ROOT
+from tools.deploy_progress import Watcher, run_deploy, watch
+
+STARTED = 1_800_000_000.0
+NOW = dt.datetime.fromtimestamp(STARTED + 30, dt.UTC)
+CONFIG = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": "us-east-1"})
+JOB = f"{CONFIG.job_name_prefix}-0123456789ab"
+
+
+def stubbed_stage() -> tuple[DeployedStage, Stubber, Stubber]:
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stage = DeployedStage(CONFIG, session)
+    sagemaker, logs = session.client("sagemaker"), session.client("logs")
+    stage._clients.update(sagemaker=sagemaker, logs=logs)
+    return stage, Stubber(sagemaker), Stubber(logs)
+
+
+def job_state(stub: Stubber, status: str, secondary: str, reason: str | None = None) -> None:
+    stub.add_response(
+        "describe_training_job",
+        {
+            "TrainingJobName": JOB,
+            "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:training-job/{JOB}",
+            "TrainingJobStatus": status,
+            "SecondaryStatus": secondary,
+            "CreationTime": NOW,
+            "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
+            "ResourceConfig": {"VolumeSizeInGB": 30},
+            "StoppingCondition": {},
+            **({"FailureReason": reason} if reason else {}),
+        },
+        {"TrainingJobName": JOB},
+    )
+
+
+def log_lines(stub: Stubber, *messages: str) -> None:
+    stub.add_response(
+        "filter_log_events",
+        {
+            "events": [
+                {"logStreamName": f"{JOB}/algo-1", "eventId": message, "timestamp": 1, "message": message}
+                for message in messages
+            ]
+        },
+        {"logGroupName": ANY, "logStreamNamePrefix": f"{JOB}/", "startTime": ANY},
+    )
+
+
+def endpoint_state(stub: Stubber, status: str, reason: str | None = None) -> None:
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "tfhub-serving-dev",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/x",
+            "EndpointStatus": status,
+            "CreationTime": NOW,
+            "LastModifiedTime": NOW,
+            **({"FailureReason": reason} if reason else {}),
+        },
+        {"EndpointName": "tfhub-serving-dev"},
+    )
+
+
+def test_job_lines_and_endpoint_states_as_they_change():
+    stage, sagemaker, logs = stubbed_stage()
+    lines: list[str] = []
+    clock = iter([STARTED + s for s in (45, 50, 61, 130, 190, 190, 190)]).__next__
+    watcher = Watcher(stage, STARTED, lines.append, clock=clock)
+    # First look: the deploy's job is downloading; the endpoint does not exist yet.
+    sagemaker.add_response(
+        "list_training_jobs",
+        {
+            "TrainingJobSummaries": [
+                {
+                    "TrainingJobName": JOB,
+                    "TrainingJobArn": "arn",
+                    "CreationTime": NOW,
+                    "TrainingJobStatus": "InProgress",
+                }
+            ]
+        },
+        {"NameContains": ANY, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10},
+    )
+    job_state(sagemaker, "InProgress", "Downloading")
+    log_lines(logs, "Fetching https://hub/m/1", "Received 12 MB")
+    sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    # Second look: the job completed (a line more); the endpoint is being created.
+    job_state(sagemaker, "Completed", "Completed")
+    log_lines(logs, "Hashing files")
+    endpoint_state(sagemaker, "Creating")
+    # Third look: nothing new but the endpoint in service.
+    job_state(sagemaker, "Completed", "Completed")
+    log_lines(logs)
+    endpoint_state(sagemaker, "InService")
+    with sagemaker, logs:
+        for _ in range(3):
+            watcher.look()
+    assert lines == [
+        f"progress [00:45] packaging job {JOB}: InProgress (Downloading)",
+        "progress [00:50]   Fetching https://hub/m/1",
+        "progress [01:01]   Received 12 MB",
+        f"progress [02:10] packaging job {JOB}: Completed",
+        "progress [03:10]   Hashing files",
+        "progress [03:10] endpoint tfhub-serving-dev: Creating",
+        "progress [03:10] endpoint tfhub-serving-dev: InService",
+    ]
+
+
+def test_a_failed_job_and_a_failed_endpoint_say_why():
+    stage, sagemaker, logs = stubbed_stage()
+    lines: list[str] = []
+    watcher = Watcher(stage, STARTED, lines.append, clock=lambda: STARTED + 5)
+    watcher.job = JOB
+    job_state(sagemaker, "Failed", "Failed", reason="AlgorithmError: the hub answered 404")
+    log_lines(logs)
+    endpoint_state(sagemaker, "Failed", reason="The primary container did not pass the ping health check.")
+    with sagemaker, logs:
+        watcher.look()
+    assert lines == [
+        f"progress [00:05] packaging job {JOB}: Failed",
+        "progress [00:05] endpoint tfhub-serving-dev: Failed: The primary container did not pass the "
+        "ping health check.",
+    ]
+
+
+def test_the_deploys_output_and_exit_code_pass_through(capfd):
+    code = run_deploy([sys.executable, "-c", "print('cdk says hello'); raise SystemExit(3)"], watcher=None)
+    assert code == 3 and "cdk says hello" in capfd.readouterr().out
+
+
+def test_a_watcher_that_cannot_watch_steps_aside_and_the_deploy_goes_on():
+    stage, sagemaker, _ = stubbed_stage()
+    lines: list[str] = []
+    watcher = Watcher(stage, STARTED, lines.append)
+    watcher.job = JOB
+    sagemaker.add_client_error("describe_training_job", "AccessDeniedException", "not authorized")
+    done = threading.Event()
+    done.set()
+    with sagemaker:
+        watch(watcher, done, poll_seconds=0)
+    assert len(lines) == 1 and lines[0].startswith("progress: no longer shown (") and "the deploy goes on" in lines[0]
+
+
+def test_an_unknown_stage_stops_in_one_line_before_any_deploy(tmp_path):
+    import subprocess
+
+    marker = tmp_path / "deployed"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.deploy_progress",
+            "--stage",
+            "qa",
+            "--",
+            sys.executable,
+            "-c",
+            f"open({str(marker)!r}, 'w').close()",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and not marker.exists()
+    assert result.stderr.strip() == "Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging"
