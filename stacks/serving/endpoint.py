@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
-from aws_cdk import aws_kms as kms
+from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.compliance import checkov
 from stacks.rulebook.limits import has_instance_store
 from stacks.serving.model_role import ModelRole
-from stacks.serving.operations import VARIANT_NAME, EndpointAlarms, EndpointAutoscaling, deployment_config
+from stacks.serving.operations import VARIANT_NAME, EndpointAlarms, EndpointAutoscaling, deployment_config, endpoint_key
 from stacks.stage.images import ContainerImage
 from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing
 
@@ -95,13 +94,8 @@ class TfServingEndpoint(Construct):
                 initial_instance_count=serving.instance_count,
             )
             if not has_instance_store(serving.instance_type):
-                self.volume_key = kms.Key(
-                    self,
-                    "VolumeKey",
-                    description=f"Encrypts the ML storage volumes of endpoint {endpoint_name}",
-                    enable_key_rotation=True,
-                    pending_window=Duration.days(7),
-                    removal_policy=RemovalPolicy.DESTROY,
+                self.volume_key = endpoint_key(
+                    self, "VolumeKey", f"Encrypts the ML storage volumes of endpoint {endpoint_name}"
                 )
                 config_kwargs["kms_key_id"] = self.volume_key.key_arn
         else:

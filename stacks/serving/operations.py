@@ -24,6 +24,18 @@ VARIANT_NAME = "AllTraffic"
 _MICROSECONDS_PER_MS = 1000
 
 
+def endpoint_key(scope: Construct, construct_id: str, description: str) -> kms.Key:
+    """A customer-managed key of the endpoint's own, rotated, gone with the stack."""
+    return kms.Key(
+        scope,
+        construct_id,
+        description=description,
+        enable_key_rotation=True,
+        pending_window=Duration.days(7),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
 class EndpointAlarms(Construct):
     """5XX and model-latency alarms on the endpoint, notifying an SNS topic."""
 
@@ -33,14 +45,7 @@ class EndpointAlarms(Construct):
         super().__init__(scope, construct_id)
         # CloudWatch alarms cannot publish to a topic under the AWS-managed
         # alias/aws/sns key, whose policy nobody can extend (rule alarm-topic-key).
-        self.key = kms.Key(
-            self,
-            "TopicKey",
-            description=f"Encrypts the alarm topic of endpoint {endpoint_name}",
-            enable_key_rotation=True,
-            pending_window=Duration.days(7),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.key = endpoint_key(self, "TopicKey", f"Encrypts the alarm topic of endpoint {endpoint_name}")
         # Unconditioned, as the SNS guide's statement for AWS event sources is: no AWS
         # document says CloudWatch's KMS calls carry aws:SourceAccount, and a condition on
         # a key absent from the request would drop every notification silently. The key

@@ -30,6 +30,21 @@ def staging():
         yield DeployedStage(config, session)
 
 
+def bare_report(**parts) -> dict:
+    """A report with nothing in it but `parts`, for `status.render`."""
+    empty: dict[str, object] = {
+        "stacks": {},
+        "endpoint": None,
+        "artifact": None,
+        "digest": None,
+        "dashboard": None,
+        "last_promotion": None,
+        "alarms": {},
+        "last_packaging_job": None,
+    }
+    return {"stage": "staging", "account": None, "region": REGION, **empty, **parts}
+
+
 def test_a_stage_never_deployed_is_stated_not_a_traceback(staging):
     report = status.status(staging)
     assert all(stack["status"] == "NOT DEPLOYED" for stack in report["stacks"].values())
@@ -149,19 +164,7 @@ def test_a_failed_endpoint_says_why(staging):
         )
         point = status.endpoint(sagemaker, "tfhub-serving-staging")
     assert point["status"] == "Failed" and "ping health check" in point["failure"]
-    report = {
-        "stage": "staging",
-        "account": None,
-        "region": REGION,
-        "stacks": {},
-        "endpoint": point,
-        "artifact": None,
-        "digest": None,
-        "dashboard": None,
-        "last_promotion": None,
-        "alarms": {},
-        "last_packaging_job": None,
-    }
+    report = bare_report(endpoint=point)
     text = status.render(report)
     assert "endpoint: Failed (The primary container" in text and "ml.m5.large, 0 of 1 instances" in text
 
@@ -194,19 +197,7 @@ def test_a_rolled_back_stack_is_shown_with_cloudformations_reason(staging):
                 {"StackName": name},
             )
         found = status.stacks(cloudformation, staging.config)
-    report = {
-        "stage": "staging",
-        "account": None,
-        "region": REGION,
-        "stacks": found,
-        "endpoint": None,
-        "artifact": None,
-        "digest": None,
-        "dashboard": None,
-        "last_promotion": None,
-        "alarms": {},
-        "last_packaging_job": None,
-    }
+    report = bare_report(stacks=found)
     assert (
         "stack tfhub-serving-staging-serving: UPDATE_ROLLBACK_COMPLETE: The following resource(s) failed to "
         "update: [TfServingEndpointF7C3A7E8]."
