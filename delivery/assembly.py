@@ -51,7 +51,8 @@ def synth_command(stage: str, artifact_key: str, digest: str, out: pathlib.Path)
 
 def build(stage: str, artifact_key: str, digest: str, out: pathlib.Path) -> pathlib.Path:
     """Synthesize `stage` pinned to `artifact_key` into `out` (cdk-nag and the rule gate included)."""
-    result = subprocess.run(synth_command(stage, artifact_key, digest, out), cwd=ROOT)
+    # With CI=true the CDK CLI prints its messages on stdout; ours carries only the path.
+    result = subprocess.run(synth_command(stage, artifact_key, digest, out), cwd=ROOT, stdout=sys.stderr)
     if result.returncode != 0:
         raise UserError(
             f"Synthesizing stage {stage} pinned to {artifact_key} failed (cdk exit code "

@@ -4,7 +4,7 @@ The copy links the installed tool folders (make sees them as installed) and
 differs from the project only in its cdk.json, where an account would supply
 what the emulators supply here. The shell is a user's: a home of its own (no
 AWS or CDK configuration of this machine, so a profile or region there cannot
-leak in), the emulators' endpoints and throwaway credentials, CDK telemetry
+leak in; no CI runner's variables), the emulators' endpoints and throwaway credentials, CDK telemetry
 off, and not inside another make. Commands run on a terminal, where a prompt
 the scenario expects is answered as a person would.
 """
@@ -27,7 +27,10 @@ _LINKED = (".venv", ".venv-emulators", ".venv-checkov", "node_modules")
 _NOT_COPIED = shutil.ignore_patterns(".git", *_LINKED, "cdk.out", "__pycache__", ".pytest_cache", "*.pyc")
 # `--require-approval broadening` and `cdk destroy`: a person says yes.
 ANSWERS = {"Do you wish to deploy these changes? (y/n)": "y\n", "Are you sure you want to delete": "y\n"}
-_MAKE_VARIABLES = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+# Not a person's shell: another make's state, and a CI runner's markers (with
+# CI=true a promotion demands DIGEST, and the CDK CLI prints its messages on stdout).
+_DROPPED_NAMES = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CI")
+_DROPPED_PREFIXES = ("AWS_", "CDK_", "GITHUB_")
 
 
 class CommandFailed(AssertionError):
@@ -47,7 +50,7 @@ class User:
         home = workdir / "home"
         home.mkdir(parents=True, exist_ok=True)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_")) and k not in _MAKE_VARIABLES},
+            **{k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED_NAMES},
             "HOME": str(home),
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             **endpoints,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -25,11 +26,13 @@ KEY = f"artifacts/promoted/{DIGEST}/model/"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> pathlib.Path:
-    """`make assembly STAGE=staging DIGEST=...`'s tool, run as a user runs it."""
+    """`make assembly STAGE=staging DIGEST=...`'s tool, run as CI runs it: with CI=true
+    the CDK CLI prints on stdout, where only the assembly's path may appear."""
     out = tmp_path_factory.mktemp("assembly") / "staging"
     result = subprocess.run(
         [sys.executable, "-m", "delivery.assembly", "--stage", "staging", "--digest", DIGEST, "--out", str(out)],
         cwd=ROOT,
+        env={**os.environ, "CI": "true"},
         capture_output=True,
         text=True,
         timeout=600,
