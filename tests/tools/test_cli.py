@@ -27,6 +27,7 @@ TOOLS = {
     "smoke": ["delivery.smoke", "--stage", "{stage}"],
     "promote": ["delivery.promote", "--from", "{stage}", "--to", "staging"],
     "leftovers": ["delivery.leftovers", "--stage", "{stage}"],
+    "status": ["delivery.status", "--stage", "{stage}"],
 }
 KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # Where the stack without outputs lives (dev's region is AWS_REGION's).
@@ -69,6 +70,7 @@ EXPECTED = {
         "smoke": r"^AWS refused DescribeStacks \(AccessDenied",
         "promote": r"^AWS refused DescribeStacks \(AccessDenied",
         "leftovers": r"^AWS refused ListEndpoints \(403: .*not authorized to perform: sagemaker:ListEndpoints",
+        "status": r"^AWS refused DescribeStacks \(AccessDenied",
     },
 }
 
