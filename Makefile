@@ -14,7 +14,8 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
 .PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments assembly status smoke digest clean \
-	deps deps-dev deps-emulators deps-checkov python
+	deps deps-dev deps-emulators deps-checkov deps-test python \
+	installed-deps installed-deps-dev installed-deps-emulators installed-deps-checkov installed-deps-test
 
 help:
 	@echo "make TARGET [VARIABLE=value ...]"
@@ -53,11 +54,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# What each target needs: the app and tools; the test and job runtime; the emulators; checkov.
-deps: $(VENV)/.installed node_modules/.installed
-deps-dev: deps $(VENV)/.installed-dev
-deps-emulators: deps-dev .venv-emulators/.installed
-deps-checkov: deps .venv-checkov/.installed
+# What each target needs: the app and tools; the test and job runtime; the emulators;
+# checkov; all of them for the tests. The installs are independent of each other
+# (but for the two layers of .venv), so each set runs side by side in a sub-make:
+# a fresh machine waits for the longest install, not for their sum.
+deps deps-dev deps-emulators deps-checkov deps-test:
+	@$(MAKE) --no-print-directory -j4 installed-$@
+
+installed-deps: $(VENV)/.installed node_modules/.installed ; @:
+installed-deps-dev: installed-deps $(VENV)/.installed-dev ; @:
+installed-deps-emulators: installed-deps-dev .venv-emulators/.installed ; @:
+installed-deps-checkov: installed-deps .venv-checkov/.installed ; @:
+installed-deps-test: installed-deps-emulators installed-deps-checkov ; @:
 
 ## synth                 synthesize every stage of cdk.json (cdk-nag gate), then cfn-lint and checkov
 synth: deps-checkov
@@ -73,7 +81,7 @@ synth: deps-checkov
 	echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean:" $$stages
 
 ## test                  the static gates (ruff lint and format, mypy), then the whole test suite
-test: deps-emulators deps-checkov
+test: deps-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy

@@ -137,3 +137,48 @@ def test_make_synth_the_main_job_passes_as_written():
             f"tfhub-serving-{stage}-serving.template.json",
             f"tfhub-serving-{stage}-storage.template.json",
         ]
+
+
+FAKE_INSTALLER = """#!/bin/bash
+# Stands in for python and npm: makes venvs, logs each install's start and end.
+if [ "$1 $2" = "-m venv" ]; then
+  mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
+elif [ "$1" = ci ] || [[ " $* " == *" -r "* ]]; then
+  [ "$1" = ci ] && mkdir -p node_modules
+  echo "$(date +%s.%N) start $0 $*" >> "$INSTALL_LOG"; sleep 1; echo "$(date +%s.%N) end $0 $*" >> "$INSTALL_LOG"
+fi
+"""
+
+
+def test_a_fresh_machine_runs_the_installs_side_by_side(tmp_path):
+    """A fresh `make synth` waits for its longest install, not for their sum."""
+    project, fakes, log = tmp_path / "fresh", tmp_path / "bin", tmp_path / "installs.log"
+    copy_project(project)
+    for name in (".venv", ".venv-emulators", ".venv-checkov", "node_modules"):
+        (project / name).unlink()
+    fakes.mkdir()
+    for name in ("python3.11", "npm"):
+        (fakes / name).write_text(FAKE_INSTALLER)
+        (fakes / name).chmod(0o755)
+    result = make(
+        "deps-checkov",
+        f"PYTHON={fakes / 'python3.11'}",
+        cwd=project,
+        PATH=f"{fakes}{os.pathsep}{os.environ['PATH']}",
+        INSTALL_LOG=str(log),
+    )
+    assert result.returncode == 0, result.stderr
+    windows: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        at, _, what = line.split(" ", 2)
+        windows.setdefault(what.split(" ", 1)[1], []).append(float(at))
+    installs = [
+        "-m pip install --quiet -r requirements.txt",
+        "-m pip install --quiet -r requirements-checkov.txt",
+        "ci --no-audit --no-fund --loglevel=error",
+    ]
+    assert set(installs) <= set(windows), windows
+    starts, ends = [windows[what][0] for what in installs], [windows[what][1] for what in installs]
+    assert max(starts) < min(ends), f"the installs ran one after another: {windows}"
+    for stamp in (".venv/.installed", ".venv-checkov/.installed", "node_modules/.installed"):
+        assert (project / stamp).exists()
