@@ -76,7 +76,7 @@ synth: deps-checkov
 		$(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage || exit 1; \
 	done; \
 	$(VENV)/bin/cfn-lint cdk.out/*/*.template.json; status=$$?; \
-	if [ $$(( status & 3 )) -ne 0 ]; then echo "cfn-lint found errors (or crashed): exit $$status" >&2; exit 1; fi; \
+	if [ $$(( status & 7 )) -ne 0 ]; then echo "cfn-lint found errors or warnings (or crashed): exit $$status" >&2; exit 1; fi; \
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -d cdk.out --framework cloudformation --quiet --compact || exit 1; \
 	echo "All stages synthesized; cdk-nag, cfn-lint and checkov clean:" $$stages
 

@@ -51,7 +51,8 @@ def synth_command(stage: str, artifact_key: str, digest: str, out: pathlib.Path)
 
 def build(stage: str, artifact_key: str, digest: str, out: pathlib.Path) -> pathlib.Path:
     """Synthesize `stage` pinned to `artifact_key` into `out` (cdk-nag and the rule gate included)."""
-    # With CI=true the CDK CLI prints its messages on stdout; ours carries only the path.
+    # Ours carries only the path; with CI set, the CDK CLI prints its messages on
+    # stdout (aws-cdk's CliIoHost: "In CI mode, all non-error output goes to stdout").
     result = subprocess.run(synth_command(stage, artifact_key, digest, out), cwd=ROOT, stdout=sys.stderr)
     if result.returncode != 0:
         raise UserError(
