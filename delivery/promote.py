@@ -52,7 +52,7 @@ def promote(
     smoke: Smoke | None = None,
     assembly: pathlib.Path | None = None,
 ) -> dict[str, Any]:
-    uri, digest = artifacts.stage_artifact(source.cloudformation, source.serving_stack)
+    uri, digest = artifacts.stage_artifact(source.cloudformation, source.names.serving_stack)
     if expected_digest and digest != expected_digest:
         # The source stage was redeployed since the run that tested this artifact.
         raise PromotionError(
@@ -61,7 +61,7 @@ def promote(
         )
     if source.promoted:
         _require_verified(source, digest)
-    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    bucket = artifacts.export_value(target.cloudformation, target.names.bucket_name_export)
     writer = target.writing()
     key = artifacts.promoted_key(digest, archive=target.serverless)
     copy_uri = f"s3://{bucket}/{key}"
@@ -92,7 +92,7 @@ def promote(
 def _require_verified(source: StageAccess, digest: str) -> None:
     """A stage that serves promoted copies hands on only a digest its own log shows
     it verified (a passing smoke test), e.g. prod takes only what staging verified."""
-    bucket = artifacts.export_value(source.cloudformation, source.bucket_export)
+    bucket = artifacts.export_value(source.cloudformation, source.names.bucket_name_export)
     for record in records.log(source.s3, bucket):
         if record.get("digest") == digest and records.verified(record):
             return

@@ -27,7 +27,7 @@ def rollback(
     """Serve an earlier record's artifact again, after checking the record names a
     promoted copy of this stage (content-addressed by its digest), or what the stage
     served before its first promotion, and the artifact is intact."""
-    bucket = artifacts.export_value(target.cloudformation, target.bucket_export)
+    bucket = artifacts.export_value(target.cloudformation, target.names.bucket_name_export)
     reader = target.writing()
     earlier = records.resolve(reader.s3, bucket, record_key)
     digest = str(earlier.get("digest", ""))

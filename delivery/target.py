@@ -50,31 +50,19 @@ class StageAccess:
     def serverless(self) -> bool:
         return self.serverless_memory_mb is not None
 
-    @property
-    def serving_stack(self) -> str:
-        return self.names.serving_stack
-
-    @property
-    def bucket_export(self) -> str:
-        return self.names.bucket_name_export
-
-    @property
-    def promotion_role_export(self) -> str:
-        return self.names.promotion_role_export
-
     def writing(self) -> StageAccess:
         """This stage with its s3 client acting as the stage's promotion role, the only
         principal its bucket lets write promoted copies and records."""
         if self.assume is None:
             return self
-        role = artifacts.export_value(self.cloudformation, self.promotion_role_export)
+        role = artifacts.export_value(self.cloudformation, self.names.promotion_role_export)
         return replace(self, s3=self.assume(role), assume=None)
 
 
 def serving_now(target: StageAccess) -> dict[str, str] | None:
     """What the target's serving stack reports it serves, or None before its first deploy."""
     try:
-        uri, digest = artifacts.stage_artifact(target.cloudformation, target.serving_stack)
+        uri, digest = artifacts.stage_artifact(target.cloudformation, target.names.serving_stack)
     except UserError:
         return None
     return {"artifact": uri, "digest": digest}
