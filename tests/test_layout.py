@@ -1,9 +1,11 @@
-"""The code's shape: no import cycles between the project's modules, and modules
-small enough to read (300 lines)."""
+"""The code's shape: no import cycles between the project's modules, modules
+small enough to read (300 lines), and no text that points at a path which is gone."""
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 
 from tests.conftest import ROOT
 
@@ -52,3 +54,20 @@ def test_modules_stay_under_300_lines():
     files = [p for package in PACKAGES + ("tests",) for p in (ROOT / package).rglob("*.py")] + [ROOT / "app.py"]
     over = sorted(p.relative_to(ROOT).as_posix() for p in files if len(p.read_text().splitlines()) > MAX_LINES)
     assert over == [], f"over {MAX_LINES} lines: {over}"
+
+
+def test_every_project_path_a_text_names_exists():
+    """The README's test map, the rehearsal's list of where each command runs,
+    docstrings: a move or a rename must take them along."""
+    tops = "|".join((*PACKAGES, "tests", "benchmarks"))
+    cited = re.compile(rf"(?<![\w./-])(?:{tops})/[\w./-]*[\w/]")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    texts = [name for name in tracked if name.endswith((".py", ".md", ".yml", ".toml", ".txt", ".json", "Makefile"))]
+    assert "README.md" in texts
+    missing = {
+        f"{name}: {path}"
+        for name in texts
+        for path in cited.findall((ROOT / name).read_text())
+        if not (ROOT / path).exists()
+    }
+    assert not missing, sorted(missing)
