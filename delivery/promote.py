@@ -67,23 +67,28 @@ def promote(
     copy_uri = f"s3://{bucket}/{key}"
     manifest = _copy_once(source, uri, writer, copy_uri, digest)
     fits_memory(target, manifest)
-    replaced = serving_now(target)
+    facts = {
+        "source_stage": source.stage,
+        "source_artifact": uri,
+        "digest": digest,
+        "target_stage": target.stage,
+        "target_artifact": copy_uri,
+        "replaced": serving_now(target),
+        "time": now().isoformat(timespec="seconds"),
+        "commit": commit,
+    }
+    start = records.started(writer.s3, bucket, facts)
     deployed = deploy(target.stage, key, digest, assembly)
     verdict_ = verdict(smoke, target.stage)
     # Assumed again: a session chained from CI's role lasts at most an hour, and a
     # blue/green deploy with its smoke test may take longer.
     writer = target.writing()
     record = {
-        "source_stage": source.stage,
-        "source_artifact": uri,
-        "digest": digest,
-        "target_stage": target.stage,
-        "target_artifact": copy_uri,
-        "replaced": replaced,
+        **facts,
+        "started": start["record"],
         # The infrastructure that served it, for a rollback to restore with it.
         "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
         "time": now().isoformat(timespec="seconds"),
-        "commit": commit,
         "smoke": verdict_,
     }
     return records.write(writer.s3, bucket, record)

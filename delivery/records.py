@@ -7,8 +7,10 @@ replaces a record: two promotions racing for one number both land, one under
 the next number). The newest record is the highest number; there is no
 mutable "latest" pointer that a stray write could redirect. Each record holds
 the smoke test's verdict on what it deployed and what the stage served before
-(`replaced`). `previous` is the last verified state (`resolve`), idempotent:
-running it twice lands where running it once did. Only a
+(`replaced`); each deploy is logged twice, before it starts and once it is
+smoke-tested, so one that never finishes is still in the log. `previous` is
+the last verified state (`resolve`), idempotent: running it twice lands where
+running it once did. Only a
 definite "no such key" counts as no record: any other failure to read stops
 the tool, so a hiccup never cuts the chain. The bucket policy lets only the
 stage's promotion role write here (`stacks/storage/stack.py`).
@@ -95,6 +97,18 @@ def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
         f"Could not append to s3://{bucket}/{PREFIX} after {_ATTEMPTS} tries: "
         "other promotions keep taking the next number."
     )
+
+
+# A deploy's first record, written before it starts: what the stage serves and
+# what is about to replace it. It has no smoke verdict, so `previous` never
+# returns to it; a deploy that fails, or a job cancelled before the outcome is
+# written, still leaves it, and `previous` then means the state before it.
+STARTED = "started"
+
+
+def started(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Append the record of a deploy about to start; return it as written."""
+    return write(s3, bucket, {**record, "deploy": STARTED})
 
 
 def verified(record: dict[str, Any]) -> bool:

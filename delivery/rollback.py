@@ -28,8 +28,8 @@ def rollback(
     promoted copy of this stage (content-addressed by its digest), or what the stage
     served before its first promotion, and the artifact is intact."""
     bucket = artifacts.export_value(target.cloudformation, target.names.bucket_name_export)
-    reader = target.writing()
-    earlier = records.resolve(reader.s3, bucket, record_key)
+    writer = target.writing()
+    earlier = records.resolve(writer.s3, bucket, record_key)
     digest = str(earlier.get("digest", ""))
     allowed = {f"s3://{bucket}/{artifacts.promoted_key(digest, archive)}" for archive in (False, True)}
     if earlier["record"] == records.BEFORE:
@@ -39,21 +39,30 @@ def rollback(
             f"Record {earlier['record']} does not name a promoted copy of stage {target.stage} for its digest "
             f"({earlier.get('target_artifact')}): refusing to serve it."
         )
-    manifest = artifacts.verify(reader.s3, earlier["target_artifact"], digest)
+    manifest = artifacts.verify(writer.s3, earlier["target_artifact"], digest)
     fits_memory(target, manifest)
     _, key = forms.split(earlier["target_artifact"])
-    replaced = serving_now(target)
-    with tempfile.TemporaryDirectory() as folder:
-        # The recorded assembly: the infrastructure that served with this artifact.
-        stored = earlier.get("assembly")
-        restored = stage_assembly.restore(reader.s3, bucket, stored, pathlib.Path(folder)) if stored else None
-        deploy(target.stage, key, digest, restored)
-    record = {key_: value for key_, value in earlier.items() if key_ not in ("previous", "record", "smoke")}
-    record.update(
+    facts = {key_: value for key_, value in earlier.items() if key_ not in _OWN_FIELDS}
+    facts.update(
         time=now().isoformat(timespec="seconds"),
         commit=commit,
         rollback_to=earlier["record"],
-        replaced=replaced,
-        smoke=verdict(smoke, target.stage),
+        replaced=serving_now(target),
     )
+    start = records.started(writer.s3, bucket, facts)
+    with tempfile.TemporaryDirectory() as folder:
+        # The recorded assembly: the infrastructure that served with this artifact.
+        stored = earlier.get("assembly")
+        restored = stage_assembly.restore(writer.s3, bucket, stored, pathlib.Path(folder)) if stored else None
+        deploy(target.stage, key, digest, restored)
+    record = {
+        **facts,
+        "started": start["record"],
+        "time": now().isoformat(timespec="seconds"),
+        "smoke": verdict(smoke, target.stage),
+    }
     return records.write(target.writing().s3, bucket, record)  # a fresh session, as for a promotion
+
+
+# What a record says of itself, not of the state it served.
+_OWN_FIELDS = ("previous", "record", "smoke", "started", "deploy")

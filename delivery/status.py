@@ -94,6 +94,8 @@ def last_promotion(s3, bucket: str | None) -> dict[str, Any] | None:
         "commit": record.get("commit"),
         "digest": record.get("digest"),
         "smoke": "passed" if smoke.get("passed") else ("failed" if smoke else "not run"),
+        # A deploy's first record alone: it failed, was cancelled, or is still running.
+        "finished": record.get("deploy") != records.STARTED,
     }
 
 
@@ -185,10 +187,12 @@ def render(report: dict[str, Any]) -> str:
         what = (
             f"rollback to {promotion['rollback_to']}" if promotion.get("rollback_to") else f"from {promotion['from']}"
         )
-        lines.append(
-            f"  last promotion: {what} at {promotion['time']}, commit {promotion['commit']}, "
+        outcome = (
             f"smoke test {promotion['smoke']}"
+            if promotion["finished"]
+            else "its deploy started; no outcome recorded (failed, cancelled or still running)"
         )
+        lines.append(f"  last promotion: {what} at {promotion['time']}, commit {promotion['commit']}, {outcome}")
     for name, state in report["alarms"].items():
         lines.append(f"  alarm {name}: {state}")
     job = report["last_packaging_job"]

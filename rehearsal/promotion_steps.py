@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from delivery import records
 from rehearsal.steps import NAMES, STAGES, STAGING_PIN, Steps, check
 
 
@@ -50,7 +51,8 @@ class PromotionSteps(Steps):
 
     def check_promotion_log(self) -> None:
         """Records are appended, numbered from 1, with no mutable pointer beside them; each
-        names the assembly it deployed and the smoke test's passing verdict."""
+        deploy is logged before it starts, then with the assembly it deployed and the smoke
+        test's passing verdict."""
         bucket = self.account.export(NAMES["staging"].bucket_name_export)
         listed = [
             o["Key"] for o in self.account.s3.list_objects_v2(Bucket=bucket, Prefix="promotions/").get("Contents", [])
@@ -59,8 +61,13 @@ class PromotionSteps(Steps):
         keys = [key for key in listed if key not in stored]
         numbers = [key.removeprefix("promotions/")[:8] for key in keys]
         check(numbers == [f"{n:08d}" for n in range(1, len(keys) + 1)], f"staging's promotion log: {keys}")
+        started, finished = set(), set()
         for key in keys:
             record = json.loads(self.account.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            if record.get("deploy") == records.STARTED:
+                started.add(key)
+                continue
+            finished.add(record["started"])
             check(
                 record["assembly"] and record["assembly"]["key"] in stored,
                 f"{key} names no stored assembly: {record.get('assembly')}",
@@ -69,6 +76,7 @@ class PromotionSteps(Steps):
                 record["smoke"]["passed"] and record["smoke"]["checked_values"],
                 f"{key}'s smoke test did not pass with values checked: {record['smoke']}",
             )
+        check(started == finished, f"staging's log: deploys started {sorted(started)}, finished {sorted(finished)}")
 
     def check_staging_serves(self, digest: str) -> None:
         outputs = self.account.outputs(STAGES["staging"][1])

@@ -9,7 +9,7 @@ import re
 import pytest
 from moto import mock_aws
 
-from delivery import artifacts
+from delivery import artifacts, records
 from delivery import promote as promotion
 from delivery.artifacts import PromotionError
 from stacks.stage.names import StageNames
@@ -60,12 +60,15 @@ def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
             "time": "2026-11-25T12:00:00+00:00",
             "commit": "c0ffee",
             "smoke": {"passed": True, **passes("staging")},
-            "previous": None,
-            "record": f"promotions/00000001-2026-11-25T120000Z-{digest[:12]}.json",
+            "started": f"promotions/00000001-2026-11-25T120000Z-{digest[:12]}.json",
+            "previous": f"promotions/00000001-2026-11-25T120000Z-{digest[:12]}.json",
+            "record": f"promotions/00000002-2026-11-25T120000Z-{digest[:12]}.json",
         }
     )
-    # An append-only log: the record is its own object, no mutable "latest" pointer beside it.
-    assert keys(staging.s3, "staging-bucket", "promotions/") == [record["record"]]
+    # An append-only log: the deploy's two records, each its own object, no mutable
+    # "latest" pointer beside them; the first written before the deploy.
+    assert keys(staging.s3, "staging-bucket", "promotions/") == [record["started"], record["record"]]
+    assert records.require(staging.s3, "staging-bucket", record["started"])["deploy"] == "started"
 
 
 def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):

@@ -41,7 +41,7 @@ def test_records_are_numbered_in_order_and_a_racing_writer_takes_the_next_number
     real_put = staging.s3.put_object
 
     def racing_put(**kwargs):
-        if kwargs["Key"].startswith("promotions/00000002-"):
+        if kwargs["Key"].startswith("promotions/00000004-"):
             staging.s3.put_object = real_put
             raced = {**first, "record": kwargs["Key"], "previous": first["record"]}
             real_put(Bucket="staging-bucket", Key=kwargs["Key"], Body=json.dumps(raced))
@@ -52,8 +52,9 @@ def test_records_are_numbered_in_order_and_a_racing_writer_takes_the_next_number
         third = promote(dev, staging, lambda *a: None, "three", lambda: NOW)
     finally:
         staging.s3.put_object = real_put
-    assert third["record"].startswith("promotions/00000003-")
-    assert third["previous"].startswith("promotions/00000002-")
+    # first: numbers 1 and 2; the next deploy's first record 3; the race took 4.
+    assert third["record"].startswith("promotions/00000005-")
+    assert third["previous"].startswith("promotions/00000004-")
     assert records.newest(staging.s3, "staging-bucket") == third["record"]
 
 

@@ -8,6 +8,7 @@ import pathlib
 
 import pytest
 
+from delivery import records
 from delivery.artifacts import PromotionError
 from tests.delivery.world import (
     NOW,
@@ -49,7 +50,10 @@ def test_previous_names_the_promotion_the_latest_replaced(stages):
     dev, staging, packaged_record = stages
     first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(days=1))
-    assert second["previous"] == first["record"]
+    # Each deploy is logged before it starts, then with its verdict.
+    assert second["previous"] == second["started"] and first["record"] in (
+        records.require(staging.s3, "staging-bucket", second["started"])["previous"],
+    )
     deployed = []
     back = rollback(
         staging,
@@ -128,6 +132,53 @@ def test_a_failed_smoke_test_is_recorded_and_previous_returns_to_the_last_verifi
         )
     assert served == [first["digest"], first["digest"]]
     assert back["rollback_to"] == first["record"] and back["smoke"]["passed"] is True
+
+
+class DeployFailed(Exception):
+    """cdk deploy failing, or the job cancelled, before the outcome is recorded."""
+
+
+def failing_deploy(*args):
+    raise DeployFailed
+
+
+def test_a_deploy_that_never_finished_rolls_back_to_the_state_before_it(stages):
+    """No outcome recorded (the deploy failed or the job was cancelled): `previous`
+    is the newest verified state, not the one before it."""
+    dev, staging, _ = stages
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    repackage(dev, "third")
+    with pytest.raises(DeployFailed):
+        promote(dev, staging, failing_deploy, "three", lambda: NOW + dt.timedelta(hours=2))
+    newest = records.require(staging.s3, "staging-bucket", records.newest(staging.s3, "staging-bucket"))
+    assert newest["deploy"] == records.STARTED and newest["commit"] == "three"
+    served = []
+    for hours in (3, 4):  # CI's rollback, then someone running it again
+        back = rollback(
+            staging,
+            "previous",
+            lambda stage, key, digest, assembly=None: served.append(digest),
+            "back",
+            lambda hours=hours: NOW + dt.timedelta(hours=hours),
+        )
+    assert served == [second["digest"], second["digest"]]
+    assert back["rollback_to"] == second["record"]
+
+
+def test_a_first_promotion_whose_deploy_never_finished_returns_to_what_was_there(stages, packaged):
+    dev, staging, record = stages
+    pinned = serve_pinned(staging, packaged[0], record["tree_digest"])
+    repackage(dev, "other")
+    with pytest.raises(DeployFailed):
+        promote(dev, staging, failing_deploy, "one", lambda: NOW)
+    served = []
+    back = rollback(
+        staging, "previous", lambda stage, key, digest, assembly=None: served.append(key), "back", lambda: NOW
+    )
+    assert served == ["artifacts/pinned/use/4/"] and back["target_artifact"] == pinned
+    assert back["rollback_to"] == records.BEFORE
 
 
 def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(stages, packaged):

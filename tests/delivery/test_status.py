@@ -127,6 +127,15 @@ def test_a_deployed_stage_on_one_screen_and_as_json(staging):
     assert json.loads(out.getvalue())["digest"] == "a" * 64
 
 
+def test_a_deploy_that_never_finished_is_named_so(staging):
+    deploy(staging)
+    s3 = staging.client("s3")
+    records.started(s3, "staging-bucket", {"source_stage": "dev", "digest": "b" * 64, "time": "t", "commit": "beef"})
+    promotion = status.status(staging)["last_promotion"]
+    assert promotion["finished"] is False and promotion["digest"] == "b" * 64
+    assert "commit beef, its deploy started; no outcome recorded" in status.render(status.status(staging))
+
+
 def test_a_failed_endpoint_says_why(staging):
     sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(sagemaker) as stub:
