@@ -87,8 +87,9 @@ def _toolkit_command() -> list[str]:
 
 def start_toolkit(base: pathlib.Path, environ: dict[str, str] | None = None) -> subprocess.Popen:
     """The toolkit as a running process, stdout and stderr merged, line by line;
-    `environ` replaces this process's environment (as a container's is its own)."""
-    env = {**(os.environ if environ is None else environ), **_QUIET_ENV, "SAGEMAKER_BASE_DIR": str(base)}
+    `environ` replaces this process's environment (as a container's is its own),
+    and so decides how much TensorFlow logs."""
+    env = {**(os.environ if environ is None else environ), "SAGEMAKER_BASE_DIR": str(base)}
     return subprocess.Popen(
         _toolkit_command(),
         env=env,

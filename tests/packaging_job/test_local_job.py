@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from tests.conftest import ROOT
 from tools.local_job import failure_message, stream_toolkit, write_layout
 
 
-def make_local(*variables: str, **env: str) -> subprocess.CompletedProcess:
+def make_local(*variables: str, unset: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "--no-print-directory", "local", *variables],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in unset}, **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -32,6 +33,15 @@ def test_the_demo_model_packages_quietly_and_is_not_kept(tmp_path):
     assert "tensorflow" not in result.stderr.lower()
     assert lines[-1] == "Not kept (OUT=folder keeps the packaged model)."
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verbose_shows_the_toolkits_and_tensorflows_own_output(tmp_path):
+    result = make_local("VERBOSE=1", unset=("TF_CPP_MIN_LOG_LEVEL",), TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The job's own run, as the toolkit reports it (this process loads TensorFlow too, later).
+    job = result.stdout.partition("Invoking user script")[2].partition("Reporting training SUCCESS")[0]
+    # TensorFlow's C++ log lines: "<date> <time>: I tensorflow/core/...cc:153] ...".
+    assert re.search(r"^\S+ \S+: [IWE] \S+\.cc:\d+\] ", job, re.M), result.stdout[-3000:]
 
 
 def test_a_numeric_signature_with_its_own_sample_is_kept_in_out(tmp_path):
