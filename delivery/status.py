@@ -22,8 +22,11 @@ from delivery.deployed import DeployedStage, deployed_stage
 from stacks.stage.schema import StageConfig
 from tools.cli import run
 
+NOT_DEPLOYED = "NOT DEPLOYED"
+
 
 def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
+    """The stage's two stacks: status, CloudFormation's reason and outputs, or NOT_DEPLOYED."""
     found: dict[str, dict[str, Any]] = {}
     for name in (config.storage_stack_name, config.serving_stack_name):
         try:
@@ -31,7 +34,7 @@ def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
         except ClientError as error:
             if "does not exist" not in error.response["Error"].get("Message", ""):
                 raise
-            found[name] = {"status": "NOT DEPLOYED"}
+            found[name] = {"status": NOT_DEPLOYED}
             continue
         found[name] = {
             "status": stack["StackStatus"],
@@ -129,7 +132,7 @@ def status(stage: DeployedStage) -> dict[str, Any]:
     storage = found[config.storage_stack_name]
     serving = found[config.serving_stack_name]
     outputs = serving.get("outputs", {})
-    bucket = _bucket(stage, config) if storage["status"] != "NOT DEPLOYED" else None
+    bucket = _bucket(stage, config) if storage["status"] != NOT_DEPLOYED else None
     return {
         "stage": config.stage,
         "account": config.account,

@@ -1,8 +1,9 @@
 """`make deploy`: the CDK CLI's deploy, and beside it what CloudFormation waits on.
 
-While the deploy runs, the packaging job's status changes and its own log lines
-(bytes received, hashing, verification) and the endpoint's status as it is
-created or updated are printed with the time elapsed, prefixed `progress`. The
+While the deploy runs, each stack's status as it changes (a rollback with
+CloudFormation's reason), the packaging job's status changes and its own log
+lines (bytes received, hashing, verification) and the endpoint's status as it
+is created or updated are printed with the time elapsed, prefixed `progress`. The
 CLI's own output goes straight to the terminal and its exit code is make's: the
 watcher only adds lines, stops when the deploy ends whatever the outcome, and
 a failure to watch (no permission to describe the job, say) is one line, never
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery.deployed import DeployedStage, deployed_stage
+from delivery.status import NOT_DEPLOYED, stacks
 from tools.cli import UserError, run
 from tools.follow_logs import LOG_GROUP, latest_job
 
@@ -29,13 +31,15 @@ POLL_SECONDS = 10.0
 
 
 class Watcher:
-    """What changed since the last look: the deploy's packaging job and the endpoint."""
+    """What changed since the last look: the stage's stacks, the deploy's packaging job
+    and the endpoint."""
 
     def __init__(self, stage: DeployedStage, started: float, out: Callable[[str], None], clock=time.time) -> None:
         self.stage, self.started, self.out, self.clock = stage, started, out, clock
         self.job: str | None = None
         self.job_status: str | None = None
         self.endpoint_status: str | None = None
+        self.stack_status: dict[str, str] = {}
         self.log_from = 0
         self.seen: set[str] = set()
 
@@ -45,9 +49,20 @@ class Watcher:
 
     def look(self) -> None:
         config = self.stage.config
+        self.look_at_stacks()
         if config.packaging:
             self.look_at_job(config.job_name_prefix)
         self.look_at_endpoint(config.endpoint_name)
+
+    def look_at_stacks(self) -> None:
+        for name, stack in stacks(self.stage.client("cloudformation"), self.stage.config).items():
+            status = stack["status"]
+            if status == NOT_DEPLOYED or self.stack_status.get(name) == status:
+                continue
+            self.stack_status[name] = status
+            failing = "ROLLBACK" in status or "FAILED" in status
+            reason = f": {stack['reason']}" if failing and stack.get("reason") else ""
+            self.say(f"stack {name}: {status}{reason}")
 
     def look_at_job(self, prefix: str) -> None:
         sagemaker = self.stage.client("sagemaker")

@@ -1,5 +1,6 @@
-"""`make deploy`'s progress: a scripted sequence of job and endpoint states (Stubber),
-the deploy's own output and exit code passed through, a watcher that fails aside."""
+"""`make deploy`'s progress: a scripted sequence of stack, job and endpoint states
+(Stubber), the deploy's own output and exit code passed through whatever the
+outcome, watching that ends with the deploy, a watcher that fails aside."""
 
 from __future__ import annotations
 
@@ -21,12 +22,38 @@ CONFIG = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": "us-east-1"
 JOB = f"{CONFIG.job_name_prefix}-0123456789ab"
 
 
-def stubbed_stage() -> tuple[DeployedStage, Stubber, Stubber]:
+def stubbed_stage() -> tuple[DeployedStage, Stubber, Stubber, Stubber]:
     session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     stage = DeployedStage(CONFIG, session)
-    sagemaker, logs = session.client("sagemaker"), session.client("logs")
-    stage._clients.update(sagemaker=sagemaker, logs=logs)
-    return stage, Stubber(sagemaker), Stubber(logs)
+    sagemaker, logs, cloudformation = (
+        session.client("sagemaker"),
+        session.client("logs"),
+        session.client("cloudformation"),
+    )
+    stage._clients.update(sagemaker=sagemaker, logs=logs, cloudformation=cloudformation)
+    return stage, Stubber(sagemaker), Stubber(logs), Stubber(cloudformation)
+
+
+STORAGE, SERVING = CONFIG.storage_stack_name, CONFIG.serving_stack_name
+
+
+def stack_states(stub: Stubber, storage: str | None, serving: str | None, reason: str | None = None) -> None:
+    """One look at both stacks (None: not created yet)."""
+    for name, status in ((STORAGE, storage), (SERVING, serving)):
+        if status is None:
+            stub.add_client_error(
+                "describe_stacks",
+                "ValidationError",
+                f"Stack with id {name} does not exist",
+                expected_params={"StackName": name},
+            )
+            continue
+        stack = {"StackName": name, "CreationTime": NOW, "StackStatus": status}
+        stub.add_response(
+            "describe_stacks",
+            {"Stacks": [{**stack, **({"StackStatusReason": reason} if reason else {})}]},
+            {"StackName": name},
+        )
 
 
 def job_state(stub: Stubber, status: str, secondary: str, reason: str | None = None) -> None:
@@ -77,11 +104,12 @@ def endpoint_state(stub: Stubber, status: str, reason: str | None = None) -> Non
 
 
 def test_job_lines_and_endpoint_states_as_they_change():
-    stage, sagemaker, logs = stubbed_stage()
+    stage, sagemaker, logs, cloudformation = stubbed_stage()
     lines: list[str] = []
-    clock = iter([STARTED + s for s in (45, 50, 61, 130, 190, 190, 190)]).__next__
+    clock = iter([STARTED + s for s in (45, 45, 45, 50, 61, 130, 130, 190, 190, 190, 190)]).__next__
     watcher = Watcher(stage, STARTED, lines.append, clock=clock)
-    # First look: the deploy's job is downloading; the endpoint does not exist yet.
+    # First look: the stacks being created, the deploy's job downloading, no endpoint yet.
+    stack_states(cloudformation, "CREATE_COMPLETE", "CREATE_IN_PROGRESS")
     sagemaker.add_response(
         "list_training_jobs",
         {
@@ -100,38 +128,48 @@ def test_job_lines_and_endpoint_states_as_they_change():
     log_lines(logs, "Fetching https://hub/m/1", "Received 12 MB")
     sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
     # Second look: the job completed (a line more); the endpoint is being created.
+    stack_states(cloudformation, "CREATE_COMPLETE", "CREATE_IN_PROGRESS")
     job_state(sagemaker, "Completed", "Completed")
     log_lines(logs, "Hashing files")
     endpoint_state(sagemaker, "Creating")
-    # Third look: nothing new but the endpoint in service.
+    # Third look: nothing new but the endpoint in service and the stack complete.
+    stack_states(cloudformation, "CREATE_COMPLETE", "CREATE_COMPLETE")
     job_state(sagemaker, "Completed", "Completed")
     log_lines(logs)
     endpoint_state(sagemaker, "InService")
-    with sagemaker, logs:
+    with sagemaker, logs, cloudformation:
         for _ in range(3):
             watcher.look()
     assert lines == [
+        f"progress [00:45] stack {STORAGE}: CREATE_COMPLETE",
+        f"progress [00:45] stack {SERVING}: CREATE_IN_PROGRESS",
         f"progress [00:45] packaging job {JOB}: InProgress (Downloading)",
         "progress [00:50]   Fetching https://hub/m/1",
         "progress [01:01]   Received 12 MB",
         f"progress [02:10] packaging job {JOB}: Completed",
-        "progress [03:10]   Hashing files",
+        "progress [02:10]   Hashing files",
         "progress [03:10] endpoint tfhub-serving-dev: Creating",
+        f"progress [03:10] stack {SERVING}: CREATE_COMPLETE",
         "progress [03:10] endpoint tfhub-serving-dev: InService",
     ]
 
 
-def test_a_failed_job_and_a_failed_endpoint_say_why():
-    stage, sagemaker, logs = stubbed_stage()
+def test_a_rolled_back_stack_a_failed_job_and_a_failed_endpoint_say_why():
+    stage, sagemaker, logs, cloudformation = stubbed_stage()
     lines: list[str] = []
     watcher = Watcher(stage, STARTED, lines.append, clock=lambda: STARTED + 5)
     watcher.job = JOB
+    stack_states(
+        cloudformation, None, "UPDATE_ROLLBACK_IN_PROGRESS", reason="The following resource(s) failed to update: [Job]"
+    )
     job_state(sagemaker, "Failed", "Failed", reason="AlgorithmError: the hub answered 404")
     log_lines(logs)
     endpoint_state(sagemaker, "Failed", reason="The primary container did not pass the ping health check.")
-    with sagemaker, logs:
+    with sagemaker, logs, cloudformation:
         watcher.look()
     assert lines == [
+        f"progress [00:05] stack {SERVING}: UPDATE_ROLLBACK_IN_PROGRESS: The following resource(s) failed to "
+        "update: [Job]",
         f"progress [00:05] packaging job {JOB}: Failed",
         "progress [00:05] endpoint tfhub-serving-dev: Failed: The primary container did not pass the "
         "ping health check.",
@@ -143,16 +181,37 @@ def test_the_deploys_output_and_exit_code_pass_through(capfd):
     assert code == 3 and "cdk says hello" in capfd.readouterr().out
 
 
+def test_watching_ends_with_a_failed_deploy_after_one_last_look(capfd):
+    stage, sagemaker, logs, cloudformation = stubbed_stage()
+    lines: list[str] = []
+    watcher = Watcher(stage, STARTED, lines.append, clock=lambda: STARTED + 70)
+    # The one last look, once the deploy (here: failing at once) has ended.
+    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", reason="rolled back")
+    sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []})
+    sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    with sagemaker, logs, cloudformation:
+        code = run_deploy(
+            [sys.executable, "-c", "print('cdk: deploy failed'); raise SystemExit(1)"], watcher, poll_seconds=3600
+        )
+        # Every scripted answer was asked for: the watcher looked once more, then stopped.
+        cloudformation.assert_no_pending_responses()
+        sagemaker.assert_no_pending_responses()
+    assert code == 1 and "cdk: deploy failed" in capfd.readouterr().out
+    assert lines[-1] == f"progress [01:10] stack {SERVING}: UPDATE_ROLLBACK_COMPLETE: rolled back"
+
+
 def test_a_watcher_that_cannot_watch_steps_aside_and_the_deploy_goes_on():
-    stage, sagemaker, _ = stubbed_stage()
+    stage, sagemaker, _, cloudformation = stubbed_stage()
     lines: list[str] = []
     watcher = Watcher(stage, STARTED, lines.append)
     watcher.job = JOB
+    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
     sagemaker.add_client_error("describe_training_job", "AccessDeniedException", "not authorized")
     done = threading.Event()
     done.set()
-    with sagemaker:
+    with sagemaker, cloudformation:
         watch(watcher, done, poll_seconds=0)
+    lines = [line for line in lines if " stack " not in line]
     assert len(lines) == 1 and lines[0].startswith("progress: no longer shown (") and "the deploy goes on" in lines[0]
 
 
