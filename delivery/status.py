@@ -47,7 +47,11 @@ def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
 def endpoint(sagemaker, name: str) -> dict[str, Any] | None:
     try:
         described = sagemaker.describe_endpoint(EndpointName=name)
-    except ClientError:
+    except ClientError as error:
+        # A missing endpoint is a ValidationException "Could not find endpoint ...";
+        # anything else (no permission, throttling) is not "no endpoint".
+        if "Could not find endpoint" not in error.response["Error"].get("Message", ""):
+            raise
         return None
     variants = []
     for variant in described.get("ProductionVariants", []):

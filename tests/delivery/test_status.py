@@ -10,6 +10,7 @@ from contextlib import redirect_stdout
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -176,6 +177,40 @@ def test_a_failed_endpoint_says_why(staging):
     report = bare_report(endpoint=point)
     text = status.render(report)
     assert "endpoint: Failed (The primary container" in text and "ml.m5.large, 0 of 1 instances" in text
+
+
+def test_a_serverless_variant_shows_its_settings():
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sagemaker) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "tfhub-serving-dev",
+                "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/x",
+                "EndpointConfigName": "c",
+                "EndpointStatus": "InService",
+                "CreationTime": dt.datetime(2026, 11, 26),
+                "LastModifiedTime": dt.datetime(2026, 11, 26),
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "CurrentServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5},
+                    }
+                ],
+            },
+        )
+        point = status.endpoint(sagemaker, "tfhub-serving-dev")
+    assert point["variants"] == [{"name": "AllTraffic", "serverless": {"MemorySizeInMB": 3072, "MaxConcurrency": 5}}]
+    text = status.render(bare_report(endpoint=point))
+    assert "AllTraffic: serverless, 3072 MB" in text and "instances" not in text
+
+
+def test_an_endpoint_it_may_not_describe_is_an_error_not_no_endpoint():
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("describe_endpoint", "AccessDeniedException", "not authorized: DescribeEndpoint")
+        with pytest.raises(ClientError, match="AccessDeniedException"):
+            status.endpoint(sagemaker, "tfhub-serving-staging")
 
 
 def test_a_rolled_back_stack_is_shown_with_cloudformations_reason(staging):
