@@ -60,13 +60,25 @@ class EndpointDashboard(Construct):
                 right=[metric("ModelSetupTime", "Average")],
             )
         else:
+            # No metric counts a variant's instances; with traffic, all invocations over
+            # those per instance does (metric math).
+            instances = cloudwatch.MathExpression(
+                expression="invocations / per_instance",
+                using_metrics={
+                    "invocations": metric("Invocations", "Sum"),
+                    "per_instance": metric("InvocationsPerInstance", "Sum"),
+                },
+                label="Instances serving (Invocations / InvocationsPerInstance)",
+                period=PERIOD,
+            )
             capacity = cloudwatch.GraphWidget(
-                title="Instances: CPU, memory, disk (%)",
+                title="Instances: count; CPU, memory, disk (%)",
                 width=8,
                 left=[
                     metric(name, "Average", INSTANCES)
                     for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
                 ],
+                right=[instances],
             )
         widgets: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(

@@ -24,9 +24,13 @@ def dashboard_body(synthesized, stage: str) -> tuple[str, dict]:
 
 
 def metrics_of(body: dict) -> set[str]:
+    """The metric names graphed, and each metric-math line as its expression."""
     names = set()
     for widget in body["widgets"]:
         for line in widget["properties"].get("metrics", []):
+            if isinstance(line[0], dict) and "expression" in line[0]:
+                names.add(line[0]["expression"])
+                continue
             names.add(next(item for item in line if isinstance(item, str) and not item.startswith(("AWS/", "/aws"))))
     return names
 
@@ -48,8 +52,11 @@ def test_capacity_is_concurrency_when_serverless_and_utilization_on_instances(sy
     _, dev = dashboard_body(synthesized, "dev")
     assert "ServerlessConcurrentExecutionsUtilization" in metrics_of(dev)
     assert "CPUUtilization" not in metrics_of(dev)
+    assert "invocations / per_instance" not in metrics_of(dev)
     _, prod = dashboard_body(synthesized, "prod")
     assert {"CPUUtilization", "MemoryUtilization", "DiskUtilization"} <= metrics_of(prod)
+    # The instance count, derived: all invocations over those per instance.
+    assert {"invocations / per_instance", "Invocations", "InvocationsPerInstance"} <= metrics_of(prod)
 
 
 def test_the_alarms_are_on_the_dashboard_where_a_stage_has_them(synthesized):
