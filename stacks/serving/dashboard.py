@@ -60,8 +60,8 @@ class EndpointDashboard(Construct):
                 right=[metric("ModelSetupTime", "Average")],
             )
         else:
-            # No metric counts a variant's instances; with traffic, all invocations over
-            # those per instance does (metric math).
+            # The standard endpoint metrics carry no instance count; with traffic, all
+            # invocations over those per instance give it (metric math).
             instances = cloudwatch.MathExpression(
                 expression="invocations / per_instance",
                 using_metrics={
