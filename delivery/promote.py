@@ -36,7 +36,7 @@ from delivery.artifacts import PromotionError
 from delivery.rollback import rollback
 from delivery.smoke import smoke_stage
 from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, stage_access, state_line, verdict
-from stacks.stage.config import load_from_cdk_json
+from stacks.stage.config import load_from_cdk_json, read_context
 from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -189,6 +189,15 @@ def main(argv: list[str]) -> int:
     for stage in filter(None, (args.source, args.target)):
         # Both stages are known before any AWS call.
         load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
+    if args.source and not args.source_region and os.environ.get("CI") == "true":
+        # The job's region is the target's: a source whose region cdk.json leaves to
+        # the environment would silently be looked for there (an unset repository
+        # variable arrives as SOURCE_REGION="").
+        if read_context(ROOT / "cdk.json")["stages"][args.source].get("region") is None:
+            raise UserError(
+                f"In CI a promotion from {args.source} needs SOURCE_REGION=<{args.source}'s region>: "
+                "cdk.json leaves it to the environment, which is the target's here."
+            )
     target = stage_access(args.target, target=True)
     try:
         if args.record:

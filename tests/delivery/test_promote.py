@@ -241,6 +241,17 @@ def test_ci_never_promotes_without_a_well_formed_digest(monkeypatch, tmp_path, d
     assert not (tmp_path / "injected").exists()
 
 
+@pytest.mark.parametrize("given", [None, ""], ids=["unset", "empty repository variable"])
+def test_ci_never_looks_for_dev_in_the_targets_region(monkeypatch, given):
+    """Scenario 5: dev's region is left to the environment, which in CI is the target's."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(promotion, "stage_access", lambda *a, **k: pytest.fail("reached AWS"))
+    argv = ["--from", "dev", "--to", "staging", "--expect-digest", "a" * 64]
+    argv += [] if given is None else ["--source-region", given]
+    with pytest.raises(UserError, match=re.escape("In CI a promotion from dev needs SOURCE_REGION=<dev's region>")):
+        promotion.main(argv)
+
+
 def test_the_source_is_read_in_its_own_region(monkeypatch):
     """Scenario 5: dev's region comes from its environment, not the staging job's."""
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
