@@ -110,3 +110,22 @@ def test_a_stale_run_never_reaches_the_prod_approval(head, current, tmp_path):
     gate = {**state, "needs": {"prod-gate": {"outputs": outputs}}}
     assert "environment" not in jobs()["prod-gate"]  # it runs before the approval wait
     assert evaluate(jobs()["prod"]["if"], gate) is current
+
+
+@pytest.mark.parametrize(("head", "current"), [("c" * 40, True), ("d" * 40, False)])
+def test_a_run_that_went_stale_while_waiting_for_approval_deploys_nothing(head, current, tmp_path):
+    """Scenario 6 after the gate: the approved job checks main's head again first;
+    a stale run fails there, so neither the promotion nor its rollback runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(f"#!/bin/sh\necho {head}\n")
+    (bin_dir / "gh").chmod(0o755)
+    result, _, _ = run_step("prod", "still-current", context(), tmp_path, path_prefix=f"{bin_dir}:")
+    assert (result.returncode == 0) is current, result.stderr
+    steps = jobs()["prod"]["steps"]
+    assert steps[0].get("id") == "still-current"  # before anything else, credentials included
+    if not current:
+        assert "while this run waited for approval: nothing was deployed" in result.stderr
+        after = {**context(), "status": "failure", "steps": {"promote": {"outcome": "skipped"}}}
+        rollback = next(s for s in steps if "RECORD=previous" in s.get("run", ""))
+        assert evaluate(rollback["if"], after) is False
