@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 import os
 import pathlib
@@ -99,7 +100,8 @@ def moto_server(**env: str) -> Iterator[str]:
 
 
 # Tiers, so one can run alone (`pytest -m unit`): by the folder a test lives in,
-# else by whether it synthesizes a stage.
+# else by what the test does: synthesize (the fixture, `synth_stage`, an App, a
+# Template, `make synth`), or talk to moto; a module's `pytestmark` overrides both.
 TIERS = {
     "integ/": "aws",
     "packaging_job/": "job",
@@ -107,7 +109,7 @@ TIERS = {
     "delivery/": "emulated",
     "tools/": "emulated",
     "cost_guard/": "emulated",
-    "model_packaging/test_handler.py": "emulated",
+    "model_packaging/test_handler": "emulated",
     "rulebook/test_strict_sagemaker.py": "emulated",
     "test_app.py": "synth",
     "account_setup/": "synth",
@@ -116,11 +118,27 @@ TIERS = {
 }
 
 
+TIER_NAMES = ("unit", "synth", "job", "emulated", "aws")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = ROOT / "tests"
     for item in items:
+        if any(item.get_closest_marker(name) for name in TIER_NAMES):
+            continue  # the module or the test names its tier itself
         where = item.path.relative_to(tests).as_posix()
         tier = next((t for prefix, t in TIERS.items() if where.startswith(prefix)), None)
         if tier is None:
-            tier = "synth" if "synthesized" in getattr(item, "fixturenames", ()) else "unit"
+            tier = _tier_by_what_it_does(item)
         item.add_marker(getattr(pytest.mark, tier))
+
+
+def _tier_by_what_it_does(item: pytest.Item) -> str:
+    function = getattr(item, "function", None)
+    source = inspect.getsource(function) if function else ""
+    synthesizes = ("synth_stage(", 'make("synth"', "cdk.App(", "Template.from_stack(", "cli_synth(")
+    if "synthesized" in getattr(item, "fixturenames", ()) or any(call in source for call in synthesizes):
+        return "synth"
+    if "mock_aws" in source or "moto_server(" in source:
+        return "emulated"
+    return "unit"

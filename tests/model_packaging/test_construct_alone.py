@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
@@ -10,6 +11,9 @@ from aws_cdk.assertions import Match, Template
 from packaging_job.packager.archive import Limits
 from stacks.model_packaging.construct import PackagingJob
 from stacks.stage.schema import ModelConfig, PackagingConfig
+
+# Each test synthesizes a bare stack (the helper below).
+pytestmark = pytest.mark.synth
 
 SETTINGS = PackagingConfig(
     instance_type="ml.m5.xlarge",

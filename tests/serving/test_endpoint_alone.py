@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
@@ -10,6 +11,9 @@ from stacks.serving.endpoint import TfServingEndpoint
 from stacks.serving.model_role import ModelRole
 from stacks.stage.images import serving_image
 from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing
+
+# Each test synthesizes a bare stack (the helper below).
+pytestmark = pytest.mark.synth
 
 ENV = cdk.Environment(account="111111111111", region="eu-west-1")
 

@@ -13,6 +13,9 @@ import pytest
 
 from tests.iam_simulation import ADMIN, Account, Request
 
+# Each test decides over a synthesized stage's policies.
+pytestmark = pytest.mark.synth
+
 ALLOWED, DENIED, NOT_GRANTED = "Allowed", "ExplicitlyDenied", "ImplicitlyDenied"
 # A new object, as PutObject and CompleteMultipartUpload send it with If-None-Match: *.
 NEW = {"s3:ObjectCreationOperation": "true", "s3:if-none-match": "*"}
