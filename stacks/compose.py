@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aws_cdk import Annotations, App, Aspects, Environment, Tags, Validations, cx_api
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.compliance import checkov
+from stacks.compliance.lambdas import LambdasAndTheirLogs
 from stacks.rulebook import Violation
 from stacks.rulebook.templates import check_stage
 from stacks.serving.stack import ServingStack
@@ -65,7 +65,7 @@ def build_stage(app: App, config: StageConfig, today: dt.date | None = None) -> 
     )
     serving.add_stack_dependency(storage)
     for stack in (storage, serving):
-        Aspects.of(stack).add(checkov.LambdasAndTheirLogs())
+        Aspects.of(stack).add(LambdasAndTheirLogs())
         tags = Tags.of(stack)
         for key, value in config.resource_tags:
             tags.add(key, value)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import cast
 
-import jsii
-from aws_cdk import CfnResource, IAspect
+from aws_cdk import CfnResource
 from constructs import IConstruct
 
 # Lambdas that CloudFormation (directly or through CDK's Provider framework) runs
@@ -28,19 +27,6 @@ HANDLER_LOGS = {
     "CKV_AWS_158": "Holds handler progress messages, no model data or secrets; CloudWatch Logs "
     "encrypts it at rest by default.",
 }
-
-
-@jsii.implements(IAspect)
-class LambdasAndTheirLogs:
-    """The one place every Lambda function and log group of a stack gets its skips,
-    CDK's own (Provider framework, AwsCustomResource, auto-delete) included: all of
-    them run only for deploys or on a schedule, and log only progress messages."""
-
-    def visit(self, node: IConstruct) -> None:
-        if isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function":
-            skip(node, DEPLOY_TIME_FUNCTION)
-        elif isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Logs::LogGroup":
-            skip(node, HANDLER_LOGS)
 
 
 def skip(resource: IConstruct, reasons: Mapping[str, str]) -> None:

@@ -1,36 +1,65 @@
-"""The project's own Python Lambdas: a role that may write its logs, a function
-on the current runtime with a log group that expires, both cleared for the
-compliance gates."""
+"""Lambdas and the compliance gates: the project's own Python functions (a role
+that may write its logs, the current runtime, a log group that expires), and the
+one Aspect that clears every Lambda of a stack, CDK's own included, for cdk-nag
+and checkov."""
 
 from __future__ import annotations
 
 import pathlib
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+import jsii
+from aws_cdk import Acknowledgment, CfnResource, Duration, IAspect, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
+
+from stacks.compliance import checkov
+from stacks.compliance.checkov import DEPLOY_TIME_FUNCTION, HANDLER_LOGS
 
 BASIC_EXECUTION_FINDING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
 )
 
 
+_BASIC_EXECUTION = "service-role/AWSLambdaBasicExecutionRole"
+
+
+@jsii.implements(IAspect)
+class LambdasAndTheirLogs:
+    """The one place every Lambda function, its role and its log group get their
+    compliance metadata, CDK's own (Provider framework, AwsCustomResource,
+    auto-delete) included: all of them run only for deploys or on a schedule,
+    log only progress messages, and write logs through the basic execution policy."""
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function":
+            checkov.skip(node, DEPLOY_TIME_FUNCTION)
+        elif isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Logs::LogGroup":
+            checkov.skip(node, HANDLER_LOGS)
+        elif isinstance(node, iam.CfnRole) and _BASIC_EXECUTION in str(
+            Stack.of(node).resolve(node.managed_policy_arns)
+        ):
+            Validations.of(node).acknowledge(
+                Acknowledgment(
+                    id=BASIC_EXECUTION_FINDING,
+                    reason="A Lambda's role: the AWS-managed basic execution policy only allows writing "
+                    "the function's own CloudWatch Logs.",
+                )
+            )
+
+
+def _uses_basic_execution(role: iam.CfnRole) -> bool:
+    return _BASIC_EXECUTION in str(Stack.of(role).resolve(role.managed_policy_arns))
+
+
 def lambda_role(scope: Construct, construct_id: str) -> iam.Role:
-    role = iam.Role(
+    return iam.Role(
         scope,
         construct_id,
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")],
+        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(_BASIC_EXECUTION)],
     )
-    Validations.of(role).acknowledge(
-        Acknowledgment(
-            id=BASIC_EXECUTION_FINDING,
-            reason="The AWS-managed basic execution policy only allows writing the function's own logs.",
-        )
-    )
-    return role
 
 
 def log_group(scope: Construct, construct_id: str) -> logs.LogGroup:

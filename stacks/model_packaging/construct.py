@@ -23,7 +23,7 @@ from constructs import Construct
 
 from packaging_job.packager.manifest import MANIFEST_NAME
 from stacks.compliance import checkov
-from stacks.compliance.lambdas import BASIC_EXECUTION_FINDING, lambda_role, log_group, python_function
+from stacks.compliance.lambdas import lambda_role, log_group, python_function
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.model_packaging import source_archive
 from stacks.stage.images import SERVING_TF_VERSION, training_image
@@ -240,11 +240,6 @@ class PackagingJob(Construct):
         )
         acknowledge_wildcards(provider, reasons)
         Validations.of(provider).acknowledge(
-            Acknowledgment(
-                id=BASIC_EXECUTION_FINDING,
-                reason="CDK's Provider framework functions use the AWS-managed basic execution "
-                "policy, which only allows writing their own CloudWatch Logs.",
-            ),
             Acknowledgment(
                 id="AwsSolutions-SF2",
                 reason="The waiter only polls is_complete; its logs (without execution data) "

@@ -123,21 +123,6 @@ class ArtifactStore(Construct):
             ),
             install_latest_aws_sdk=False,
         )
-        provider = _aws_custom_resource_provider(self)
-        Validations.of(provider).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                reason="CDK's AwsCustomResource provider uses the AWS-managed basic execution "
-                "policy, which only allows writing its own CloudWatch Logs.",
-            )
-        )
-
-
-def _aws_custom_resource_provider(scope: Construct) -> IConstruct:
-    # The provider Lambda is a stack-wide singleton named after this UUID; its
-    # role is where findings about it land.
-    uuid = cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-    return Stack.of(scope).node.find_child(f"AWS{uuid}")
 
 
 def _auto_delete_provider(stack: Stack) -> IConstruct | None:
