@@ -33,7 +33,8 @@ def _flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The job's options: the handler's hyperparameters, as the toolkit passes them."""
     parser = argparse.ArgumentParser(description=__doc__)
 
     def option(name: str, **kwargs) -> None:
@@ -55,7 +56,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     option("max-files", type=int, default=defaults.files)
     option("max-ratio", type=int, default=defaults.ratio)
     option("model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
-    args, _unknown = parser.parse_known_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    # Known options only: a container may add arguments of its own.
+    args, _unknown = parser().parse_known_args(argv)
     return args
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import tensorflow as tf
+import train
+from sagemaker_training import mapping
 
 from rehearsal.cloudformation import as_sent_to_custom_resource
 from stacks.model_packaging import source_archive
@@ -41,6 +43,11 @@ def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synt
     base = tmp_path / "opt-ml"
     write_layout(base, hyperparameters, submit_directory=str(archive))
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train"]
+    # The contract across the boundary: every hyperparameter, as the toolkit turns it
+    # into arguments, is an option of the job's, and the limits arrive as the stage set them.
+    options, unknown = train.parser().parse_known_args(mapping.to_cmd_args(hyperparameters))
+    assert unknown == [] and props.limits
+    assert {key: getattr(options, f"max_{key}") for key, _ in props.limits} == dict(props.limits)
 
     result = run_toolkit(base)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
