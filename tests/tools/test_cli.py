@@ -26,6 +26,7 @@ TOOLS = {
     "digest": ["delivery.digest", "--stage", "{stage}"],
     "smoke": ["delivery.smoke", "--stage", "{stage}"],
     "promote": ["delivery.promote", "--from", "{stage}", "--to", "staging"],
+    "rollback": ["delivery.promote", "--to", "{stage}", "--record", "previous"],
     "leftovers": ["delivery.leftovers", "--stage", "{stage}"],
     "status": ["delivery.status", "--stage", "{stage}"],
 }
@@ -56,6 +57,8 @@ EXPECTED = {
         "digest": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
         "smoke": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
         "promote": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
+        "rollback": r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: deploy the "
+        "target stage's storage first\.$",
     },
     "missing outputs": {
         "digest": r"^Stack tfhub-serving-dev-serving has no ArtifactLocation or TreeDigest output",
@@ -63,6 +66,8 @@ EXPECTED = {
         "ArtifactLocation output",
         "promote": r"^Promotion stopped, nothing changed: Stack tfhub-serving-dev-serving has no ArtifactLocation "
         "or TreeDigest output",
+        "rollback": r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: deploy the "
+        "target stage's storage first\.$",
     },
     "access denied": {
         "logs": r"^AWS refused DescribeStacks \(AccessDenied: User: .* is not authorized",
@@ -71,6 +76,7 @@ EXPECTED = {
         "promote": r"^AWS refused DescribeStacks \(AccessDenied",
         "leftovers": r"^AWS refused ListEndpoints \(403: .*not authorized to perform: sagemaker:ListEndpoints",
         "status": r"^AWS refused DescribeStacks \(AccessDenied",
+        "rollback": r"^AWS refused ListExports \(AccessDenied: .*not authorized to perform: cloudformation:ListExports",
     },
 }
 
