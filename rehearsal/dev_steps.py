@@ -182,7 +182,7 @@ class DevSteps(Steps):
     def runtime_limit_starts_no_job(self) -> None:
         updates, jobs = self.custom_resource_updates(), self.account.jobs()
         self.user.edit_config(lambda stages: stages["dev"]["packaging"].update(max_runtime_minutes=25))
-        self.user.run("make", "deploy", "STAGE=dev")
+        self.user.run("make", "deploy", "STAGE=dev", "APPROVAL=never")  # as CI's dev job runs it
         check(self.custom_resource_updates() > updates, "CloudFormation sent the custom resource no update")
         check(self.account.jobs() == jobs, f"a runtime-limit change started a job: {self.account.jobs()}")
         check(
