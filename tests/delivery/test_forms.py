@@ -45,6 +45,19 @@ def test_an_instance_stages_prefix_is_packed_for_a_serverless_target(stages, ser
     assert artifacts.verify(staging.s3, f"s3://staging-bucket/{key}", record["tree_digest"])["model_name"] == "use"
 
 
+def test_a_serverless_stages_archive_is_repacked_for_a_serverless_target(stages, serverless_dev):
+    _, staging, record = stages
+    target = StageAccess(
+        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=3072
+    )
+    deployed = []
+    promote(serverless_dev, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
+    key = f"artifacts/promoted/{record['tree_digest']}/model.tar.gz"
+    assert deployed == [("staging", key, record["tree_digest"])]
+    assert keys(staging.s3, "staging-bucket", "artifacts/") == [key]
+    assert artifacts.verify(staging.s3, f"s3://staging-bucket/{key}", record["tree_digest"])["model_name"] == "use"
+
+
 def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):
     dev, staging, _ = stages
     # 512 MB cannot hold TF Serving and even this small model (the sizing rule).

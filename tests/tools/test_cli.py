@@ -33,6 +33,11 @@ TOOLS = {
 KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # Where the stack without outputs lives (dev's region is AWS_REGION's).
 BARE_REGION = "eu-west-2"
+# A rollback reads the target's bucket first: without its storage stack, nothing to read.
+NO_STORAGE = (
+    r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: "
+    r"deploy the target stage's storage first\.$"
+)
 MISSING_PROFILE = r"^AWS profile 'gone' \(from AWS_PROFILE or AWS_DEFAULT_PROFILE\) is not in this machine's AWS config"
 
 EXPECTED = {
@@ -57,8 +62,7 @@ EXPECTED = {
         "digest": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
         "smoke": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
         "promote": r"^Stack tfhub-serving-dev-serving does not exist in us-east-1: that stage is not deployed there",
-        "rollback": r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: deploy the "
-        "target stage's storage first\.$",
+        "rollback": NO_STORAGE,
     },
     "missing outputs": {
         "digest": r"^Stack tfhub-serving-dev-serving has no ArtifactLocation or TreeDigest output",
@@ -66,8 +70,7 @@ EXPECTED = {
         "ArtifactLocation output",
         "promote": r"^Promotion stopped, nothing changed: Stack tfhub-serving-dev-serving has no ArtifactLocation "
         "or TreeDigest output",
-        "rollback": r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: deploy the "
-        "target stage's storage first\.$",
+        "rollback": NO_STORAGE,
     },
     "access denied": {
         "logs": r"^AWS refused DescribeStacks \(AccessDenied: User: .* is not authorized",
