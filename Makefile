@@ -116,10 +116,11 @@ destroy: deps
 	$(PY) -m delivery.leftovers --stage $(STAGE)
 
 ## promote FROM=dev TO=staging   ship FROM's verified artifact to TO [SOURCE_ROLE_ARN=, SOURCE_REGION=, DIGEST=, ASSEMBLY=];
-##         TO=prod RECORD=promotions/<file>.json|previous   roll TO back to a recorded promotion
+##         TO=prod RECORD=promotions/<file>.json|previous|last-verified   roll TO back: to that record,
+##                       undoing the newest deploy, or to the newest state whose smoke test passed
 # Checked before anything is installed.
 promote-arguments:
-	@test -n "$$TO" -a -n "$$FROM$$RECORD" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)" >&2; exit 2; }
+	@test -n "$$TO" -a -n "$$FROM$$RECORD" || { echo "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous|last-verified (roll back)" >&2; exit 2; }
 	@test -z "$$FROM" -o -z "$$RECORD" || { echo "make promote takes FROM= (promote) or RECORD= (roll back), not both" >&2; exit 2; }
 
 # Values are read by the shell from the environment, never expanded by make into

@@ -11,7 +11,8 @@ bucket (`promotions/`). From a stage that itself serves promoted copies
 (staging to prod), only a digest that stage verified (a passing smoke test in
 its log) is promoted. A rollback serves an earlier record again, with the
 assembly recorded beside it: `make promote TO=prod RECORD=promotions/<file>`,
-or `RECORD=previous` for the last verified state (`records.resolve`). Anything wrong (missing
+`RECORD=previous` to undo the newest deploy, or `RECORD=last-verified` for the newest
+verified state (`records.resolve`). Anything wrong (missing
 stack, missing artifact, digest mismatch) stops before the deploy, and a copy
 that does not verify is removed again; whatever happens, the stage's state
 at the end is printed.
@@ -166,7 +167,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--record",
-        help="roll back: a promotions/ record key in the target bucket, or 'previous' for the last verified state",
+        help="roll back: a promotions/ record key in the target bucket, 'previous' (undo the newest deploy) "
+        "or 'last-verified' (the newest state whose smoke test passed)",
     )
     parser.add_argument("--expect-digest", help="refuse unless the source serves this tree digest (required in CI)")
     parser.add_argument(
@@ -225,7 +227,7 @@ def main(argv: list[str]) -> int:
     if not record["smoke"]["passed"]:
         print(
             f"The smoke test of {args.target} failed: {record['smoke']['problems']}; recorded in "
-            f"{record['record']}. Roll back with: make promote TO={args.target} RECORD=previous",
+            f"{record['record']}. Roll back with: make promote TO={args.target} RECORD=last-verified",
             file=sys.stderr,
         )
         return 1

@@ -8,9 +8,9 @@ the next number). The newest record is the highest number; there is no
 mutable "latest" pointer that a stray write could redirect. Each record holds
 the smoke test's verdict on what it deployed and what the stage served before
 (`replaced`); each deploy is logged twice, before it starts and once it is
-smoke-tested, so one that never finishes is still in the log. `previous` is
-the last verified state (`resolve`), idempotent: running it twice lands where
-running it once did. Only a
+smoke-tested, so one that never finishes is still in the log. A rollback
+returns to `previous` (undo the newest deploy, idempotent: running it twice
+lands where running it once did) or `last-verified` (`resolve`). Only a
 definite "no such key" counts as no record: any other failure to read stops
 the tool, so a hiccup never cuts the chain. The bucket policy lets only the
 stage's promotion role write here (`stacks/storage/stack.py`).
@@ -100,10 +100,12 @@ def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 # A deploy's first record, written before it starts: what the stage serves and
-# what is about to replace it. It has no smoke verdict, so `previous` never
-# returns to it; a deploy that fails, or a job cancelled before the outcome is
-# written, still leaves it, and `previous` then means the state before it.
+# what is about to replace it. It has no smoke verdict, so no rollback returns
+# to it; a deploy that fails, or a job cancelled before the outcome is written,
+# still leaves it in the log.
 STARTED = "started"
+# The two rollback targets by name (`resolve`).
+PREVIOUS, LAST_VERIFIED = "previous", "last-verified"
 
 
 def started(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -117,26 +119,45 @@ def verified(record: dict[str, Any]) -> bool:
 
 
 def resolve(s3, bucket: str, key: str) -> dict[str, Any]:
-    """The record a rollback returns to. `previous` is the last verified state before
-    the newest record: the newest earlier record whose smoke test passed (so after a
-    failed promotion, the state before it; after a rollback, that same state again);
-    before the first promotion, what the stage served then (`replaced`). Any other
-    key is that record."""
-    if key != "previous":
-        return require(s3, bucket, key)
+    """The record a rollback returns to.
+
+    `previous` undoes the newest deploy: after a promotion (verified, failed or
+    never finished), the newest verified state before it; after a rollback
+    (verified, or never finished), that rollback's own target again, so running
+    it twice lands where running it once did. `last-verified` is the newest
+    verified state itself: what CI restores once a promotion failed, whether it
+    stopped before its deploy (the stage gets again what it serves), during it
+    or at its smoke test. With no verified state, both are what the stage served
+    before its first promotion (`replaced`). Any other key is that record, which
+    must be one a finished deploy wrote."""
+    if key not in (PREVIOUS, LAST_VERIFIED):
+        record = require(s3, bucket, key)
+        if record.get("deploy") == STARTED:
+            raise PromotionError(
+                f"{key} is written before a deploy starts, not by a state that served: name the record "
+                "its deploy wrote when it finished."
+            )
+        return record
     newest_key = newest(s3, bucket)
     if newest_key is None:
         raise PromotionError(f"s3://{bucket}/{PREFIX} holds no promotion records: nothing to return to.")
     record = require(s3, bucket, newest_key)
-    if record.get("rollback_to") and verified(record):
-        if record["rollback_to"] == BEFORE:
-            return {**_state_of(record), "record": BEFORE}
-        return require(s3, bucket, record["rollback_to"])
+    if record.get("rollback_to") and (verified(record) or record.get("deploy") == STARTED):
+        return _target_of(s3, bucket, record)
+    if key == LAST_VERIFIED and verified(record):
+        return record
     while record.get("previous"):
         record = require(s3, bucket, record["previous"])
         if verified(record):
-            return record
+            return _target_of(s3, bucket, record) if record.get("rollback_to") else record
     return _before(record)
+
+
+def _target_of(s3, bucket: str, rollback: dict[str, Any]) -> dict[str, Any]:
+    """The state a rollback record returned to, as the record that served it."""
+    if rollback["rollback_to"] == BEFORE:
+        return {**_state_of(rollback), "record": BEFORE}
+    return require(s3, bucket, rollback["rollback_to"])
 
 
 # A rollback to what the stage served before its first promotion names it so.

@@ -58,7 +58,11 @@ def test_help_lists_every_target_a_user_runs():
 @pytest.mark.parametrize(
     "variables, line",
     [
-        ((), "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous (roll back)"),
+        (
+            (),
+            "make promote needs TO=<stage> and either FROM=<stage> (promote) or RECORD=<key>|previous|last-verified "
+            "(roll back)",
+        ),
         (("TO=staging",), "make promote needs TO=<stage> and either FROM=<stage>"),
         (("FROM=dev",), "make promote needs TO=<stage> and either FROM=<stage>"),
         (

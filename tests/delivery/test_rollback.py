@@ -51,9 +51,8 @@ def test_previous_names_the_promotion_the_latest_replaced(stages):
     first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(days=1))
     # Each deploy is logged before it starts, then with its verdict.
-    assert second["previous"] == second["started"] and first["record"] in (
-        records.require(staging.s3, "staging-bucket", second["started"])["previous"],
-    )
+    assert second["previous"] == second["started"]
+    assert records.require(staging.s3, "staging-bucket", second["started"])["previous"] == first["record"]
     deployed = []
     back = rollback(
         staging,
@@ -179,6 +178,52 @@ def test_a_first_promotion_whose_deploy_never_finished_returns_to_what_was_there
     )
     assert served == ["artifacts/pinned/use/4/"] and back["target_artifact"] == pinned
     assert back["rollback_to"] == records.BEFORE
+
+
+def test_last_verified_after_a_promotion_refused_before_its_deploy_keeps_what_serves(stages):
+    """CI restores `last-verified` after any failed promotion: one that stopped
+    before its deploy (here a digest mismatch) leaves the newest record verified,
+    and that is what the stage gets again, not the state before it."""
+    dev, staging, _ = stages
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    with pytest.raises(PromotionError, match="not the tested"):
+        promote(dev, staging, lambda *a: pytest.fail("deployed"), "three", expected_digest="e" * 64)
+    served = []
+    back = rollback(
+        staging,
+        records.LAST_VERIFIED,
+        lambda stage, key, digest, assembly=None: served.append(digest),
+        "back",
+        lambda: NOW + dt.timedelta(hours=2),
+    )
+    assert served == [second["digest"]] and back["rollback_to"] == second["record"]
+
+
+def test_previous_after_a_rollback_that_never_finished_retries_its_target(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    with pytest.raises(DeployFailed):
+        rollback(staging, "previous", failing_deploy, "back", lambda: NOW + dt.timedelta(hours=2))
+    served = []
+    back = rollback(
+        staging,
+        "previous",
+        lambda stage, key, digest, assembly=None: served.append(digest),
+        "again",
+        lambda: NOW + dt.timedelta(hours=3),
+    )
+    assert served == [first["digest"]] and back["rollback_to"] == first["record"]
+
+
+def test_a_record_written_before_a_deploy_is_no_rollback_target(stages):
+    dev, staging, _ = stages
+    promoted_record = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    with pytest.raises(PromotionError, match="is written before a deploy starts"):
+        rollback(staging, promoted_record["started"], lambda *a: pytest.fail("deployed"), "back")
 
 
 def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(stages, packaged):

@@ -129,6 +129,6 @@ def test_each_session_outlasts_its_job_and_fits_the_roles_limit():
 def test_a_failed_or_cancelled_promotion_rolls_back_to_the_last_verified_state(status, promote, rolls_back):
     for stage in ("staging", "prod"):
         rollback = jobs()[stage]["steps"][-1]
-        assert rollback["run"] == f"make promote TO={stage} RECORD=previous"
+        assert rollback["run"] == f"make promote TO={stage} RECORD=last-verified"
         state = {**context(), "status": status, "steps": {"promote": {"outcome": promote}}}
         assert evaluate(rollback["if"], state) is rolls_back

@@ -127,5 +127,5 @@ def test_a_run_that_went_stale_while_waiting_for_approval_deploys_nothing(head, 
     if not current:
         assert "while this run waited for approval: nothing was deployed" in result.stderr
         after = {**context(), "status": "failure", "steps": {"promote": {"outcome": "skipped"}}}
-        rollback = next(s for s in steps if "RECORD=previous" in s.get("run", ""))
+        rollback = next(s for s in steps if "RECORD=last-verified" in s.get("run", ""))
         assert evaluate(rollback["if"], after) is False
