@@ -37,9 +37,7 @@ class LambdasAndTheirLogs:
             checkov.skip(node, DEPLOY_TIME_FUNCTION)
         elif isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Logs::LogGroup":
             checkov.skip(node, HANDLER_LOGS)
-        elif isinstance(node, iam.CfnRole) and _BASIC_EXECUTION in str(
-            Stack.of(node).resolve(node.managed_policy_arns)
-        ):
+        elif isinstance(node, iam.CfnRole) and _is_lambda_logging_role(node):
             Validations.of(node).acknowledge(
                 Acknowledgment(
                     id=BASIC_EXECUTION_FINDING,
@@ -49,8 +47,11 @@ class LambdasAndTheirLogs:
             )
 
 
-def _uses_basic_execution(role: iam.CfnRole) -> bool:
-    return _BASIC_EXECUTION in str(Stack.of(role).resolve(role.managed_policy_arns))
+def _is_lambda_logging_role(role: iam.CfnRole) -> bool:
+    """A role Lambda assumes that holds the basic execution policy."""
+    stack = Stack.of(role)
+    trust = str(stack.resolve(role.assume_role_policy_document))
+    return "lambda.amazonaws.com" in trust and _BASIC_EXECUTION in str(stack.resolve(role.managed_policy_arns))
 
 
 def lambda_role(scope: Construct, construct_id: str) -> iam.Role:
