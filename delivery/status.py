@@ -44,14 +44,21 @@ def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
     return found
 
 
-def endpoint(sagemaker, name: str) -> dict[str, Any] | None:
+def described_endpoint(sagemaker, name: str) -> dict[str, Any] | None:
+    """DescribeEndpoint's answer, or None when there is no such endpoint."""
     try:
-        described = sagemaker.describe_endpoint(EndpointName=name)
+        return sagemaker.describe_endpoint(EndpointName=name)
     except ClientError as error:
         # A missing endpoint is a ValidationException "Could not find endpoint ...";
         # anything else (no permission, throttling) is not "no endpoint".
         if "Could not find endpoint" not in error.response["Error"].get("Message", ""):
             raise
+        return None
+
+
+def endpoint(sagemaker, name: str) -> dict[str, Any] | None:
+    described = described_endpoint(sagemaker, name)
+    if described is None:
         return None
     variants = []
     for variant in described.get("ProductionVariants", []):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery.deployed import DeployedStage, deployed_stage
-from delivery.status import NOT_DEPLOYED, stacks
+from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
 from tools.cli import UserError, run
 from tools.follow_logs import LOG_GROUP, latest_job
 
@@ -56,10 +56,13 @@ class Watcher:
 
     def look_at_stacks(self) -> None:
         for name, stack in stacks(self.stage.client("cloudformation"), self.stage.config).items():
-            status = stack["status"]
-            if status == NOT_DEPLOYED or self.stack_status.get(name) == status:
-                continue
+            status, before = stack["status"], self.stack_status.get(name)
             self.stack_status[name] = status
+            # The first look may still see the last deploy's outcome: only a change,
+            # or an operation under way, is news.
+            first_and_settled = before is None and not status.endswith("_IN_PROGRESS")
+            if status == NOT_DEPLOYED or status == before or first_and_settled:
+                continue
             failing = "ROLLBACK" in status or "FAILED" in status
             reason = f": {stack['reason']}" if failing and stack.get("reason") else ""
             self.say(f"stack {name}: {status}{reason}")
@@ -99,9 +102,8 @@ class Watcher:
         return lines
 
     def look_at_endpoint(self, name: str) -> None:
-        try:
-            described = self.stage.client("sagemaker").describe_endpoint(EndpointName=name)
-        except ClientError:
+        described = described_endpoint(self.stage.client("sagemaker"), name)
+        if described is None:
             return  # not created yet
         status = described["EndpointStatus"]
         if status != self.endpoint_status:

@@ -120,8 +120,9 @@ def test_a_run_that_went_stale_while_waiting_for_approval_deploys_nothing(head, 
     bin_dir.mkdir()
     (bin_dir / "gh").write_text(f"#!/bin/sh\necho {head}\n")
     (bin_dir / "gh").chmod(0o755)
-    result, _, _ = run_step("prod", "still-current", context(), tmp_path, path_prefix=f"{bin_dir}:")
+    result, _, summary = run_step("prod", "still-current", context(), tmp_path, path_prefix=f"{bin_dir}:")
     assert (result.returncode == 0) is current, result.stderr
+    assert ("stopped, stale" in summary) is not current
     steps = jobs()["prod"]["steps"]
     assert steps[0].get("id") == "still-current"  # before anything else, credentials included
     if not current:

@@ -106,9 +106,10 @@ def endpoint_state(stub: Stubber, status: str, reason: str | None = None) -> Non
 def test_job_lines_and_endpoint_states_as_they_change():
     stage, sagemaker, logs, cloudformation = stubbed_stage()
     lines: list[str] = []
-    clock = iter([STARTED + s for s in (45, 45, 45, 50, 61, 130, 130, 190, 190, 190, 190)]).__next__
+    clock = iter([STARTED + s for s in (45, 45, 50, 61, 130, 130, 190, 190, 190)]).__next__
     watcher = Watcher(stage, STARTED, lines.append, clock=clock)
-    # First look: the stacks being created, the deploy's job downloading, no endpoint yet.
+    # First look: storage as the last deploy left it (no news), serving being created,
+    # the deploy's job downloading, no endpoint yet.
     stack_states(cloudformation, "CREATE_COMPLETE", "CREATE_IN_PROGRESS")
     sagemaker.add_response(
         "list_training_jobs",
@@ -141,7 +142,6 @@ def test_job_lines_and_endpoint_states_as_they_change():
         for _ in range(3):
             watcher.look()
     assert lines == [
-        f"progress [00:45] stack {STORAGE}: CREATE_COMPLETE",
         f"progress [00:45] stack {SERVING}: CREATE_IN_PROGRESS",
         f"progress [00:45] packaging job {JOB}: InProgress (Downloading)",
         "progress [00:50]   Fetching https://hub/m/1",
@@ -185,11 +185,19 @@ def test_watching_ends_with_a_failed_deploy_after_one_last_look(capfd):
     stage, sagemaker, logs, cloudformation = stubbed_stage()
     lines: list[str] = []
     watcher = Watcher(stage, STARTED, lines.append, clock=lambda: STARTED + 70)
-    # The one last look, once the deploy (here: failing at once) has ended.
+    no_job_no_endpoint = (
+        lambda: sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []}),
+        lambda: sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint"),
+    )
+    # A look while the update runs, then the one last look once the deploy has ended.
+    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
+    for add in no_job_no_endpoint:
+        add()
     stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", reason="rolled back")
-    sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []})
-    sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    for add in no_job_no_endpoint:
+        add()
     with sagemaker, logs, cloudformation:
+        watcher.look()
         code = run_deploy(
             [sys.executable, "-c", "print('cdk: deploy failed'); raise SystemExit(1)"], watcher, poll_seconds=3600
         )
@@ -213,6 +221,20 @@ def test_a_watcher_that_cannot_watch_steps_aside_and_the_deploy_goes_on():
         watch(watcher, done, poll_seconds=0)
     lines = [line for line in lines if " stack " not in line]
     assert len(lines) == 1 and lines[0].startswith("progress: no longer shown (") and "the deploy goes on" in lines[0]
+
+
+def test_an_endpoint_it_may_not_describe_is_no_longer_shown_not_taken_for_absent():
+    stage, sagemaker, _, cloudformation = stubbed_stage()
+    lines: list[str] = []
+    watcher = Watcher(stage, STARTED, lines.append)
+    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
+    sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []})
+    sagemaker.add_client_error("describe_endpoint", "AccessDeniedException", "not authorized: DescribeEndpoint")
+    done = threading.Event()
+    done.set()
+    with sagemaker, cloudformation:
+        watch(watcher, done, poll_seconds=0)
+    assert lines[-1].startswith("progress: no longer shown (") and "DescribeEndpoint" in lines[-1]
 
 
 def test_an_unknown_stage_stops_in_one_line_before_any_deploy(tmp_path):
