@@ -56,10 +56,11 @@ node_modules/.installed: package.json package-lock.json
 
 # What each target needs: the app and tools; the test and job runtime; the emulators;
 # checkov; all of them for the tests. The installs are independent of each other
-# (but for the two layers of .venv), so each set runs side by side in a sub-make:
-# a fresh machine waits for the longest install, not for their sum.
+# (but for the two layers of .venv), so each set runs side by side in a sub-make
+# (-j4, unless the caller gave its own -j): a fresh machine waits for the longest
+# install, not for their sum.
 deps deps-dev deps-emulators deps-checkov deps-test:
-	@$(MAKE) --no-print-directory -j4 installed-$@
+	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j4) installed-$@
 
 installed-deps: $(VENV)/.installed node_modules/.installed ; @:
 installed-deps-dev: installed-deps $(VENV)/.installed-dev ; @:
