@@ -32,26 +32,15 @@ def test_a_serverless_stages_archive_is_unpacked_for_instances(stages, serverles
     assert not any(key.endswith("/") for key in copied)
 
 
-def test_an_instance_stages_prefix_is_packed_for_a_serverless_target(stages, serverless_dev):
+@pytest.mark.parametrize("form", ["prefix", "archive"], ids=["instances' prefix", "serverless archive"])
+def test_a_serverless_target_gets_an_archive_from_either_form(stages, serverless_dev, form):
     dev, staging, record = stages
-    target = StageAccess(
-        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=1024
-    )
-    deployed = []
-    promote(dev, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
-    key = f"artifacts/promoted/{record['tree_digest']}/model.tar.gz"
-    assert deployed == [("staging", key, record["tree_digest"])]
-    assert keys(staging.s3, "staging-bucket", "artifacts/") == [key]
-    assert artifacts.verify(staging.s3, f"s3://staging-bucket/{key}", record["tree_digest"])["model_name"] == "use"
-
-
-def test_a_serverless_stages_archive_is_repacked_for_a_serverless_target(stages, serverless_dev):
-    _, staging, record = stages
+    source = dev if form == "prefix" else serverless_dev
     target = StageAccess(
         "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=3072
     )
     deployed = []
-    promote(serverless_dev, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
+    promote(source, target, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
     key = f"artifacts/promoted/{record['tree_digest']}/model.tar.gz"
     assert deployed == [("staging", key, record["tree_digest"])]
     assert keys(staging.s3, "staging-bucket", "artifacts/") == [key]

@@ -21,6 +21,20 @@ from tests.delivery.world import (
 )
 
 
+def roll_back(staging, key: str, hours: int) -> tuple[str, dict]:
+    """A rollback run `hours` after NOW: the digest it deployed, and its record."""
+    served: list[str] = []
+    record = rollback(
+        staging,
+        key,
+        lambda stage, key_, digest, assembly=None: served.append(digest),
+        "back",
+        lambda: NOW + dt.timedelta(hours=hours),
+    )
+    (digest,) = served
+    return digest, record
+
+
 def test_rollback_redeploys_an_earlier_record_after_verifying_it(stages):
     dev, staging, packaged_record = stages
     first = promote(dev, staging, lambda *a: None, "c0ffee", lambda: NOW)
@@ -71,16 +85,8 @@ def test_previous_twice_lands_where_once_did(stages):
     second_digest = repackage(dev, "other")
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
     assert second["digest"] == second_digest != first["digest"]
-    served = []
-    for hours in (2, 3):
-        rollback(
-            staging,
-            "previous",
-            lambda stage, key, digest, assembly=None: served.append(digest),
-            "back",
-            lambda hours=hours: NOW + dt.timedelta(hours=hours),
-        )
-    assert served == [first["digest"], first["digest"]]
+    runs = [roll_back(staging, "previous", hours) for hours in (2, 3)]
+    assert [digest for digest, _ in runs] == [first["digest"]] * 2
 
 
 def test_a_planted_record_cannot_choose_what_a_rollback_serves(stages):
@@ -120,16 +126,10 @@ def test_a_failed_smoke_test_is_recorded_and_previous_returns_to_the_last_verifi
     repackage(dev, "other")
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
     assert second["smoke"]["passed"] is False and second["smoke"]["problems"]
-    served = []
-    for hours in (2, 3):  # the CI rollback, then someone running it again
-        back = rollback(
-            staging,
-            "previous",
-            lambda stage, key, digest, assembly=None: served.append(digest),
-            "back",
-            lambda hours=hours: NOW + dt.timedelta(hours=hours),
-        )
-    assert served == [first["digest"], first["digest"]]
+    # The CI rollback, then someone running it again.
+    runs = [roll_back(staging, "previous", hours) for hours in (2, 3)]
+    back = runs[-1][1]
+    assert [digest for digest, _ in runs] == [first["digest"]] * 2
     assert back["rollback_to"] == first["record"] and back["smoke"]["passed"] is True
 
 
@@ -153,16 +153,10 @@ def test_a_deploy_that_never_finished_rolls_back_to_the_state_before_it(stages):
         promote(dev, staging, failing_deploy, "three", lambda: NOW + dt.timedelta(hours=2))
     newest = records.require(staging.s3, "staging-bucket", records.newest(staging.s3, "staging-bucket"))
     assert newest["deploy"] == records.STARTED and newest["commit"] == "three"
-    served = []
-    for hours in (3, 4):  # CI's rollback, then someone running it again
-        back = rollback(
-            staging,
-            "previous",
-            lambda stage, key, digest, assembly=None: served.append(digest),
-            "back",
-            lambda hours=hours: NOW + dt.timedelta(hours=hours),
-        )
-    assert served == [second["digest"], second["digest"]]
+    # CI's rollback, then someone running it again.
+    runs = [roll_back(staging, "previous", hours) for hours in (3, 4)]
+    back = runs[-1][1]
+    assert [digest for digest, _ in runs] == [second["digest"]] * 2
     assert back["rollback_to"] == second["record"]
 
 
@@ -190,15 +184,8 @@ def test_last_verified_after_a_promotion_refused_before_its_deploy_keeps_what_se
     second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
     with pytest.raises(PromotionError, match="not the tested"):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "three", expected_digest="e" * 64)
-    served = []
-    back = rollback(
-        staging,
-        records.LAST_VERIFIED,
-        lambda stage, key, digest, assembly=None: served.append(digest),
-        "back",
-        lambda: NOW + dt.timedelta(hours=2),
-    )
-    assert served == [second["digest"]] and back["rollback_to"] == second["record"]
+    served, back = roll_back(staging, records.LAST_VERIFIED, 2)
+    assert served == second["digest"] and back["rollback_to"] == second["record"]
 
 
 def test_previous_after_a_rollback_that_never_finished_retries_its_target(stages):
@@ -208,15 +195,8 @@ def test_previous_after_a_rollback_that_never_finished_retries_its_target(stages
     promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
     with pytest.raises(DeployFailed):
         rollback(staging, "previous", failing_deploy, "back", lambda: NOW + dt.timedelta(hours=2))
-    served = []
-    back = rollback(
-        staging,
-        "previous",
-        lambda stage, key, digest, assembly=None: served.append(digest),
-        "again",
-        lambda: NOW + dt.timedelta(hours=3),
-    )
-    assert served == [first["digest"]] and back["rollback_to"] == first["record"]
+    served, back = roll_back(staging, "previous", 3)
+    assert served == first["digest"] and back["rollback_to"] == first["record"]
 
 
 def test_a_record_written_before_a_deploy_is_no_rollback_target(stages):
