@@ -74,7 +74,7 @@ def promote(
         "digest": digest,
         "target_stage": target.stage,
         "target_artifact": copy_uri,
-        "replaced": serving_now(target),
+        "replaced": records.served_by(writer.s3, bucket, serving_now(target)),
         "time": now().isoformat(timespec="seconds"),
         "commit": commit,
     }

@@ -113,6 +113,26 @@ def started(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
     return write(s3, bucket, {**record, "deploy": STARTED})
 
 
+def served_by(s3, bucket: str, state: dict[str, str] | None, hops: int = 20) -> dict[str, Any] | None:
+    """`state` (what a stage serves: artifact and digest), with the record and commit
+    of the newest verified deploy of it among the log's last `hops` records (None
+    for each when none is: served before any promotion, or long ago)."""
+    if state is None:
+        return None
+    key = newest(s3, bucket)
+    for _ in range(hops):
+        if key is None:
+            break
+        record = require(s3, bucket, key)
+        if verified(record) and (record.get("target_artifact"), record.get("digest")) == (
+            state["artifact"],
+            state["digest"],
+        ):
+            return {**state, "record": record["record"], "commit": record.get("commit")}
+        key = record.get("previous")
+    return {**state, "record": None, "commit": None}
+
+
 def verified(record: dict[str, Any]) -> bool:
     """Whether the stage answered its smoke test right after this record's deploy."""
     return (record.get("smoke") or {}).get("passed") is True

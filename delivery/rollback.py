@@ -47,7 +47,7 @@ def rollback(
         time=now().isoformat(timespec="seconds"),
         commit=commit,
         rollback_to=earlier["record"],
-        replaced=serving_now(target),
+        replaced=records.served_by(writer.s3, bucket, serving_now(target)),
     )
     start = records.started(writer.s3, bucket, facts)
     with tempfile.TemporaryDirectory() as folder:

@@ -18,6 +18,7 @@ from tests.delivery.world import (
     repackage,
     rollback,
     serve_pinned,
+    stack_with_outputs,
 )
 
 
@@ -76,6 +77,22 @@ def test_previous_names_the_promotion_the_latest_replaced(stages):
         lambda: NOW + dt.timedelta(days=2),
     )
     assert back["rollback_to"] == first["record"] and deployed == ["staging"]
+
+
+def test_a_deploy_records_which_promotion_and_commit_put_there_what_it_replaces(stages):
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    # What the deploy left: the serving stack reports the promoted copy.
+    stack_with_outputs(
+        staging.cloudformation,
+        "tfhub-serving-staging-serving",
+        {"ArtifactLocation": first["target_artifact"], "TreeDigest": first["digest"]},
+    )
+    repackage(dev, "other")
+    second = promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    started = records.require(staging.s3, "staging-bucket", second["started"])
+    expected = {"artifact": first["target_artifact"], "digest": first["digest"], "record": first["record"]}
+    assert started["replaced"] == {**expected, "commit": "one"} == second["replaced"]
 
 
 def test_previous_twice_lands_where_once_did(stages):
@@ -211,7 +228,8 @@ def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(sta
     pinned = serve_pinned(staging, packaged[0], record["tree_digest"])
     repackage(dev, "other")
     first = promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
-    assert first["replaced"] == {"artifact": pinned, "digest": record["tree_digest"]}
+    # Served before any promotion: no record or commit of the log deployed it.
+    assert first["replaced"] == {"artifact": pinned, "digest": record["tree_digest"], "record": None, "commit": None}
     served = []
     for hours in (1, 2):
         back = rollback(
