@@ -49,8 +49,10 @@ def described_endpoint(sagemaker, name: str) -> dict[str, Any] | None:
     try:
         return sagemaker.describe_endpoint(EndpointName=name)
     except ClientError as error:
-        # A missing endpoint is a ValidationException "Could not find endpoint ...";
-        # anything else (no permission, throttling) is not "no endpoint".
+        # A missing endpoint is a ValidationException "Could not find endpoint ..."
+        # (SageMaker's answer, which moto copies; the API reference names no
+        # not-found error for DescribeEndpoint). Anything else (no permission,
+        # throttling) is not "no endpoint".
         if "Could not find endpoint" not in error.response["Error"].get("Message", ""):
             raise
         return None

@@ -103,6 +103,16 @@ class PromotionSteps(Steps):
             "make promote TO=staging RECORD=previous: staging verified and serves the "
             "v1 copy again; make smoke STAGE=staging got its answer",
         )
+        # CI's restore after a failed promotion: the newest verified state, which is
+        # what staging serves now, so it stays on v1.
+        self.user.run("make", "promote", "TO=staging", "RECORD=last-verified")
+        self.check_staging_serves(self.digests["v1"])
+        self.check_promotion_log()
+        self.verified(
+            "restore last verified",
+            "make promote TO=staging RECORD=last-verified: staging redeployed and verified on the "
+            "state it already served (v1)",
+        )
 
     def diffs_prod(self) -> None:
         diff = self.user.run("make", "diff", "STAGE=prod")

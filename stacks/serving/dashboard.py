@@ -61,7 +61,9 @@ class EndpointDashboard(Construct):
             )
         else:
             # The standard endpoint metrics carry no instance count; with traffic, all
-            # invocations over those per instance give it (metric math).
+            # invocations over those per instance give it (metric math): the same guide
+            # defines InvocationsPerInstance as Invocations "normalized by InstanceCount
+            # in each ProductionVariant".
             instances = cloudwatch.MathExpression(
                 expression="invocations / per_instance",
                 using_metrics={

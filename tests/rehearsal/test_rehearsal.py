@@ -44,10 +44,9 @@ ELSEWHERE = {
     "make promote TO=prod RECORD=promotions/<file>.json": "the rehearsal rolls staging back (RECORD=previous); "
     "tests/delivery/test_rollback.py rolls back to a named record",
     "make promote TO=prod RECORD=previous": "the rehearsal runs it for staging (prod is not deployable here)",
-    "make promote TO=prod RECORD=last-verified": "prod is not deployable here; tests/delivery/test_rollback.py "
-    "resolves it",
-    "make promote TO=<stage> RECORD=last-verified": "CI's rollback step, which tests/delivery/test_workflow.py "
-    "checks; tests/delivery/test_rollback.py resolves it",
+    "make promote TO=prod RECORD=last-verified": "the rehearsal runs it for staging (prod is not deployable here)",
+    "make promote TO=<stage> RECORD=last-verified": "the rehearsal runs it for staging; "
+    "tests/delivery/test_workflow.py checks that CI's rollback steps run it",
     "npx cdk bootstrap aws://ACCOUNT/REGION": "the rehearsal runs it with the emulators' account and region",
     "npx cdk deploy --all -c stage=dev": "make deploy's recipe, which the rehearsal runs",
     "npx cdk diff -c stage=prod": "make diff's recipe, which the rehearsal runs",
@@ -96,6 +95,7 @@ def test_rehearsal_runs_the_readme_commands_and_checks_what_each_did():
         "rollback",
         "promote v2",
         "promote back",
+        "restore last verified",
         "prod diff",
         "destroy staging",
         "instances",
