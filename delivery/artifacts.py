@@ -65,11 +65,7 @@ def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
         raise PromotionError(str(error)) from error
     if manifest is None:
         raise PromotionError(f"{uri} holds no {forms.MANIFEST}.")
-    if manifest.get("digest_version") != DIGEST_VERSION:
-        raise PromotionError(
-            f"{uri} was packaged before digest version {DIGEST_VERSION}: its digest does not cover "
-            "its layout and code/, so it cannot be verified; package it again."
-        )
+    _require_digest_version(manifest, uri)
     listed = {entry["path"]: entry for entry in manifest["files"]}
     if set(present) != set(listed):
         raise PromotionError(
@@ -86,3 +82,33 @@ def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
             f"manifest says {manifest['tree_digest']}."
         )
     return manifest
+
+
+def listed_files(s3, uri: str, digest: str) -> tuple[bytes, dict[str, dict]]:
+    """The artifact's manifest.json as stored, and the files it lists by path, once
+    those are shown to make up `digest`: what a copy may write, byte for byte."""
+    try:
+        if not forms.exists(s3, uri):
+            raise PromotionError(f"No artifact at {uri}: it was deleted or never written.")
+        raw = forms.manifest_bytes(s3, uri)
+        manifest = json.loads(raw)
+        _require_digest_version(manifest, uri)
+        entries = sorted(manifest["files"], key=lambda entry: entry["path"])
+        listed = tree_digest(entries)
+    except forms.ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise PromotionError(f"{uri}'s {forms.MANIFEST} is not a manifest ({error!r}).") from error
+    if listed != digest or manifest.get("tree_digest") != digest:
+        raise PromotionError(
+            f"{uri}'s {forms.MANIFEST} lists files that make up {listed}, not {digest}: refusing to copy it."
+        )
+    return raw, {entry["path"]: entry for entry in entries}
+
+
+def _require_digest_version(manifest: dict[str, Any], uri: str) -> None:
+    if manifest.get("digest_version") != DIGEST_VERSION:
+        raise PromotionError(
+            f"{uri} was packaged before digest version {DIGEST_VERSION}: its digest does not cover "
+            "its layout and code/, so it cannot be verified; package it again."
+        )

@@ -86,9 +86,11 @@ def require_pinned(assembly: pathlib.Path, serving_stack: str, artifact_key: str
         )
 
 
-def deploy(assembly: pathlib.Path) -> None:
-    """`cdk deploy` of the stacks of `assembly`, as they were synthesized."""
-    command = [str(CDK), "deploy", "--app", str(assembly), "--all", "--require-approval", "never"]
+def deploy(assembly: pathlib.Path, only: str | None = None) -> None:
+    """`cdk deploy` of the stacks of `assembly` as they were synthesized: all, or only
+    the stack `only` (not the stacks it depends on)."""
+    stacks = [only, "--exclusively"] if only else ["--all"]
+    command = [str(CDK), "deploy", "--app", str(assembly), *stacks, "--require-approval", "never"]
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0:
         raise UserError(

@@ -28,10 +28,11 @@ import pathlib
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from delivery import artifact_copy, artifacts, records
 from delivery import artifact_forms as forms
-from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.rollback import rollback
@@ -111,40 +112,48 @@ def _require_verified(source: StageAccess, digest: str) -> None:
 def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
     """The verified promoted copy: written once, never overwritten or deleted.
 
-    A copy already there (a re-run, or after a rollback) is verified and used,
-    or, if it does not verify, reported and left alone: an endpoint may serve it.
-    A fresh copy is written with conditional writes (nothing is replaced) and
-    verified; if that fails, only what this run wrote is removed.
+    Only bytes the digest's manifest lists are ever written (`artifact_copy.py`).
+    A complete copy already there (a re-run, or after a rollback) is verified and
+    used; one cut short is completed; one that does not verify is reported and left
+    alone: an endpoint may serve it, and nobody may delete it.
     """
-    bucket, _ = forms.split(copy_uri)
     try:
         if forms.exists(target.s3, copy_uri):
             try:
                 return artifacts.verify(target.s3, copy_uri, digest)
             except PromotionError as error:
-                raise PromotionError(
-                    f"{error} This promoted copy was there before and is left alone (an endpoint may "
-                    "serve it): investigate who changed it."
-                ) from error
-        written = forms.copy(source.s3, uri, target.s3, copy_uri)
+                if forms.is_archive(copy_uri):
+                    raise _left_alone(error) from error
+        manifest, expected = artifacts.listed_files(source.s3, uri, digest)
+        artifact_copy.copy(source.s3, uri, target.s3, copy_uri, manifest, expected)
     except forms.ArtifactError as error:
         raise PromotionError(str(error)) from error
     try:
         return artifacts.verify(target.s3, copy_uri, digest)
-    except PromotionError:
-        forms.remove(target.s3, bucket, written)
-        raise
+    except PromotionError as error:
+        raise _left_alone(error) from error
 
 
-def cdk_deploy(stage: str, artifact_key: str, digest: str, assembly: pathlib.Path | None) -> pathlib.Path:
+def _left_alone(error: PromotionError) -> PromotionError:
+    return PromotionError(
+        f"{error} The promoted copy is left alone (an endpoint may serve it, and promoted copies are "
+        "never deleted): investigate who changed it."
+    )
+
+
+def cdk_deploy(
+    stage: str, artifact_key: str, digest: str, assembly: pathlib.Path | None, serving_only: bool = False
+) -> pathlib.Path:
     """Deploy `stage` pinned to `artifact_key` (no job runs, the serving stack reports
     `digest`): the given assembly, checked to pin exactly that, or one synthesized
-    now from this checkout. Returns the assembly deployed."""
+    now from this checkout. Returns the assembly deployed. A rollback deploys the
+    serving stack alone (`serving_only`): the storage stack holds the bucket's guards
+    and roles, which an earlier commit's assembly would take back to what they were."""
     config = load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
     if assembly is None:
         assembly = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"promote-{stage}")
     stage_assembly.require_pinned(assembly, config.serving_stack_name, artifact_key, digest)
-    stage_assembly.deploy(assembly)
+    stage_assembly.deploy(assembly, only=config.serving_stack_name if serving_only else None)
     return assembly
 
 
@@ -203,7 +212,7 @@ def main(argv: list[str]) -> int:
     target = stage_access(args.target, target=True)
     try:
         if args.record:
-            record = rollback(target, args.record, cdk_deploy, commit, smoke=smoke_stage)
+            record = rollback(target, args.record, partial(cdk_deploy, serving_only=True), commit, smoke=smoke_stage)
         else:
             source = stage_access(args.source, args.source_role_arn, region=args.source_region)
             record = promote(

@@ -13,6 +13,7 @@ from delivery import artifact_forms as forms
 from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
+from delivery.restorable import require_restorable
 from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, verdict
 
 
@@ -54,6 +55,8 @@ def rollback(
         # The recorded assembly: the infrastructure that served with this artifact.
         stored = earlier.get("assembly")
         restored = stage_assembly.restore(writer.s3, bucket, stored, pathlib.Path(folder)) if stored else None
+        if restored:
+            require_restorable(restored, target.names, target.cloudformation.meta.region_name, key)
         deploy(target.stage, key, digest, restored)
     record = {
         **facts,

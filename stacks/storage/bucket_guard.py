@@ -7,8 +7,9 @@ policy, which CloudFormation would then show as drift):
 - `artifacts/promoted/` and `promotions/`: only the promotion role writes,
   and only objects that do not exist yet (S3 conditional writes,
   `s3:if-none-match`; "Enforce conditional writes on Amazon S3 buckets",
-  S3 User Guide). Nobody overwrites a promoted copy or a record; the
-  promotion role may delete a copy it could not verify, nobody a record.
+  S3 User Guide). Nobody overwrites or deletes a promoted copy or a record,
+  the promotion role included: it writes only bytes it has checked
+  (`delivery/artifact_copy.py`).
 - `artifacts/packaging/`: only the packaging role writes (its own job
   folders, by its IAM policy); nobody else, the Model's role included.
 - Deleting object versions there: only the bucket's auto-delete handler, on
@@ -51,8 +52,9 @@ def guard_writes(
             },
         ),
         _deny_unless("OnlyPromotionsWriteCopiesAndRecords", ["s3:PutObject"], [promoted, records], [promotion_role]),
-        _deny_unless("OnlyPromotionsRemoveAFailedCopy", ["s3:DeleteObject"], [promoted], [promotion_role, *deleters]),
-        _deny_unless("RecordsStay", ["s3:DeleteObject"], [records], deleters),
+        # In a versioned bucket a delete leaves a delete marker, after which a
+        # conditional write succeeds: deleting is how bytes would be swapped.
+        _deny_unless("CopiesAndRecordsStay", ["s3:DeleteObject"], [promoted, records], deleters),
         _deny_unless("VersionsStay", ["s3:DeleteObjectVersion"], [promoted, records, packaging], deleters),
         _deny_unless(
             "OnlyPackagingJobsWriteJobFolders",

@@ -55,9 +55,6 @@ class PromotionRole(Construct):
                     actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                     resources=[promoted, records],
                 ),
-                # promote.py removes only the keys a copy it could not verify wrote
-                # this run; a versioned bucket keeps them as noncurrent versions.
-                iam.PolicyStatement(sid="RemoveAFailedCopy", actions=["s3:DeleteObject"], resources=[promoted]),
             ],
         )
         acknowledge_wildcards(

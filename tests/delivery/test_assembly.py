@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from delivery import assembly
+from delivery import promote as promotion
 from delivery.artifacts import PromotionError
 from tests.conftest import ROOT
 
@@ -109,3 +110,19 @@ def test_a_stored_assembly_with_links_or_escaping_paths_is_refused(member, tmp_p
             s3, "stage-bucket", {"key": key, "sha256": hashlib.sha256(body).hexdigest()}, tmp_path / "restored"
         )
     assert not (tmp_path / "outside.json").exists()
+
+
+def test_a_rollback_deploys_the_serving_stack_alone(built, monkeypatch):
+    """The storage stack (the bucket's guards, the roles) stays as this commit made it."""
+    commands = []
+
+    def run(command, **_):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(assembly.subprocess, "run", run)
+    promotion.cdk_deploy("staging", KEY, DIGEST, built, serving_only=True)
+    promotion.cdk_deploy("staging", KEY, DIGEST, built)
+    restore, promote = (command[command.index(str(built)) + 1 :] for command in commands)
+    assert restore[:2] == ["tfhub-serving-staging-serving", "--exclusively"] and "--all" not in restore
+    assert promote[0] == "--all"

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 import tarfile
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from delivery import artifacts
+from delivery import artifact_copy, artifacts
+from delivery.artifact_forms import ArtifactError
 from delivery.artifacts import PromotionError
 from stacks.stage.names import StageNames
 from tests.delivery.world import (
     ARCHIVE_KEY,
     JOB_PREFIX,
     NOW,
+    REGION,
     StageAccess,
     keys,
+    only_listed_files,
     promote,
     promoted,
     upload_archive,
@@ -47,6 +54,30 @@ def test_a_serverless_target_gets_an_archive_from_either_form(stages, serverless
     assert artifacts.verify(staging.s3, f"s3://staging-bucket/{key}", record["tree_digest"])["model_name"] == "use"
 
 
+@pytest.mark.parametrize("form", ["prefix", "archive"], ids=["instances' prefix", "serverless archive"])
+def test_a_serverless_target_gets_no_archive_at_all_when_a_source_file_is_not_as_listed(
+    stages, serverless_dev, packaged, form, tmp_path
+):
+    """The archive's upload completes only once every file went in as its manifest
+    lists it: a changed file leaves no object behind (nothing to delete)."""
+    dev, staging, _ = stages
+    if form == "prefix":
+        source = dev
+        dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/saved_model.pb", Body=b"changed")
+    else:
+        source = serverless_dev
+        changed = shutil.copytree(packaged[0], tmp_path / "model")
+        (changed / "use/4/saved_model.pb").write_bytes(b"changed")
+        upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, changed)
+    target = StageAccess(
+        "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, serverless_memory_mb=3072
+    )
+    with pytest.raises(PromotionError, match=r"use/4/saved_model.pb of .* is not the file its manifest lists"):
+        promote(source, target, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert keys(staging.s3, "staging-bucket", "artifacts/") == []
+    assert not staging.s3.list_multipart_uploads(Bucket="staging-bucket").get("Uploads")
+
+
 def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):
     dev, staging, _ = stages
     # 512 MB cannot hold TF Serving and even this small model (the sizing rule).
@@ -62,13 +93,15 @@ def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deplo
 
 
 def test_an_archive_holding_a_link_is_refused(stages, serverless_dev, packaged):
-    dev, staging, _ = stages
+    dev, staging, record = stages
     link = tarfile.TarInfo("./use/4/assets/vocab.txt")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0], extra=link)
     with pytest.raises(PromotionError, match=r"holds './use/4/assets/vocab.txt', which is not a regular file"):
         promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
-    assert keys(staging.s3, "staging-bucket") == []
+    # An archive shows its members only as it is read: what was copied before the
+    # link stays (promoted copies are never deleted), each file as its manifest lists it.
+    only_listed_files(staging.s3, "staging-bucket", promoted(record["tree_digest"]), record)
 
 
 def test_a_folder_object_in_a_prefix_is_refused(stages):
@@ -97,3 +130,22 @@ def test_a_moved_version_folder_changes_what_serves_and_is_refused(stages):
         dev.s3.delete_object(Bucket="dev-bucket", Key=key)
     with pytest.raises(PromotionError, match=r"does not hold exactly the manifest's files"):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+@mock_aws
+def test_a_large_upload_whose_bytes_are_wrong_is_aborted_and_leaves_nothing(monkeypatch):
+    """In parts (a large file) as in one put: the upload completes only once the
+    bytes are confirmed; otherwise it is aborted (no object, no parts kept)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="parts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.setattr(artifact_copy, "_PART", 5 << 20)  # S3's smallest part
+
+    def wrong() -> None:
+        raise ArtifactError("not as listed")
+
+    with pytest.raises(ArtifactError, match="not as listed"):
+        artifact_copy.put_new(s3, "parts", "k", io.BytesIO(b"x" * (11 << 20)), ready=wrong)
+    assert "Contents" not in s3.list_objects_v2(Bucket="parts")
+    assert not s3.list_multipart_uploads(Bucket="parts").get("Uploads")
+    artifact_copy.put_new(s3, "parts", "k", io.BytesIO(b"x" * (11 << 20)))
+    assert s3.head_object(Bucket="parts", Key="k")["ContentLength"] == 11 << 20

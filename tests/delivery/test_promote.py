@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 
@@ -19,6 +20,7 @@ from tests.delivery.world import (
     StageAccess,
     fails,
     keys,
+    only_listed_files,
     passes,
     promote,
     promoted,
@@ -71,14 +73,29 @@ def test_promotion_copies_verifies_deploys_pinned_and_records(stages):
     assert records.require(staging.s3, "staging-bucket", record["started"])["deploy"] == "started"
 
 
-def test_a_tampered_file_is_a_digest_mismatch_and_changes_nothing(stages):
-    dev, staging, _ = stages
-    dev.s3.put_object(Bucket="dev-bucket", Key=f"{JOB_PREFIX}use/4/variables/variables.index", Body=b"tampered")
+def test_a_tampered_source_file_is_never_written_and_a_rerun_completes_the_copy(stages, packaged):
+    """Promoted copies are never deleted, so nothing wrong may be written: a source
+    file that is not its manifest's is refused before its upload completes, the
+    files before it are kept (each as listed), and the copy has no manifest until
+    a promotion of the intact source completes it."""
+    dev, staging, record = stages
+    staging.s3.put_bucket_versioning(Bucket="staging-bucket", VersioningConfiguration={"Status": "Enabled"})
+    tampered = f"{JOB_PREFIX}use/4/variables/variables.index"
+    original = dev.s3.get_object(Bucket="dev-bucket", Key=tampered)["Body"].read()
+    dev.s3.put_object(Bucket="dev-bucket", Key=tampered, Body=b"tampered")
     deployed = []
-    with pytest.raises(PromotionError, match=r"Digest mismatch at s3://staging-bucket/artifacts/promoted/"):
+    with pytest.raises(PromotionError, match=r"use/4/variables/variables.index of s3://dev-bucket/.* is not the file"):
         promote(dev, staging, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
     assert deployed == []
-    assert keys(staging.s3, "staging-bucket") == []
+    prefix = promoted(record["tree_digest"])
+    written = only_listed_files(staging.s3, "staging-bucket", prefix, record)
+    assert written and "use/4/variables/variables.index" not in written
+    dev.s3.put_object(Bucket="dev-bucket", Key=tampered, Body=original)
+    promote(dev, staging, lambda *a: deployed.append(a[:3]), "c0ffee", lambda: NOW)
+    assert deployed == [("staging", prefix, record["tree_digest"])]
+    for path in written:  # completed, nothing rewritten or deleted
+        versions = staging.s3.list_object_versions(Bucket="staging-bucket", Prefix=prefix + path)["Versions"]
+        assert len(versions) == 1
 
 
 def test_a_missing_source_stack_stops_before_anything(stages):
@@ -170,16 +187,22 @@ def test_a_rerun_never_overwrites_or_deletes_a_promoted_copy_that_does_not_verif
     assert after == before  # every model file the endpoint was created from is still there
 
 
-def test_a_promoted_copy_is_written_once(stages, packaged):
-    from delivery.artifact_forms import ArtifactError, copy
+def test_a_promoted_copy_is_written_once(stages):
+    from delivery.artifact_copy import copy, put_new
+    from delivery.artifact_forms import ArtifactError
 
     dev, staging, record = stages
-    target = f"s3://staging-bucket/{promoted(record['tree_digest'])}"
-    copy(dev.s3, f"s3://dev-bucket/{JOB_PREFIX}", staging.s3, target)
+    staging.s3.put_bucket_versioning(Bucket="staging-bucket", VersioningConfiguration={"Status": "Enabled"})
+    source, prefix = f"s3://dev-bucket/{JOB_PREFIX}", promoted(record["tree_digest"])
+    manifest, expected = artifacts.listed_files(dev.s3, source, record["tree_digest"])
+    copy(dev.s3, source, staging.s3, f"s3://staging-bucket/{prefix}", manifest, expected)
+    copy(dev.s3, source, staging.s3, f"s3://staging-bucket/{prefix}", manifest, expected)  # nothing left to write
     # Conditional writes: even a copy that races a promotion never replaces an object.
     with pytest.raises(ArtifactError, match="exists already"):
-        copy(dev.s3, f"s3://dev-bucket/{JOB_PREFIX}", staging.s3, target)
-    assert artifacts.verify(staging.s3, target, record["tree_digest"])
+        put_new(staging.s3, "staging-bucket", f"{prefix}manifest.json", io.BytesIO(b"{}"))
+    for key in keys(staging.s3, "staging-bucket", prefix):
+        assert len(staging.s3.list_object_versions(Bucket="staging-bucket", Prefix=key)["Versions"]) == 1
+    assert artifacts.verify(staging.s3, f"s3://staging-bucket/{prefix}", record["tree_digest"])
 
 
 def test_an_artifact_packaged_before_digest_version_2_is_refused(stages):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import pathlib
+import shutil
 import tarfile
 
 import boto3
@@ -136,3 +138,31 @@ def serve_pinned(staging, packaged_dir: pathlib.Path, digest: str, key: str = "a
         {"ArtifactLocation": f"s3://staging-bucket/{key}", "TreeDigest": digest},
     )
     return f"s3://staging-bucket/{key}"
+
+
+# What cdk.json pins staging and prod to; their synthesized serving stacks serve it.
+PINNED = "artifacts/universal-sentence-encoder/4/model.tar.gz"
+
+
+def serving_assembly(synthesized_dir: pathlib.Path, into: pathlib.Path, key: str, description: str) -> pathlib.Path:
+    """A copy of a synthesized staging assembly serving `key` instead of PINNED, its
+    serving template marked with `description` (to tell assemblies apart)."""
+    shutil.copytree(synthesized_dir, into)
+    template_path = into / "tfhub-serving-staging-serving.template.json"
+    template = json.loads(template_path.read_text().replace(f"/{PINNED}", f"/{key}"))
+    template["Description"] = description
+    template_path.write_text(json.dumps(template))
+    return into
+
+
+def only_listed_files(s3, bucket: str, prefix: str, record: dict) -> list[str]:
+    """Assert that everything under `prefix` is a file the manifest lists, with its
+    bytes, and that there is no manifest (the copy is not complete); return the paths."""
+    listed = {entry["path"]: entry["sha256"] for entry in record["files"]}
+    paths = []
+    for key in keys(s3, bucket, prefix):
+        path = key.removeprefix(prefix)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == listed[path], path
+        paths.append(path)
+    return paths

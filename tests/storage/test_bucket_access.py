@@ -90,7 +90,7 @@ def test_only_the_promotion_role_writes_copies_and_records_and_only_new_ones(req
         Request(promotion, "s3:DeleteObject", RECORD),
         Request(promotion, "s3:DeleteObjectVersion", PROMOTED),
         Request(promotion, "s3:PutObject", "artifacts/packaging/any/output/model.tar.gz", NEW),
-    ) == [ALLOWED, ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED, DENIED, DENIED, DENIED]
+    ) == [ALLOWED, ALLOWED, ALLOWED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED]
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -150,16 +150,14 @@ def test_the_promotion_role_writes_copies_and_records_and_is_assumed_within_the_
         "ReadCopiesAndRecords",
         "ListCopiesAndRecords",
         "WriteNewCopiesAndRecords",
-        "RemoveAFailedCopy",
     }
     assert sorted(tail(r) for r in statements["WriteNewCopiesAndRecords"]["Resource"]) == [
         "/artifacts/promoted/*",
         "/promotions/*",
     ]
-    assert (statements["RemoveAFailedCopy"]["Action"], tail(statements["RemoveAFailedCopy"]["Resource"])) == (
-        "s3:DeleteObject",
-        "/artifacts/promoted/*",
-    )
+    # Nothing it may delete: a delete (a delete marker in a versioned bucket) then a
+    # conditional write would swap what new instances load.
+    assert not [a for st in statements.values() for a in [st["Action"]] if "Delete" in json.dumps(a)]
 
 
 def test_promoters_narrow_who_may_assume_the_promotion_role(context, tmp_path):
