@@ -13,11 +13,7 @@ import io
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 
 import boto3
 import pytest
@@ -28,7 +24,6 @@ from packager.package import package
 from packager.savedmodel import read_info
 
 from fixtures.hub_server import CutShort
-from tests.packaging_job.conftest import JOB_DIR
 
 
 def run(handle, tmp_path, **kwargs):
@@ -249,33 +244,6 @@ def test_the_serve_metagraph_is_the_one_read(text_model, tmp_path):
     (folder / "saved_model.pb").write_bytes(saved_model(False))
     with pytest.raises(PackagingError, match=r"no MetaGraph tagged 'serve' \(it has \[\['train'\]\]\)"):
         read_info(str(folder))
-
-
-def test_sigterm_leaves_nothing_in_the_model_folder(tmp_path):
-    from fixtures.demo_model import save_weights_model, write_archive
-    from fixtures.hub_server import HubServer
-
-    model = save_weights_model(str(tmp_path / "big"), megabytes=64)
-    archive = tmp_path / "big.tar.gz"
-    with archive.open("wb") as target:
-        write_archive(model, target, compresslevel=1)
-    model_dir, output = tmp_path / "out" / "model", tmp_path / "out" / "output"
-    with HubServer(bytes_per_second=4 << 20) as hub:
-        hub.routes["/big/1"] = (200, archive)
-        job = subprocess.Popen(
-            [sys.executable, str(JOB_DIR / "train.py"), "--hub-handle", f"{hub.url}/big/1", "--model-name", "big"],
-            env={**os.environ, "SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DIR": str(output)},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while not (model_dir.exists() and any(model_dir.glob(".staging-*/source/*"))):
-            assert time.monotonic() < deadline and job.poll() is None
-            time.sleep(0.2)
-        job.send_signal(signal.SIGTERM)  # StopTrainingJob, a spot interruption
-        assert job.wait(timeout=60) == 143
-    assert list(model_dir.iterdir()) == []
-    assert (output / "failure").read_text().startswith("Stopped (SIGTERM)")
 
 
 def test_the_digest_covers_the_layout_and_the_inference_code(text_model, tmp_path):
