@@ -3,13 +3,15 @@
 Options arrive as hyperparameters (`--name value`); the artifact goes to
 SM_MODEL_DIR, and a failure's message to SM_OUTPUT_DIR/failure, which SageMaker
 shows as the job's FailureReason. A stop (StopTrainingJob, a spot
-interruption) arrives as SIGTERM: it unwinds the run like any failure, so
-nothing half-written is left in the model folder.
+interruption) arrives as SIGTERM, to this process or to the toolkit that runs
+it (whose death the kernel then signals here): it unwinds the run like any
+failure, so nothing half-written is left in the model folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -66,12 +68,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _stop(signum, frame) -> None:
+    # Once: a second SIGTERM (a repeated stop, or the toolkit's death below)
+    # must not cut short the clean-up the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stopped()
+
+
+def _stop_with_the_toolkit() -> None:
+    """Have the kernel send this process SIGTERM when the toolkit that started it dies."""
+    # The toolkit neither handles nor forwards SIGTERM: a stop that reaches only
+    # it ends it and would leave this job running on, unaware (prctl(2), PR_SET_PDEATHSIG).
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _stop)
+    _stop_with_the_toolkit()
     try:
         package(
             args.hub_handle,

@@ -5,9 +5,10 @@ filter admits when they stay inside the destination, but which a later move
 can turn outward), devices and absolute or `..` paths are refused. The sizes
 are bounded as the archive streams in (downloaded bytes, extracted bytes,
 file count, and the ratio of the two, which a decompression bomb breaks), the
-disk is checked before each file, and the archive must end as a tar archive
-ends: a header that is not a header after some members, or a stream cut
-short, is a corrupt archive, never a partial model.
+disk is checked before each file (`Budget`, which bounds a folder handle's
+copy too), and the archive must end as a tar archive ends: a header that is
+not a header after some members, or a stream cut short, is a corrupt
+archive, never a partial model.
 """
 
 from __future__ import annotations
@@ -82,16 +83,15 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
     """Extract a tar.gz stream member by member; memory stays flat in the archive's size."""
     counted = _Counted(stream, limits.download_mb * _MIB, origin)
     tail = _Tail(cast(IO[bytes], gzip.GzipFile(fileobj=cast(IO[bytes], counted), mode="rb")))
-    files = total = 0
+    budget = Budget(limits, destination, origin)
     last = "the start"
     try:
         with tarfile.open(fileobj=cast(IO[bytes], tail), mode="r|") as archive:
             for member in archive:
                 _refuse_unsafe(member, origin)
                 if member.isfile():
-                    files, total = files + 1, total + member.size
-                    _within(limits, files, total, counted.read_bytes, origin)
-                    _room_for(destination, member.size, limits, origin)
+                    budget.admit(member.size)
+                    _within_ratio(limits, budget.total, counted.read_bytes, origin)
                 archive.extract(member, destination, filter=tarfile.data_filter)
                 last = member.name
             end = tail.block_at(archive.offset)
@@ -126,25 +126,36 @@ def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:
         )
 
 
-def _within(limits: Limits, files: int, total: int, downloaded: int, origin: str) -> None:
-    if files > limits.files:
-        raise PackagingError(
-            f"The archive from {origin} holds more than {limits.files} files (packaging.limits.files)."
-        )
-    if total > limits.model_mb * _MIB:
-        raise PackagingError(
-            f"The model from {origin} is larger than {limits.model_mb} MB once extracted (packaging.limits.model_mb)."
-        )
+class Budget:
+    """The files and bytes a model has taken so far, checked against the limits
+    and the free disk before each file is written (extracted, copied or downloaded)."""
+
+    def __init__(self, limits: Limits, destination: str, origin: str) -> None:
+        self.limits, self.destination, self.origin = limits, destination, origin
+        self.files = self.total = 0
+
+    def admit(self, size: int) -> None:
+        self.files, self.total = self.files + 1, self.total + size
+        if self.files > self.limits.files:
+            raise PackagingError(
+                f"The model from {self.origin} holds more than {self.limits.files} files "
+                "(packaging.limits.files): raise the limit if the model really has that many."
+            )
+        if self.total > self.limits.model_mb * _MIB:
+            raise PackagingError(
+                f"The model from {self.origin} is larger than {self.limits.model_mb} MB "
+                "(packaging.limits.model_mb): raise the limit if the model really is that large."
+            )
+        if shutil.disk_usage(self.destination).free < size + self.limits.spare_mb * _MIB:
+            raise _disk_full(self.origin)
+
+
+def _within_ratio(limits: Limits, total: int, downloaded: int, origin: str) -> None:
     if total > limits.ratio * max(downloaded, _RATIO_FLOOR):
         raise PackagingError(
             f"The archive from {origin} expands more than {limits.ratio} times its size "
             "(packaging.limits.ratio): that is a decompression bomb, not a model."
         )
-
-
-def _room_for(destination: str, size: int, limits: Limits, origin: str) -> None:
-    if shutil.disk_usage(destination).free < size + limits.spare_mb * _MIB:
-        raise _disk_full(origin)
 
 
 def _disk_full(origin: str) -> PackagingError:

@@ -66,7 +66,7 @@ def package(
                     pinned.check(hub_sha256, resolved.url)
                     log(f"Archive sha256 matches the pin {hub_sha256[:12]}")
         else:
-            source.copy_tree(resolved, fetched, s3_client)
+            source.copy_tree(resolved, fetched, limits, s3_client)
         root = savedmodel.find_root(fetched)
         info = savedmodel.read_info(root)
         served = savedmodel.require_signature(info, signature)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
+from .archive import Budget, Limits
 from .errors import PackagingError
 
 COMPRESSED_QUERY = "tf-hub-format=compressed"
@@ -171,8 +172,9 @@ class Pinned:
             )
 
 
-def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
-    """Copy a SavedModel directory (local or S3 prefix) into `destination`."""
+def copy_tree(resolved: Resolved, destination: str, limits: Limits, s3_client=None) -> None:
+    """Copy a SavedModel directory (local or S3 prefix) into `destination`, within `limits`."""
+    budget = Budget(limits, destination, resolved.url)
     if urlsplit(resolved.url).scheme != "s3":
         links = [
             os.path.join(folder, name)
@@ -185,10 +187,14 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
                 f"{resolved.url} holds links ({links[0]} ...): a model folder holds only "
                 "files and folders; a link could make what serves differ from what was checked."
             )
-        shutil.copytree(resolved.url, destination, dirs_exist_ok=True)
+
+        def copy(source: str, target: str) -> None:
+            budget.admit(os.path.getsize(source))
+            shutil.copy2(source, target)
+
+        shutil.copytree(resolved.url, destination, copy_function=copy, dirs_exist_ok=True)
         return
     bucket, prefix = _split_s3(resolved.url)
-    found = False
     with _s3_errors(resolved.url):
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
@@ -198,8 +204,8 @@ def copy_tree(resolved: Resolved, destination: str, s3_client=None) -> None:
                 target = os.path.realpath(os.path.join(destination, relative))
                 if not target.startswith(os.path.realpath(destination) + os.sep):
                     raise PackagingError(f"Unsafe key {obj['Key']!r} under s3://{bucket}/{prefix}.")
+                budget.admit(obj["Size"])
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 s3_client.download_file(bucket, obj["Key"], target)
-                found = True
-    if not found:
+    if not budget.files:
         raise PackagingError(f"No objects under s3://{bucket}/{prefix}: check the prefix.")
