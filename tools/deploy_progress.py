@@ -7,7 +7,8 @@ and the endpoint's status as it is created or updated are printed with the time
 elapsed, prefixed `progress`. The CLI's own output goes straight to the terminal
 and its exit code is make's: the watcher only adds lines, stops when the deploy
 ends whatever the outcome, and a failure to watch (no permission to describe the
-job, say) is one line, never the deploy's failure.
+job, say) is one line, never the deploy's failure. Credentials that cannot be
+resolved stop it in one line before the CLI runs (tools/credentials.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from delivery.deployed import DeployedStage, deployed_stage
+from delivery.deployed import DeployedStage
 from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
 from packaging_job.packager import progress
 from tools.cli import UserError, run
+from tools.credentials import checked_stage
 from tools.follow_logs import LOG_GROUP, latest_job
 
 POLL_SECONDS = 10.0
@@ -162,15 +164,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the deploy command, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        stage = deployed_stage(args.stage)
-        watcher: Watcher | None = Watcher(stage, time.time(), lambda line: print(line, flush=True))
-    except (UserError, ClientError, BotoCoreError) as error:
-        print(f"progress: not shown ({error}); deploying anyway", flush=True)
-        watcher = None
+    watcher = Watcher(checked_stage(args.stage), time.time(), lambda line: print(line, flush=True))
     return run_deploy(command, watcher)
 
 
 if __name__ == "__main__":
-    # A stage that is not in cdk.json stops here, in one line, before any deploy.
+    # A stage that is not in cdk.json, or credentials that cannot be resolved, stop
+    # here in one line before any deploy.
     sys.exit(run(main))
