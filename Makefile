@@ -105,6 +105,7 @@ deploy: deps
 
 ## diff STAGE=prod       what a deploy of the stage would change
 diff: deps
+	@$(PY) -m tools.credentials --stage $(STAGE)
 	$(CDK) diff -c stage=$(STAGE)
 
 ## logs STAGE=dev        follow the stage's packaging job while `make deploy` waits on it
@@ -113,6 +114,7 @@ logs: deps
 
 ## destroy STAGE=dev     remove the stage, then fail if any SageMaker resource of it is left
 destroy: deps
+	@$(PY) -m tools.credentials --stage $(STAGE)
 	$(CDK) destroy --all -c stage=$(STAGE) --force
 	$(PY) -m delivery.leftovers --stage $(STAGE)
 

@@ -3,14 +3,16 @@
 Its stacks and their states, the endpoint's status and variants (instance type and
 current/desired count, or the serverless settings), the artifact and digest it
 serves, the last promotion (from where, when, which commit, its smoke verdict),
-its alarms' states, the last packaging job and how long it took, and the
-dashboard's URL. A missing piece (a stage never deployed, a failed endpoint, no
-promotion yet) is stated as such, never a traceback.
+its alarms' states, the last packaging job and how long it took (or has been
+running), and the dashboard's URL. A missing piece (a stage never deployed, a
+failed endpoint, no promotion, job, dashboard or alarm) is stated as such, never
+a traceback or a silent gap; `--json` has every key, null where a piece is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any
@@ -124,17 +126,22 @@ def alarms(cloudwatch, names: tuple[str, ...]) -> dict[str, str]:
     return {name: found.get(name, "MISSING") for name in names}
 
 
-def last_packaging_job(sagemaker, prefix: str) -> dict[str, Any] | None:
+def last_packaging_job(sagemaker, prefix: str, now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """The newest job: its status, and its seconds from creation to its end (what a
+    deploy waited, provisioning included) or, while in progress, until `now`."""
     jobs = sagemaker.list_training_jobs(NameContains=prefix, SortBy="CreationTime", SortOrder="Descending")
     mine = [j for j in jobs.get("TrainingJobSummaries", []) if j["TrainingJobName"].startswith(f"{prefix}-")]
     if not mine:
         return None
     job = sagemaker.describe_training_job(TrainingJobName=mine[0]["TrainingJobName"])
-    start, end = job.get("TrainingStartTime"), job.get("TrainingEndTime")
+    status = job["TrainingJobStatus"]
+    end = job.get("TrainingEndTime")
+    if end is None and status == "InProgress":
+        end = now or dt.datetime.now(dt.UTC)
     return {
         "name": job["TrainingJobName"],
-        "status": job["TrainingJobStatus"],
-        "seconds": round((end - start).total_seconds()) if start and end else None,
+        "status": status,
+        "seconds": round((end - job["CreationTime"]).total_seconds()) if end else None,
         "failure": job.get("FailureReason"),
     }
 
@@ -151,12 +158,14 @@ def status(stage: DeployedStage) -> dict[str, Any]:
         "account": config.account,
         "region": config.region,
         "stacks": {name: {k: v for k, v in s.items() if k != "outputs"} for name, s in found.items()},
+        "serving_stack": config.serving_stack_name,
         "endpoint": endpoint(stage.client("sagemaker"), config.endpoint_name),
         "artifact": outputs.get("ArtifactLocation"),
         "digest": outputs.get("TreeDigest"),
         "dashboard": outputs.get("DashboardUrl"),
         "last_promotion": last_promotion(stage.client("s3"), bucket),
         "alarms": alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ()),
+        "packages": config.packaging is not None,
         "last_packaging_job": last_packaging_job(stage.client("sagemaker"), config.job_name_prefix)
         if config.packaging
         else None,
@@ -211,14 +220,28 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  last promotion: {what} at {promotion['time']}, commit {promotion['commit']}, {outcome}")
     for name, state in report["alarms"].items():
         lines.append(f"  alarm {name}: {state}")
+    if not report["alarms"]:
+        lines.append("  alarms: none configured")
     job = report["last_packaging_job"]
     if job is not None:
-        took = f", took {job['seconds']} s" if job.get("seconds") is not None else ""
+        if job.get("seconds") is None:
+            took = ""
+        elif job["status"] == "InProgress":
+            took = f", running for {job['seconds']} s"
+        else:
+            took = f", took {job['seconds']} s"
         failure = f" ({job['failure']})" if job.get("failure") else ""
         lines.append(f"  last packaging job: {job['name']}: {job['status']}{took}{failure}")
-    if report["dashboard"]:
-        lines.append(f"  dashboard: {report['dashboard']}")
+    elif report["packages"]:
+        lines.append("  last packaging job: none yet")
+    lines.append(f"  dashboard: {report['dashboard'] or _no_dashboard(report)}")
     return "\n".join(lines)
+
+
+def _no_dashboard(report: dict[str, Any]) -> str:
+    if report["stacks"][report["serving_stack"]]["status"] == NOT_DEPLOYED:
+        return "none (serving stack not deployed)"
+    return "none (the serving stack has no DashboardUrl output: redeploy it with this version of the project)"
 
 
 def main(argv: list[str]) -> int:

@@ -2,12 +2,13 @@
 
 While the deploy runs, each stack's status as it changes (a rollback with
 CloudFormation's reason), the packaging job's status changes and its own log
-lines (bytes received, hashing, verification) and the endpoint's status as it
-is created or updated are printed with the time elapsed, prefixed `progress`. The
-CLI's own output goes straight to the terminal and its exit code is make's: the
-watcher only adds lines, stops when the deploy ends whatever the outcome, and
-a failure to watch (no permission to describe the job, say) is one line, never
-the deploy's failure.
+lines (bytes received, hashing, verification; not the toolkit's or TensorFlow's)
+and the endpoint's status as it is created or updated are printed with the time
+elapsed, prefixed `progress`. The CLI's own output goes straight to the terminal
+and its exit code is make's: the watcher only adds lines, stops when the deploy
+ends whatever the outcome, and a failure to watch (no permission to describe the
+job, say) is one line, never the deploy's failure. Credentials that cannot be
+resolved stop it in one line before the CLI runs (tools/credentials.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from delivery.deployed import DeployedStage, deployed_stage
+from delivery.deployed import DeployedStage
 from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
+from packaging_job.packager import progress
 from tools.cli import UserError, run
+from tools.credentials import checked_stage
 from tools.follow_logs import LOG_GROUP, latest_job
 
 POLL_SECONDS = 10.0
@@ -42,8 +45,10 @@ class Watcher:
         self.stack_status: dict[str, str] = {}
         self.log_from = 0
         self.seen: set[str] = set()
+        self.said_anything = False
 
     def say(self, text: str) -> None:
+        self.said_anything = True
         elapsed = int(self.clock() - self.started)
         self.out(f"progress [{elapsed // 60:02d}:{elapsed % 60:02d}] {text}")
 
@@ -78,6 +83,8 @@ class Watcher:
         status = described["TrainingJobStatus"]
         secondary = described.get("SecondaryStatus")
         shown = f"{status} ({secondary})" if secondary and secondary != status else status
+        if status in ("Failed", "Stopped") and described.get("FailureReason"):
+            shown += f": {described['FailureReason']}"
         if shown != self.job_status:
             self.job_status = shown
             self.say(f"packaging job {self.job}: {shown}")
@@ -96,20 +103,25 @@ class Watcher:
                     if event["logStreamName"].startswith(f"{self.job}/") and event["eventId"] not in self.seen:
                         self.seen.add(event["eventId"])
                         self.log_from = max(self.log_from, event["timestamp"])
-                        lines.append(event["message"].rstrip())
+                        # The job's own lines only: the toolkit's environment dump and
+                        # TensorFlow's warnings say nothing about the deploy's progress.
+                        message = progress.message(event["message"])
+                        if message is not None:
+                            lines.append(message)
         except logs.exceptions.ResourceNotFoundException:
             pass  # the log group appears when the first job writes
         return lines
 
     def look_at_endpoint(self, name: str) -> None:
         described = described_endpoint(self.stage.client("sagemaker"), name)
-        if described is None:
-            return  # not created yet
-        status = described["EndpointStatus"]
-        if status != self.endpoint_status:
-            self.endpoint_status = status
-            failure = f": {described['FailureReason']}" if described.get("FailureReason") else ""
-            self.say(f"endpoint {name}: {status}{failure}")
+        status = described["EndpointStatus"] if described else NOT_DEPLOYED
+        before, self.endpoint_status = self.endpoint_status, status
+        # As for the stacks: on the first look an endpoint in service is the last
+        # deploy's; one being created, updated or rolled back, or a failed one, is news.
+        if status in (NOT_DEPLOYED, before) or (before is None and status == "InService"):
+            return
+        failure = f": {described['FailureReason']}" if described and described.get("FailureReason") else ""
+        self.say(f"endpoint {name}: {status}{failure}")
 
 
 def _as_datetime(seconds: float) -> dt.datetime:
@@ -123,7 +135,8 @@ def watch(watcher: Watcher, done: threading.Event, poll_seconds: float = POLL_SE
             watcher.look()
         watcher.look()
     except (ClientError, BotoCoreError, UserError) as error:
-        watcher.out(f"progress: no longer shown ({error}); the deploy goes on")
+        shown = "no longer shown" if watcher.said_anything else "not shown"
+        watcher.out(f"progress: {shown} ({error}); the deploy goes on")
 
 
 def run_deploy(command: list[str], watcher: Watcher | None, poll_seconds: float = POLL_SECONDS) -> int:
@@ -151,15 +164,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the deploy command, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        stage = deployed_stage(args.stage)
-        watcher: Watcher | None = Watcher(stage, time.time(), lambda line: print(line, flush=True))
-    except (UserError, ClientError, BotoCoreError) as error:
-        print(f"progress: not shown ({error}); deploying anyway", flush=True)
-        watcher = None
+    watcher = Watcher(checked_stage(args.stage), time.time(), lambda line: print(line, flush=True))
     return run_deploy(command, watcher)
 
 
 if __name__ == "__main__":
-    # A stage that is not in cdk.json stops here, in one line, before any deploy.
+    # A stage that is not in cdk.json, or credentials that cannot be resolved, stop
+    # here in one line before any deploy.
     sys.exit(run(main))

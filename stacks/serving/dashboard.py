@@ -1,5 +1,5 @@
 """One CloudWatch dashboard per stage: the endpoint's traffic, errors, latency, its
-capacity (instances' CPU, memory and disk, or serverless concurrency) and its alarms."""
+capacity (instances' CPU, memory and disk, or serverless concurrency and memory) and its alarms."""
 
 from __future__ import annotations
 
@@ -53,10 +53,16 @@ class EndpointDashboard(Construct):
             )
 
         if serverless:
+            # The SageMaker guide's "Alarms and logs for tracking metrics from serverless
+            # endpoints" lists MemoryUtilization among a serverless endpoint's metrics;
+            # the guide above puts it in /aws/sagemaker/Endpoints.
             capacity = cloudwatch.GraphWidget(
-                title="Serverless concurrency and cold starts",
+                title="Serverless concurrency, memory (%) and cold starts",
                 width=8,
-                left=[metric("ServerlessConcurrentExecutionsUtilization", "Maximum")],
+                left=[
+                    metric("ServerlessConcurrentExecutionsUtilization", "Maximum"),
+                    metric("MemoryUtilization", "Average", INSTANCES),
+                ],
                 right=[metric("ModelSetupTime", "Average")],
             )
         else:

@@ -1,5 +1,6 @@
 """`make status` against moto: a stage never deployed, a deployed one with a promotion,
-alarms and an endpoint, and a failed endpoint (Stubber), each stated in one screen."""
+alarms and an endpoint, and a failed endpoint (Stubber), each stated in one screen;
+a missing piece named as missing, and the JSON the same shape either way."""
 
 from __future__ import annotations
 
@@ -31,16 +32,21 @@ def staging():
         yield DeployedStage(config, session)
 
 
+SERVING = "tfhub-serving-staging-serving"
+
+
 def bare_report(**parts) -> dict:
     """A report with nothing in it but `parts`, for `status.render`."""
     empty: dict[str, object] = {
-        "stacks": {},
+        "stacks": {SERVING: {"status": status.NOT_DEPLOYED}},
+        "serving_stack": SERVING,
         "endpoint": None,
         "artifact": None,
         "digest": None,
         "dashboard": None,
         "last_promotion": None,
         "alarms": {},
+        "packages": False,
         "last_packaging_job": None,
     }
     return {"stage": "staging", "account": None, "region": REGION, **empty, **parts}
@@ -53,6 +59,39 @@ def test_a_stage_never_deployed_is_stated_not_a_traceback(staging):
     text = status.render(report)
     assert "stack tfhub-serving-staging-serving: NOT DEPLOYED" in text
     assert "endpoint: none" in text and "last promotion: none" in text
+    assert "dashboard: none (serving stack not deployed)" in text
+    # staging has alarms: not there, each is named missing; it packages nothing.
+    assert "alarm tfhub-serving-staging-5xx-errors: MISSING" in text and "packaging" not in text
+
+
+def test_a_packaging_stage_never_deployed_says_no_job_yet_and_no_alarms():
+    with mock_aws():
+        config = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": REGION})
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        text = status.render(status.status(DeployedStage(config, session)))
+    assert "  last packaging job: none yet" in text.splitlines()
+    assert "  alarms: none configured" in text.splitlines()
+    assert "  dashboard: none (serving stack not deployed)" in text.splitlines()
+
+
+def test_a_serving_stack_without_the_dashboards_output_says_so():
+    report = bare_report(stacks={SERVING: {"status": "UPDATE_COMPLETE"}})
+    assert "dashboard: none (the serving stack has no DashboardUrl output: redeploy it" in status.render(report)
+
+
+def test_the_json_has_the_same_keys_deployed_or_not(staging):
+    def as_json() -> dict:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            status.print_report(status.status(staging), as_json=True)
+        return json.loads(out.getvalue())
+
+    never = as_json()
+    deploy(staging)
+    deployed = as_json()
+    assert set(never) == set(deployed)
+    assert never["dashboard"] is None and never["endpoint"] is None and never["last_promotion"] is None
+    assert deployed["dashboard"] and deployed["endpoint"] and deployed["last_promotion"]
 
 
 def deploy(stage: DeployedStage) -> None:
@@ -248,44 +287,58 @@ def test_a_rolled_back_stack_is_shown_with_cloudformations_reason(staging):
     ) in status.render(report)
 
 
-def test_a_failed_packaging_job_says_how_long_and_why(staging):
+CREATED = dt.datetime(2026, 11, 26, 11, 58, tzinfo=dt.UTC)
+
+
+def newest_job(prefix: str, now: dt.datetime | None = None, **described) -> dict | None:
+    """status.last_packaging_job over one job, DescribeTrainingJob answering `described`."""
     sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    prefix = staging.config.job_name_prefix
+    job = {"TrainingJobName": f"{prefix}-abc", "TrainingJobArn": "arn", "CreationTime": CREATED}
     with Stubber(sagemaker) as stub:
         stub.add_response(
             "list_training_jobs",
-            {
-                "TrainingJobSummaries": [
-                    {
-                        "TrainingJobName": f"{prefix}-abc",
-                        "TrainingJobArn": "arn",
-                        "CreationTime": dt.datetime(2026, 11, 26),
-                        "TrainingJobStatus": "Failed",
-                    }
-                ]
-            },
+            {"TrainingJobSummaries": [{**job, "TrainingJobStatus": described["TrainingJobStatus"]}]},
         )
         stub.add_response(
             "describe_training_job",
             {
-                "TrainingJobName": f"{prefix}-abc",
-                "TrainingJobArn": "arn",
-                "TrainingJobStatus": "Failed",
-                "SecondaryStatus": "Failed",
-                "CreationTime": dt.datetime(2026, 11, 26),
-                "TrainingStartTime": dt.datetime(2026, 11, 26, 12, 0),
-                "TrainingEndTime": dt.datetime(2026, 11, 26, 12, 3),
-                "FailureReason": "AlgorithmError: the hub answered 404",
+                **job,
                 "AlgorithmSpecification": {"TrainingInputMode": "File"},
                 "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
                 "ResourceConfig": {"VolumeSizeInGB": 30},
                 "StoppingCondition": {},
+                **described,
             },
         )
-        job = status.last_packaging_job(sagemaker, prefix)
+        return status.last_packaging_job(sagemaker, prefix, now=now)
+
+
+def test_a_failed_packaging_job_says_how_long_the_deploy_waited_and_why(staging):
+    prefix = staging.config.job_name_prefix
+    job = newest_job(
+        prefix,
+        TrainingJobStatus="Failed",
+        SecondaryStatus="Failed",
+        # Two minutes of provisioning before training started: the deploy waited them too.
+        TrainingStartTime=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC),
+        TrainingEndTime=dt.datetime(2026, 11, 26, 12, 3, tzinfo=dt.UTC),
+        FailureReason="AlgorithmError: the hub answered 404",
+    )
     assert job == {
         "name": f"{prefix}-abc",
         "status": "Failed",
-        "seconds": 180,
+        "seconds": 300,
         "failure": "AlgorithmError: the hub answered 404",
     }
+    text = status.render(bare_report(packages=True, last_packaging_job=job))
+    assert f"last packaging job: {prefix}-abc: Failed, took 300 s (AlgorithmError: the hub answered 404)" in text
+
+
+def test_a_packaging_job_in_progress_says_how_long_it_has_been_running(staging):
+    prefix = staging.config.job_name_prefix
+    job = newest_job(
+        prefix, now=CREATED + dt.timedelta(seconds=95), TrainingJobStatus="InProgress", SecondaryStatus="Downloading"
+    )
+    assert job is not None and job["seconds"] == 95
+    text = status.render(bare_report(packages=True, last_packaging_job=job))
+    assert f"last packaging job: {prefix}-abc: InProgress, running for 95 s" in text

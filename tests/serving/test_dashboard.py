@@ -48,11 +48,19 @@ def test_every_stage_has_a_dashboard_of_its_endpoint(synthesized, stage):
     assert f'"EndpointName", "tfhub-serving-{stage}"' in text and '"VariantName", "AllTraffic"' in text
 
 
-def test_capacity_is_concurrency_when_serverless_and_utilization_on_instances(synthesized):
+def test_capacity_is_concurrency_and_memory_when_serverless_and_utilization_on_instances(synthesized):
     _, dev = dashboard_body(synthesized, "dev")
     assert "ServerlessConcurrentExecutionsUtilization" in metrics_of(dev)
     assert "CPUUtilization" not in metrics_of(dev)
     assert "invocations / per_instance" not in metrics_of(dev)
+    # Memory, as the serverless monitoring guide lists it: in the instance namespace.
+    (memory,) = [
+        line
+        for widget in dev["widgets"]
+        for line in widget["properties"].get("metrics", [])
+        if "MemoryUtilization" in line
+    ]
+    assert memory[0] == "/aws/sagemaker/Endpoints"
     _, prod = dashboard_body(synthesized, "prod")
     assert {"CPUUtilization", "MemoryUtilization", "DiskUtilization"} <= metrics_of(prod)
     # The instance count, derived: all invocations over those per instance.

@@ -2,7 +2,8 @@
 
 Each tool runs as `make` runs it (`python -m ...`, a fresh process, an empty
 HOME) against moto's server for the states that need an AWS account, and the
-same states with AWS_PROFILE naming a profile this machine lacks.
+same states with AWS_PROFILE naming a profile this machine lacks. The targets
+that run the CDK CLI run as the README writes them (`make deploy STAGE=...`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ TOOLS = {
     "leftovers": ["delivery.leftovers", "--stage", "{stage}"],
     "status": ["delivery.status", "--stage", "{stage}"],
 }
+# Without usable credentials these stop in one line before the CDK CLI runs.
+TARGETS = ("deploy", "diff", "destroy")
 KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # Where the stack without outputs lives (dev's region is AWS_REGION's).
 BARE_REGION = "eu-west-2"
@@ -41,7 +44,7 @@ NO_STORAGE = (
 MISSING_PROFILE = r"^AWS profile 'gone' \(from AWS_PROFILE or AWS_DEFAULT_PROFILE\) is not in this machine's AWS config"
 
 EXPECTED = {
-    "no credentials": {tool: r"^No AWS credentials found: set AWS_PROFILE" for tool in TOOLS},
+    "no credentials": {tool: r"^No AWS credentials found: set AWS_PROFILE" for tool in (*TOOLS, *TARGETS)},
     "broken config file": {
         tool: r"^The AWS config file cannot be read \(Unable to parse config file" for tool in TOOLS
     },
@@ -137,8 +140,11 @@ def _write(accounts, name: str, text: str):
 
 
 def run_tool(tool: str, stage: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    args = [arg.format(stage=stage) for arg in TOOLS[tool]]
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if tool in TARGETS:
+        command = ["make", "--no-print-directory", "-s", tool, f"STAGE={stage}"]
+    else:
+        command = [sys.executable, "-m", *[arg.format(stage=stage) for arg in TOOLS[tool]]]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 CASES = [(state, tool) for state, tools in EXPECTED.items() for tool in tools]
@@ -158,7 +164,13 @@ def test_one_line_and_exit_code_1(accounts, state, tool, profile):
     if profile and state not in ("unknown stage", "broken config file"):
         expected = MISSING_PROFILE
     errors = result.stderr.strip().splitlines()
-    assert result.returncode == 1, result.stdout + result.stderr
+    if tool in TARGETS:
+        # make's own line follows the tool's exit code 1, and make exits 2; nothing else
+        # was printed (no deploy "anyway"), the CLI never ran.
+        assert result.returncode == 2 and not result.stdout, result.stdout + result.stderr
+        assert re.fullmatch(rf"make: \*\*\* \[Makefile:\d+: {tool}\] Error 1", errors.pop())
+    else:
+        assert result.returncode == 1, result.stdout + result.stderr
     assert len(errors) == 1 and re.search(expected, errors[0]), result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
