@@ -24,7 +24,10 @@ from stacks.stage.schema import StageConfig
 from tools.cli import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Throttles and 5xx answers are retried (botocore's standard mode) before a tool gives up.
+# Throttles and 5xx answers are retried (botocore's standard mode, 10 retries after
+# the first call; boto3 guide, "Retries") before a tool gives up. Every client the
+# delivery tools create carries it: sts included, whose throttling fails a promotion
+# as surely as any other.
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
 
 
@@ -86,7 +89,7 @@ def deployed_stage(stage: str, environ: Mapping[str, str] | None = None, role_ar
     if role_arn:
         session = _assumed(session, role_arn, f"tfhub-{stage}")
     if config.account and not role_arn:
-        account = session.client("sts").get_caller_identity()["Account"]
+        account = session.client("sts", config=RETRIES).get_caller_identity()["Account"]
         if account != config.account:
             raise UserError(
                 f"Stage {stage} lives in account {config.account}, but the credentials in use are "

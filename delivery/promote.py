@@ -211,27 +211,33 @@ def main(argv: list[str]) -> int:
             )
     target = stage_access(args.target, target=True)
     try:
-        if args.record:
-            record = rollback(target, args.record, partial(cdk_deploy, serving_only=True), commit, smoke=smoke_stage)
-        else:
-            source = stage_access(args.source, args.source_role_arn, region=args.source_region)
-            record = promote(
-                source,
-                target,
-                cdk_deploy,
-                commit,
-                expected_digest=args.expect_digest,
-                smoke=smoke_stage,
-                assembly=args.assembly,
-            )
-    except PromotionError as error:
-        print(state_line(target))
-        raise UserError(f"Promotion stopped, nothing changed: {error}") from error
-    except UserError:
-        print(state_line(target))  # a failed deploy may have changed it, or rolled it back
-        raise
-    print(json.dumps(record, indent=2))
-    print(state_line(target))
+        try:
+            if args.record:
+                record = rollback(
+                    target, args.record, partial(cdk_deploy, serving_only=True), commit, smoke=smoke_stage
+                )
+            else:
+                source = stage_access(args.source, args.source_role_arn, region=args.source_region)
+                record = promote(
+                    source,
+                    target,
+                    cdk_deploy,
+                    commit,
+                    expected_digest=args.expect_digest,
+                    smoke=smoke_stage,
+                    assembly=args.assembly,
+                )
+        except PromotionError as error:
+            raise UserError(f"Promotion stopped, nothing changed: {error}") from error
+        print(json.dumps(record, indent=2))
+    finally:
+        # Whatever the outcome, even an unexpected error or an interrupt: a failed
+        # deploy may have changed the stage, or CloudFormation rolled it back.
+        try:
+            print(state_line(target))
+        except Exception as error:  # noqa: BLE001 - the outcome above is what propagates
+            reason = " ".join(str(error).split())
+            print(f"{target.stage}'s state could not be read: {type(error).__name__}: {reason}")
     summarize(record, os.environ.get("GITHUB_STEP_SUMMARY"))
     if not record["smoke"]["passed"]:
         print(

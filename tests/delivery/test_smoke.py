@@ -1,4 +1,4 @@
-"""The smoke test against moto's SageMaker runtime: shapes checked, latency reported."""
+"""The smoke test against moto's SageMaker runtime: shapes and values checked, latency reported."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from delivery.smoke import check_columns, check_response, smoke
+from delivery.smoke import NO_EXPECTED_OUTPUT, check_columns, check_response, smoke
 
 MANIFEST = {
     "signature": "serving_default",
@@ -44,26 +44,39 @@ def answer(body) -> None:
     )
 
 
+EXPECTED = {**MANIFEST, "sample_output": {"embedding": [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]], "known": [1, 0]}}
+
+
 @mock_aws
-def test_a_response_shaped_like_the_signature_passes_with_latency():
+def test_a_response_shaped_like_the_signature_with_the_packaged_values_passes_with_latency():
     answer(GOOD)
     ticks = iter([10.0, 10.25])
     report = smoke(
         boto3.client("sagemaker-runtime", region_name="us-east-1"),
         "tfhub-serving-dev",
-        MANIFEST,
+        EXPECTED,
         clock=lambda: next(ticks),
     )
     assert report == {
         "endpoint": "tfhub-serving-dev",
         "instances": 2,
         "latency_ms": 250.0,
-        "checked_values": False,
+        "checked_values": True,
         "problems": [],
     }
 
 
-EXPECTED = {**MANIFEST, "sample_output": {"embedding": [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]], "known": [1, 0]}}
+@mock_aws
+def test_without_expected_values_only_a_hand_run_may_pass_on_shape_alone():
+    """A manifest without `sample_output` gives nothing to compare the values with:
+    a promotion (the default) fails on it, a hand run reports shape only."""
+    answer(GOOD)
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    required = smoke(runtime, "e", MANIFEST)
+    assert required["checked_values"] is False and required["problems"] == [NO_EXPECTED_OUTPUT]
+    assert "package the model again" in NO_EXPECTED_OUTPUT
+    by_hand = smoke(runtime, "e", MANIFEST, require_values=False)
+    assert by_hand["checked_values"] is False and by_hand["problems"] == []
 
 
 @mock_aws
@@ -102,7 +115,7 @@ def stubbed_runtime(*errors: str):
 def test_a_cold_endpoint_is_warmed_up_and_transient_errors_retried():
     runtime, stubber = stubbed_runtime("ModelNotReadyException", "ThrottlingException", "ModelError")
     pauses = []
-    report = smoke(runtime, "e", MANIFEST, sleep=pauses.append)
+    report = smoke(runtime, "e", EXPECTED, sleep=pauses.append)
     assert report["problems"] == [] and pauses == [2.0, 4.0, 8.0]
     stubber.assert_no_pending_responses()
 
@@ -123,7 +136,7 @@ def test_a_lasting_or_permanent_error_fails_in_one_line():
 @mock_aws
 def test_a_wrong_answer_is_a_failure():
     answer({"predictions": [{"embedding": [0.1, 0.2], "known": 1}]})
-    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", MANIFEST)
+    report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", EXPECTED)
     assert report["problems"] == ["2 instances sent, 1 predictions back"]
 
 
@@ -157,10 +170,11 @@ def test_a_columnar_sample_is_sent_as_inputs_and_checked_as_outputs():
         "signature": "scale",
         "sample_input": {"values": [[1.0, 2.0]]},
         "signatures": {"scale": {"outputs": {"scaled": {"name": "s:0", "dtype": "float32", "shape": [None, 2]}}}},
+        "sample_output": {"scaled": [[3.0, 6.0]]},
     }
     answer({"outputs": [[3.0, 6.0]]})
     report = smoke(boto3.client("sagemaker-runtime", region_name="us-east-1"), "e", manifest)
-    assert report["problems"] == []
+    assert report["problems"] == [] and report["checked_values"] is True
     outputs = manifest["signatures"]["scale"]["outputs"]
     assert check_columns({"outputs": [[3.0]]}, 1, outputs) == [
         "output 'scaled' has shape [1, 1], the signature says [1, 2]"
@@ -168,10 +182,9 @@ def test_a_columnar_sample_is_sent_as_inputs_and_checked_as_outputs():
     assert check_columns({"predictions": [[3.0, 6.0]]}, 1, outputs)[0].startswith("the response has no 'outputs'")
 
 
-@mock_aws
-@pytest.mark.parametrize("artifact", ["artifacts/p/output/model.tar.gz", "artifacts/p/output/model/"])
-def test_make_smoke_reads_the_manifest_of_either_artifact_form(monkeypatch, capsys, artifact):
-    """A serverless stage serves a model.tar.gz: smoke finds the manifest inside it."""
+def serving(monkeypatch, manifest: dict, artifact: str = "artifacts/p/output/model/") -> None:
+    """Dev deployed in moto, serving an artifact with `manifest` (either form), its
+    endpoint answering GOOD."""
     import io
     import tarfile
 
@@ -183,17 +196,17 @@ def test_make_smoke_reads_the_manifest_of_either_artifact_form(monkeypatch, caps
     session = boto3.session.Session(region_name="us-east-1")
     s3 = session.client("s3")
     s3.create_bucket(Bucket="stage-bucket")
-    manifest = json.dumps(MANIFEST).encode()
+    body = json.dumps(manifest).encode()
     if artifact.endswith(".tar.gz"):
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            for name, body in (("./m/1/saved_model.pb", b"pb"), ("./manifest.json", manifest)):
+            for name, content in (("./m/1/saved_model.pb", b"pb"), ("./manifest.json", body)):
                 info = tarfile.TarInfo(name)
-                info.size = len(body)
-                archive.addfile(info, io.BytesIO(body))
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
         s3.put_object(Bucket="stage-bucket", Key=artifact, Body=buffer.getvalue())
     else:
-        s3.put_object(Bucket="stage-bucket", Key=f"{artifact}manifest.json", Body=manifest)
+        s3.put_object(Bucket="stage-bucket", Key=f"{artifact}manifest.json", Body=body)
     session.client("cloudformation").create_stack(
         StackName="tfhub-serving-dev-serving",
         TemplateBody=json.dumps(
@@ -209,5 +222,32 @@ def test_make_smoke_reads_the_manifest_of_either_artifact_form(monkeypatch, caps
     config = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": "us-east-1"})
     monkeypatch.setattr(smoke_module, "deployed_stage", lambda stage: DeployedStage(config, session))
     answer(GOOD)
+
+
+@mock_aws
+@pytest.mark.parametrize("artifact", ["artifacts/p/output/model.tar.gz", "artifacts/p/output/model/"])
+def test_make_smoke_reads_the_manifest_of_either_artifact_form(monkeypatch, capsys, artifact):
+    """A serverless stage serves a model.tar.gz: smoke finds the manifest inside it."""
+    from delivery import smoke as smoke_module
+
+    monkeypatch.setenv("CI", "true")
+    serving(monkeypatch, EXPECTED, artifact)
     assert smoke_module.main(["--stage", "dev"]) == 0
-    assert json.loads(capsys.readouterr().out)["problems"] == []
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [] and report["checked_values"] is True
+
+
+@mock_aws
+def test_make_smoke_in_ci_fails_without_expected_values_by_hand_says_they_were_not_checked(monkeypatch, capsys):
+    from delivery import smoke as smoke_module
+
+    serving(monkeypatch, MANIFEST)
+    monkeypatch.setenv("CI", "true")
+    assert smoke_module.main(["--stage", "dev"]) == 1
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["problems"] == [NO_EXPECTED_OUTPUT] and printed.err == ""
+    monkeypatch.delenv("CI")
+    assert smoke_module.main(["--stage", "dev"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["problems"] == []
+    assert printed.err.splitlines() == [f"Values NOT checked, only the answer's shape: {NO_EXPECTED_OUTPUT}."]

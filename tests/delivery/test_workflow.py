@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from account_setup.deploy_role import MAX_SESSION
 from tests.conftest import ROOT
 from tests.delivery.workflow_runner import WORKFLOW, context, evaluate, jobs, workflow
 
@@ -16,6 +17,11 @@ ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
 
 
 DEPLOYING = ("dev", "staging", "prod")
+
+# What a deploy job spends outside its timed steps: checkout, setup-python, `make deps`
+# (pip and npm), the assemblies' download, the credentials, and the short steps
+# without a timeout of their own (prod's still-current check, dev's digest).
+SETUP_MINUTES = 20
 
 
 def test_actionlint_passes():
@@ -110,11 +116,31 @@ def test_each_session_outlasts_its_job_and_fits_the_roles_limit():
         (credentials,) = [s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/")]
         options = credentials["with"]
         assert int(options["role-duration-seconds"]) >= 60 * job["timeout-minutes"], name
-        assert int(options["role-duration-seconds"]) <= 3 * 3600  # the deploy role's MaxSessionDuration
+        assert int(options["role-duration-seconds"]) <= MAX_SESSION.to_seconds()  # the role's MaxSessionDuration
         assert options["allowed-account-ids"] == "${{ vars.AWS_ACCOUNT_ID }}"
         assert "github.run_id" in options["role-session-name"]
     # Two blue/green cycles (the update and a rollback) fit in the promoting jobs.
     assert jobs()["staging"]["timeout-minutes"] >= 120 and jobs()["prod"]["timeout-minutes"] >= 120
+
+
+def test_a_hung_deploy_fails_in_time_for_its_rollback_within_the_jobs_timeout():
+    """A step past its own `timeout-minutes` is killed and fails (GitHub's workflow
+    syntax, `jobs.<job_id>.steps[*].timeout-minutes`,
+    https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#jobsjob_idstepstimeout-minutes),
+    so the `failure()` rollback step runs; the job's own timeout must leave it its
+    whole time, or the job is cancelled mid-rollback."""
+    for name in DEPLOYING:
+        job = jobs()[name]
+        deploying = [s for s in job["steps"] if re.match(r"make (deploy|promote) ", s.get("run", ""))]
+        # dev deploys (no rollback); staging and prod promote, then may roll back.
+        assert len(deploying) == (1 if name == "dev" else 2), name
+        assert all(isinstance(s.get("timeout-minutes"), int) for s in deploying), name
+        if name != "dev":
+            promote, rollback = deploying
+            # A rollback is a whole blue/green cycle too.
+            assert rollback["timeout-minutes"] >= promote["timeout-minutes"], name
+        timed = sum(s.get("timeout-minutes", 0) for s in job["steps"])
+        assert SETUP_MINUTES + timed <= job["timeout-minutes"], (name, SETUP_MINUTES + timed)
 
 
 @pytest.mark.parametrize(
