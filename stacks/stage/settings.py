@@ -51,7 +51,12 @@ def text(pattern: str, description: str) -> Any:
     return Field(strict=True, pattern=pattern, description=description)
 
 
-NonEmpty = Annotated[str, text(r"\S", "expected a non-empty string")]
+# Matched whole: no leading or trailing whitespace and no line break, which would
+# reach the packaging job's hyperparameters as part of the value.
+NonEmpty = Annotated[
+    str,
+    text(r"^\S(?:[^\r\n]*\S)?$", "expected a non-empty string without leading or trailing whitespace or line breaks"),
+]
 InstanceType = Annotated[
     str,
     text(
