@@ -199,11 +199,14 @@ class PackagingSettings(Settings):
     @model_validator(mode="after")
     def _job_fits(self) -> Self:
         spot_wait = self.spot_max_wait_minutes
-        # SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
         if spot_wait is not None and spot_wait < self.max_runtime_minutes:
             raise Refused(
-                f"{spot_wait} is not allowed; expected a whole number from {self.max_runtime_minutes} to "
-                f"{MAX_JOB_MINUTES}: {_JOB_MINUTES_WHY}",
+                rule_broken(
+                    "spot-wait",
+                    spot_wait,
+                    f"below max_runtime_minutes {self.max_runtime_minutes}; expected a whole number from "
+                    f"{self.max_runtime_minutes} to {MAX_JOB_MINUTES}",
+                ),
                 at=("spot_max_wait_minutes",),
             )
         if self.volume_kms_key_arn and limits.has_instance_store(self.instance_type):
@@ -262,6 +265,17 @@ def _on_memory_grid(memory: int) -> int:
     return memory
 
 
+_CONCURRENCY = limits.SERVERLESS_MAX_CONCURRENCY
+_CONCURRENCY_ALLOWED = f"expected a whole number from {_CONCURRENCY[0]} to {_CONCURRENCY[1]}"
+
+
+def _within_concurrency(concurrency: int) -> int:
+    # Checked here, not by the field's bounds, so that the line names the rule.
+    if not _CONCURRENCY[0] <= concurrency <= _CONCURRENCY[1]:
+        raise Refused(rule_broken("serverless-limits", concurrency, _CONCURRENCY_ALLOWED))
+    return concurrency
+
+
 class ServerlessSettings(Settings):
     """`serving.serverless`: a serverless endpoint."""
 
@@ -270,7 +284,15 @@ class ServerlessSettings(Settings):
         Field(strict=True, description=_MEMORY_ALLOWED, json_schema_extra={"enum": list(limits.SERVERLESS_MEMORY_MB)}),
         AfterValidator(_on_memory_grid),
     ]
-    max_concurrency: Annotated[int, whole(*limits.SERVERLESS_MAX_CONCURRENCY)]
+    max_concurrency: Annotated[
+        int,
+        Field(
+            strict=True,
+            description=f"{_CONCURRENCY_ALLOWED} (SageMaker rule serverless-limits)",
+            json_schema_extra={"minimum": _CONCURRENCY[0], "maximum": _CONCURRENCY[1]},
+        ),
+        AfterValidator(_within_concurrency),
+    ]
 
 
 class ServingSettings(Settings):
