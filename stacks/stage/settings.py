@@ -51,11 +51,9 @@ def text(pattern: str, description: str) -> Any:
     return Field(strict=True, pattern=pattern, description=description)
 
 
-# Matched whole: no leading or trailing whitespace and no line break, which would
-# reach the packaging job's hyperparameters as part of the value.
+# Matched whole: stray whitespace or a line break would reach the job's hyperparameters.
 NonEmpty = Annotated[
-    str,
-    text(r"^\S(?:[^\r\n]*\S)?$", "expected a non-empty string without leading or trailing whitespace or line breaks"),
+    str, text(r"^\S(?:[^\r\n]*\S)?$", "expected a non-empty string without line breaks or leading or trailing spaces")
 ]
 InstanceType = Annotated[
     str,
@@ -200,15 +198,8 @@ class PackagingSettings(Settings):
     def _job_fits(self) -> Self:
         spot_wait = self.spot_max_wait_minutes
         if spot_wait is not None and spot_wait < self.max_runtime_minutes:
-            raise Refused(
-                rule_broken(
-                    "spot-wait",
-                    spot_wait,
-                    f"below max_runtime_minutes {self.max_runtime_minutes}; expected a whole number from "
-                    f"{self.max_runtime_minutes} to {MAX_JOB_MINUTES}",
-                ),
-                at=("spot_max_wait_minutes",),
-            )
+            allowed = f"expected a whole number from {self.max_runtime_minutes} to {MAX_JOB_MINUTES}"
+            raise Refused(rule_broken("spot-wait", spot_wait, allowed), at=("spot_max_wait_minutes",))
         if self.volume_kms_key_arn and limits.has_instance_store(self.instance_type):
             raise Refused(
                 rule_broken("instance-store-kms", self.volume_kms_key_arn, f"with instance type {self.instance_type}"),
@@ -265,17 +256,6 @@ def _on_memory_grid(memory: int) -> int:
     return memory
 
 
-_CONCURRENCY = limits.SERVERLESS_MAX_CONCURRENCY
-_CONCURRENCY_ALLOWED = f"expected a whole number from {_CONCURRENCY[0]} to {_CONCURRENCY[1]}"
-
-
-def _within_concurrency(concurrency: int) -> int:
-    # Checked here, not by the field's bounds, so that the line names the rule.
-    if not _CONCURRENCY[0] <= concurrency <= _CONCURRENCY[1]:
-        raise Refused(rule_broken("serverless-limits", concurrency, _CONCURRENCY_ALLOWED))
-    return concurrency
-
-
 class ServerlessSettings(Settings):
     """`serving.serverless`: a serverless endpoint."""
 
@@ -284,15 +264,16 @@ class ServerlessSettings(Settings):
         Field(strict=True, description=_MEMORY_ALLOWED, json_schema_extra={"enum": list(limits.SERVERLESS_MEMORY_MB)}),
         AfterValidator(_on_memory_grid),
     ]
-    max_concurrency: Annotated[
-        int,
-        Field(
-            strict=True,
-            description=f"{_CONCURRENCY_ALLOWED} (SageMaker rule serverless-limits)",
-            json_schema_extra={"minimum": _CONCURRENCY[0], "maximum": _CONCURRENCY[1]},
-        ),
-        AfterValidator(_within_concurrency),
-    ]
+    max_concurrency: Annotated[int, whole(*limits.SERVERLESS_MAX_CONCURRENCY)]
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _concurrency_within(cls, value: object) -> object:
+        # Ahead of the field's bounds, so that the line names the rule.
+        low, high = limits.SERVERLESS_MAX_CONCURRENCY
+        if type(value) is int and not low <= value <= high:
+            raise Refused(rule_broken("serverless-limits", value, f"expected a whole number from {low} to {high}"))
+        return value
 
 
 class ServingSettings(Settings):
