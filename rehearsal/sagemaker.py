@@ -23,8 +23,11 @@ request to moto's server, except where moto falls short of SageMaker:
 It is strict where moto is lenient: every request is checked against the
 rulebook (`stacks/rulebook/requests.py`) first, with what SageMaker would know
 at that moment (the models, configs and endpoints created so far, as they were
-asked for, and what is under an S3 prefix), and a request SageMaker would
+asked for, what is under an S3 prefix, and the capacity range moto's
+Application Auto Scaling holds each variant to), and a request SageMaker would
 refuse is refused here with SageMaker's ValidationException, naming the rule.
+It stands in for SageMaker, so it enforces SageMaker's rules only: a project
+rule (inferred from a document, not stated in it) is the stage config's to refuse.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class SageMaker(LoopbackServer, TrainingJobs):
         `strict` checks each request against the rulebook before moto sees it."""
         self.moto = urlsplit(moto_url)
         self.moto_sagemaker = clients("sagemaker", moto_url)
+        self.autoscaling = clients("application-autoscaling", moto_url)
         ministack = job_env["AWS_ENDPOINT_URL"]
         self.s3, self.logs = clients("s3", ministack), clients("logs", ministack)
         self.workdir, self.job_env, self.strict = workdir, job_env, strict
@@ -108,7 +112,7 @@ class SageMaker(LoopbackServer, TrainingJobs):
         broken = []
         if self.strict and operation:
             self.checked[operation] = self.checked.get(operation, 0) + 1
-            broken = rules.check(operation, request, self)
+            broken = [found for found in rules.check(operation, request, self) if not found.rule.project]
         if broken:
             return _error(400, "ValidationException", "; ".join(map(str, broken)))
         special = {
@@ -152,8 +156,18 @@ class SageMaker(LoopbackServer, TrainingJobs):
         ]
 
     def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
-        # ministack has no Application Auto Scaling: no variant is registered here.
-        return {}
+        # A variant's scalable target is `endpoint/<endpoint>/variant/<variant>` with the
+        # dimension sagemaker:variant:DesiredInstanceCount (SageMaker developer guide,
+        # "Register a model").
+        prefix = f"endpoint/{endpoint_name}/variant/"
+        pages = self.autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
+        return {
+            target["ResourceId"].removeprefix(prefix): (target["MinCapacity"], target["MaxCapacity"])
+            for page in pages
+            for target in page["ScalableTargets"]
+            if target["ResourceId"].startswith(prefix)
+            and target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+        }
 
     def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.moto.hostname or "127.0.0.1", self.moto.port, timeout=60)

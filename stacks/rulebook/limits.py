@@ -47,6 +47,8 @@ SERVERLESS_REGIONS = frozenset(
 # for them and point to EC2's "Instance store volume limits for EC2 instances"
 # table, from which this allow-list is taken (ml.<family> is the EC2 family);
 # SageMaker's own examples, ml.p4d, ml.g4dn and ml.g5, are in it.
+# Every family SageMaker offers (botocore's instance type enums) is here or in
+# EBS_ONLY_FAMILIES, which a test holds, so a new family forces a decision.
 INSTANCE_STORE_FAMILIES = frozenset(
     {
         # general purpose
@@ -89,6 +91,13 @@ INSTANCE_STORE_FAMILIES = frozenset(
         "g6",
         "g6e",
         "g6f",
+        # g7 and g7e: the EC2 documents at hand do not list them yet. Decided
+        # instance store, the side that cannot fail a deploy: SageMaker refuses a
+        # KMS key with local storage, while an EBS-only type without one deploys
+        # (it only forgoes the stage's own key). Every G family SageMaker offers
+        # since g4dn has NVMe instance store.
+        "g7",
+        "g7e",
         "gr6",
         "gr6f",
         "p3dn",
@@ -114,6 +123,53 @@ INSTANCE_STORE_FAMILIES = frozenset(
         "i4i",
         "im4gn",
         "is4gen",
+    }
+)
+
+# Families with EBS storage only: absent from EC2's instance store table above
+# (the EC2 Instance Types guide lists their storage as "EBS only"); SageMaker's
+# ResourceConfig.VolumeSizeInGB names ml.c5 and ml.p2 as families that use EBS volumes.
+EBS_ONLY_FAMILIES = frozenset(
+    {
+        # general purpose
+        "m4",
+        "m5",
+        "m6g",
+        "m6i",
+        "m7i",
+        "m7i-flex",
+        "m8g",
+        "m8i",
+        "m8i-flex",
+        "t2",
+        "t3",
+        # compute optimized
+        "c4",
+        "c5",
+        "c5n",
+        "c6g",
+        "c6gn",
+        "c6i",
+        "c6in",
+        "c7g",
+        "c7i",
+        "c7i-flex",
+        "c8g",
+        "c8i",
+        "c8i-flex",
+        # memory optimized
+        "r5",
+        "r6g",
+        "r6i",
+        "r7i",
+        "r8g",
+        "r8i",
+        "r8i-flex",
+        # accelerated computing
+        "inf1",
+        "inf2",
+        "p2",
+        "p3",
     }
 )
 

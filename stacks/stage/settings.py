@@ -51,7 +51,10 @@ def text(pattern: str, description: str) -> Any:
     return Field(strict=True, pattern=pattern, description=description)
 
 
-NonEmpty = Annotated[str, text(r"\S", "expected a non-empty string")]
+# Matched whole: stray whitespace or a line break would reach the job's hyperparameters.
+NonEmpty = Annotated[
+    str, text(r"^\S(?:[^\r\n]*\S)?$", "expected a non-empty string without line breaks or leading or trailing spaces")
+]
 InstanceType = Annotated[
     str,
     text(
@@ -194,13 +197,9 @@ class PackagingSettings(Settings):
     @model_validator(mode="after")
     def _job_fits(self) -> Self:
         spot_wait = self.spot_max_wait_minutes
-        # SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
         if spot_wait is not None and spot_wait < self.max_runtime_minutes:
-            raise Refused(
-                f"{spot_wait} is not allowed; expected a whole number from {self.max_runtime_minutes} to "
-                f"{MAX_JOB_MINUTES}: {_JOB_MINUTES_WHY}",
-                at=("spot_max_wait_minutes",),
-            )
+            allowed = f"expected a whole number from {self.max_runtime_minutes} to {MAX_JOB_MINUTES}"
+            raise Refused(rule_broken("spot-wait", spot_wait, allowed), at=("spot_max_wait_minutes",))
         if self.volume_kms_key_arn and limits.has_instance_store(self.instance_type):
             raise Refused(
                 rule_broken("instance-store-kms", self.volume_kms_key_arn, f"with instance type {self.instance_type}"),
@@ -266,6 +265,15 @@ class ServerlessSettings(Settings):
         AfterValidator(_on_memory_grid),
     ]
     max_concurrency: Annotated[int, whole(*limits.SERVERLESS_MAX_CONCURRENCY)]
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _concurrency_within(cls, value: object) -> object:
+        # Ahead of the field's bounds, so that the line names the rule.
+        low, high = limits.SERVERLESS_MAX_CONCURRENCY
+        if type(value) is int and not low <= value <= high:
+            raise Refused(rule_broken("serverless-limits", value, f"expected a whole number from {low} to {high}"))
+        return value
 
 
 class ServingSettings(Settings):

@@ -7,12 +7,13 @@ and the stage object itself. What joins two parts is `checks.py`'s.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from stacks.stage.errors import Refused
-from stacks.stage.schema import ARTIFACTS_PREFIX
+from stacks.stage.schema import ARTIFACTS_PREFIX, rule_broken
 from stacks.stage.settings import (
     INSTANCE_COUNT,
     ModelSettings,
@@ -85,6 +86,10 @@ PrincipalArn = Annotated[
 ]
 
 
+# What a Model serves: a .tar.gz through ModelDataUrl, or a prefix through ModelDataSource.
+_ARTIFACT_ENDINGS = (".tar.gz", "/")
+
+
 class StageSettings(Settings):
     """A stage: where it deploys, what it serves and how; exactly one of packaging or pinned_artifact."""
 
@@ -100,7 +105,7 @@ class StageSettings(Settings):
         Annotated[
             str,
             text(
-                rf"^{ARTIFACTS_PREFIX}[\s\S]*(\.tar\.gz|/)$",
+                rf"^{ARTIFACTS_PREFIX}[\s\S]*({'|'.join(map(re.escape, _ARTIFACT_ENDINGS))})$",
                 f"expected a key in the stage bucket under '{ARTIFACTS_PREFIX}' ending in '.tar.gz' "
                 "(compressed) or '/' (uncompressed prefix)",
             ),
@@ -117,6 +122,21 @@ class StageSettings(Settings):
     alarms: Omittable[AlarmsSettings] = None
     data_capture: Omittable[DataCaptureSettings] = None
     cost_guard: Omittable[CostGuardSettings] = None
+
+    @field_validator("pinned_artifact", mode="before")
+    @classmethod
+    def _archive_or_prefix(cls, value: object) -> object:
+        # Ahead of the pattern, so that a key under artifacts/ in another form (a .zip)
+        # names the rule it breaks; anything else is the pattern's to refuse.
+        if isinstance(value, str) and value.startswith(ARTIFACTS_PREFIX) and not value.endswith(_ARTIFACT_ENDINGS):
+            raise Refused(
+                rule_broken(
+                    "model-data-url-tar-gz",
+                    value,
+                    "expected a '.tar.gz' archive or an uncompressed prefix ending in '/'",
+                )
+            )
+        return value
 
     @field_validator("tags")
     @classmethod

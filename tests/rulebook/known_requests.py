@@ -26,17 +26,15 @@ class Knows:
         return self.scaled
 
 
-PREFIX_MODEL = {
-    "PrimaryContainer": {
-        "Image": "i",
-        "ModelDataSource": {
-            "S3DataSource": {"S3Uri": "s3://b/artifacts/m/", "S3DataType": "S3Prefix", "CompressionType": "None"}
-        },
-    }
-}
+def prefix_model(uri="s3://models/artifacts/m/"):
+    source = {"S3Uri": uri, "S3DataType": "S3Prefix", "CompressionType": "None"}
+    return {"PrimaryContainer": {"Image": "i", "ModelDataSource": {"S3DataSource": source}}}
 
 
-ARCHIVE_MODEL = {"PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://b/artifacts/model.tar.gz"}}
+PREFIX_MODEL = prefix_model()
+
+
+ARCHIVE_MODEL = {"PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://models/artifacts/model.tar.gz"}}
 
 
 def serverless(memory=2048, concurrency=5, model="m"):
@@ -64,68 +62,96 @@ def routing(kind, size_type="CAPACITY_PERCENT", value=50):
     return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": config}}
 
 
+def on_endpoint(old, new, **knows):
+    """SageMaker knows endpoint e, serving config old, and config new (one variant each)."""
+    configs = {"old": {"ProductionVariants": [old]}, "new": {"ProductionVariants": [new]}}
+    return Knows(configs=configs, endpoints={"e": {"EndpointConfigName": "old"}}, **knows)
+
+
+def training_job(**fields):
+    return {
+        "TrainingJobName": "bad",
+        "RoleArn": "arn:aws:iam::000000000000:role/execution",
+        "OutputDataConfig": {"S3OutputPath": "s3://models/jobs/"},
+        **fields,
+    }
+
+
 # Each rule, broken once by a request SageMaker refuses (what the request is, what SageMaker knows).
+# Each request is whole (botocore's model takes it), so the rule is all that is wrong with it.
 KNOWN_BAD = {
     "serverless-model-data": (
         "CreateEndpointConfig",
-        {"ProductionVariants": [serverless()]},
+        {"EndpointConfigName": "bad", "ProductionVariants": [serverless()]},
         Knows(models={"m": PREFIX_MODEL}),
     ),
     "model-data-url-tar-gz": (
         "CreateModel",
-        {"PrimaryContainer": {"ModelDataUrl": "s3://b/artifacts/model/"}},
+        {"ModelName": "bad", "PrimaryContainer": {"ModelDataUrl": "s3://models/artifacts/model/"}},
         Knows(),
     ),
     "model-data-prefix-slash": (
         "CreateModel",
-        {
-            "PrimaryContainer": {
-                "ModelDataSource": {
-                    "S3DataSource": {"S3Uri": "s3://b/artifacts/m", "S3DataType": "S3Prefix", "CompressionType": "None"}
-                }
-            }
-        },
+        {"ModelName": "bad", **prefix_model("s3://models/artifacts/m")},
         Knows(),
     ),
     "model-data-no-folder-objects": (
         "CreateModel",
-        PREFIX_MODEL,
-        Knows(prefixes={"s3://b/artifacts/m/": ["artifacts/m/use/4/saved_model.pb", "artifacts/m/use/4/assets/"]}),
+        {"ModelName": "bad", **PREFIX_MODEL},
+        Knows(prefixes={"s3://models/artifacts/m/": ["artifacts/m/use/4/saved_model.pb", "artifacts/m/use/4/assets/"]}),
     ),
     "serverless-features": (
         "CreateEndpointConfig",
-        {"ProductionVariants": [serverless()], "DataCaptureConfig": {"EnableCapture": True}},
+        {
+            "EndpointConfigName": "bad",
+            "ProductionVariants": [serverless()],
+            "DataCaptureConfig": {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": 100,
+                "DestinationS3Uri": "s3://models/capture/",
+                "CaptureOptions": [{"CaptureMode": "Input"}],
+            },
+        },
         Knows(models={"m": ARCHIVE_MODEL}),
     ),
     "serverless-limits": (
         "CreateEndpointConfig",
-        {"ProductionVariants": [serverless(memory=2500)]},
+        {"EndpointConfigName": "bad", "ProductionVariants": [serverless(memory=2500)]},
         Knows(models={"m": ARCHIVE_MODEL}),
     ),
     "serverless-rolling": (
         "UpdateEndpoint",
         {
             "EndpointName": "e",
-            "EndpointConfigName": "c",
-            "DeploymentConfig": {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}}},
+            "EndpointConfigName": "new",
+            "DeploymentConfig": {
+                "RollingUpdatePolicy": {
+                    "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                    "WaitIntervalInSeconds": 60,
+                }
+            },
         },
-        Knows(configs={"c": {"ProductionVariants": [serverless()]}}),
+        on_endpoint(serverless(), serverless()),
     ),
     "serverless-traffic-shifting": (
         "UpdateEndpoint",
-        {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": routing("CANARY")},
-        Knows(configs={"c": {"ProductionVariants": [serverless()]}}),
+        {"EndpointName": "e", "EndpointConfigName": "new", "DeploymentConfig": routing("CANARY")},
+        on_endpoint(serverless(), serverless()),
     ),
     "instance-store-kms": (
         "CreateEndpointConfig",
-        {"ProductionVariants": [instances(kind="ml.g5.xlarge")], "KmsKeyId": "arn:aws:kms:us-east-1:1:key/k"},
+        {
+            "EndpointConfigName": "bad",
+            "ProductionVariants": [instances(kind="ml.g5.xlarge")],
+            "KmsKeyId": "arn:aws:kms:us-east-1:1:key/k",
+        },
         Knows(),
     ),
     # One instance of two is 50 %, but autoscaling may shrink the fleet to one.
     "canary-size": (
-        "CreateEndpoint",
-        {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": routing("CANARY", "INSTANCE_COUNT", 1)},
-        Knows(configs={"c": {"ProductionVariants": [instances(count=2)]}}, scaled={"AllTraffic": (1, 4)}),
+        "UpdateEndpoint",
+        {"EndpointName": "e", "EndpointConfigName": "new", "DeploymentConfig": routing("CANARY", "INSTANCE_COUNT", 1)},
+        on_endpoint(instances(count=2), instances(count=2), scaled={"AllTraffic": (1, 4)}),
     ),
     "linear-step": (
         "CreateEndpoint",
@@ -148,40 +174,29 @@ KNOWN_BAD = {
         "UpdateEndpoint",
         {
             "EndpointName": "e",
-            "EndpointConfigName": "c",
+            "EndpointConfigName": "new",
             "RetainAllVariantProperties": True,
             "ExcludeRetainedVariantProperties": [{"VariantPropertyType": "DataCaptureConfig"}],
         },
-        Knows(configs={"c": {"ProductionVariants": [instances()]}}),
+        on_endpoint(instances(), instances()),
     ),
     "autoscaled-instance-type": (
         "UpdateEndpoint",
         {"EndpointName": "e", "EndpointConfigName": "new"},
-        Knows(
-            configs={
-                "old": {"ProductionVariants": [instances(kind="ml.m5.large")]},
-                "new": {"ProductionVariants": [instances(kind="ml.m5.xlarge")]},
-            },
-            endpoints={"e": {"EndpointConfigName": "old"}},
-            scaled={"AllTraffic": (2, 4)},
-        ),
+        on_endpoint(instances(kind="ml.m5.large"), instances(kind="ml.m5.xlarge"), scaled={"AllTraffic": (2, 4)}),
     ),
     "instances-to-serverless": (
         "UpdateEndpoint",
         {"EndpointName": "e", "EndpointConfigName": "new"},
-        Knows(
-            configs={"old": {"ProductionVariants": [instances()]}, "new": {"ProductionVariants": [serverless()]}},
-            models={"m": ARCHIVE_MODEL},
-            endpoints={"e": {"EndpointConfigName": "old"}},
-        ),
+        on_endpoint(instances(), serverless(), models={"m": ARCHIVE_MODEL}),
     ),
-    "hyperparameter-length": ("CreateTrainingJob", {"HyperParameters": {"hub-handle": "x" * 2501}}, Knows()),
+    "hyperparameter-length": ("CreateTrainingJob", training_job(HyperParameters={"hub-handle": "x" * 2501}), Knows()),
     "spot-wait": (
         "CreateTrainingJob",
-        {
-            "EnableManagedSpotTraining": True,
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 600},
-        },
+        training_job(
+            EnableManagedSpotTraining=True,
+            StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 600},
+        ),
         Knows(),
     ),
 }
@@ -197,7 +212,7 @@ CONFIG_ONLY = {"serverless-regions"}
 
 GOOD = [
     ("CreateModel", ARCHIVE_MODEL, Knows()),
-    ("CreateModel", PREFIX_MODEL, Knows(prefixes={"s3://b/artifacts/m/": ["artifacts/m/use/4/saved_model.pb"]})),
+    ("CreateModel", PREFIX_MODEL, Knows(prefixes={"s3://models/artifacts/m/": ["artifacts/m/use/4/saved_model.pb"]})),
     (
         "CreateEndpointConfig",
         {"ProductionVariants": [serverless(memory=6144, concurrency=200)]},

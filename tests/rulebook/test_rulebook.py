@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import botocore.session
 import pytest
 
 from stacks.rulebook import RULES
 from stacks.rulebook import requests as api
-from stacks.rulebook.limits import has_instance_store, step_problem
+from stacks.rulebook.limits import (
+    EBS_ONLY_FAMILIES,
+    INSTANCE_STORE_FAMILIES,
+    has_instance_store,
+    instance_family,
+    step_problem,
+)
 from tests.rulebook.known_requests import CONFIG_ONLY, GOOD, KNOWN_BAD, TEMPLATE_ONLY
 
 
@@ -54,6 +61,15 @@ def test_instance_store_allow_list_comes_from_the_documents():
         assert has_instance_store(f"ml.{family}.xlarge"), family
     for family in ("m5", "c5", "p3", "inf2", "t3"):
         assert not has_instance_store(f"ml.{family}.xlarge"), family
+
+
+@pytest.mark.parametrize("shape", ["ProductionVariantInstanceType", "TrainingInstanceType"])
+def test_every_family_sagemaker_offers_is_decided_once(shape):
+    """A family botocore learns of fails here until it joins exactly one list."""
+    offered = botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum
+    families = {instance_family(instance_type) or instance_type for instance_type in offered}
+    undecided = sorted(f for f in families if (f in INSTANCE_STORE_FAMILIES) == (f in EBS_ONLY_FAMILIES))
+    assert undecided == [], "add each to INSTANCE_STORE_FAMILIES or EBS_ONLY_FAMILIES, with its document"
 
 
 def test_the_readme_states_every_rule():

@@ -78,6 +78,18 @@ def test_serverless_memory_error_lists_the_grid(context):
     assert_error(context, "dev", "1024, 2048, 3072, 4096, 5120, 6144")
 
 
+@pytest.mark.parametrize("concurrency", [0, 201])
+def test_serverless_concurrency_names_its_rule(context, concurrency):
+    context["stages"]["dev"]["serving"]["serverless"]["max_concurrency"] = concurrency
+    assert_error(
+        context,
+        "dev",
+        f"stages.dev.serving.serverless.max_concurrency: {concurrency} is not allowed",
+        "from 1 to 200",
+        "SageMaker rule serverless-limits",
+    )
+
+
 @pytest.mark.parametrize("count", ["two", "2", 1.5, True, 0, None])
 def test_instance_count_must_be_a_whole_number(context, count):
     context["stages"]["prod"]["serving"]["instances"]["count"] = count
@@ -126,6 +138,13 @@ def test_removal_policy_is_destroy_or_retain(context):
 def test_pinned_artifact_must_be_an_archive_or_prefix_under_artifacts(context):
     context["stages"]["staging"]["pinned_artifact"] = "models/use.zip"
     assert_error(context, "staging", "stages.staging.pinned_artifact", "'models/use.zip'", "'.tar.gz'")
+    context["stages"]["staging"]["pinned_artifact"] = "artifacts/use/4/model.zip"
+    assert_error(
+        context,
+        "staging",
+        "stages.staging.pinned_artifact: 'artifacts/use/4/model.zip' is not allowed",
+        "SageMaker rule model-data-url-tar-gz",
+    )
 
 
 def test_a_stage_packages_on_deploy_or_serves_a_pinned_artifact_not_both(context):
@@ -155,7 +174,9 @@ def test_packaging_runtime_must_fit_cloudformations_hour(context):
 
 def test_spot_wait_must_cover_the_runtime_and_fit_the_hour(context):
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 10
-    assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 10", "from 30 to 40")
+    assert_error(
+        context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 10", "from 30 to 40", "SageMaker rule spot-wait"
+    )
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 45
     assert_error(context, "dev", "stages.dev.packaging.spot_max_wait_minutes: 45", "from max_runtime_minutes to 40")
     context["stages"]["dev"]["packaging"]["spot_max_wait_minutes"] = 40

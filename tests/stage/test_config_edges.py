@@ -34,6 +34,16 @@ def test_a_stage_name_starts_with_a_letter_and_names_stacks_safely(context, name
         ),
         ("hub pin", lambda s: s["model"].update(hub_sha256="a" * 64 + NEWLINE), "stages.dev.model.hub_sha256"),
         (
+            "hub handle",
+            lambda s: s["model"].update(hub_handle=s["model"]["hub_handle"] + NEWLINE),
+            "stages.dev.model.hub_handle",
+        ),
+        (
+            "signature",
+            lambda s: s["packaging"].update(signature="serving_default" + NEWLINE),
+            "stages.dev.packaging.signature",
+        ),
+        (
             "KMS key",
             lambda s: s["packaging"].update(
                 volume_kms_key_arn="arn:aws:kms:us-east-1:111111111111:key/" + "1" * 36 + NEWLINE
