@@ -13,6 +13,7 @@ the assembly it deployed, packed, content-addressed and written once, under
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -102,7 +103,11 @@ def deploy(assembly: pathlib.Path, only: str | None = None) -> None:
 def pack(assembly: pathlib.Path) -> bytes:
     """The assembly as a gzipped tar with fixed metadata (same files, same bytes)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
+    # gzip's header carries a time too (tarfile's "w:gz" sets it to now).
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for path in sorted(assembly.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 info = tarfile.TarInfo(path.relative_to(assembly).as_posix())

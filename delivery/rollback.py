@@ -57,15 +57,22 @@ def rollback(
         restored = stage_assembly.restore(writer.s3, bucket, stored, pathlib.Path(folder)) if stored else None
         if restored:
             require_restorable(restored, target.names, target.cloudformation.meta.region_name, key)
-        deploy(target.stage, key, digest, restored)
-    record = {
-        **facts,
-        "started": start["record"],
-        "time": now().isoformat(timespec="seconds"),
-        "smoke": verdict(smoke, target.stage),
-    }
-    return records.write(target.writing().s3, bucket, record)  # a fresh session, as for a promotion
+        deployed = deploy(target.stage, key, digest, restored)
+        writer = target.writing()  # a fresh session, as for a promotion
+        record = {
+            **facts,
+            "started": start["record"],
+            "time": now().isoformat(timespec="seconds"),
+            "smoke": verdict(smoke, target.stage),
+            # What served with it now: the recorded assembly, or (a state from before the
+            # first promotion, or an old record) this checkout's, stored for the next rollback.
+            "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
+            "infrastructure": f"as recorded with {earlier['record']}"
+            if restored
+            else f"this checkout's: none was recorded with {earlier['record']}",
+        }
+    return records.write(writer.s3, bucket, record)
 
 
 # What a record says of itself, not of the state it served.
-_OWN_FIELDS = ("previous", "record", "smoke", "started", "deploy")
+_OWN_FIELDS = ("previous", "record", "smoke", "started", "deploy", "infrastructure")

@@ -11,6 +11,7 @@ import pathlib
 import subprocess
 import sys
 import tarfile
+import time
 
 import boto3
 import pytest
@@ -75,14 +76,17 @@ def test_a_malformed_digest_builds_nothing(tmp_path):
 
 
 @mock_aws
-def test_a_stored_assembly_comes_back_byte_for_byte_once_written(built, tmp_path):
+def test_a_stored_assembly_comes_back_byte_for_byte_once_written(built, tmp_path, monkeypatch):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="stage-bucket")
     stored = assembly.store(s3, "stage-bucket", built)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 3600)  # packed an hour later: no time in the bytes
     assert stored == assembly.store(s3, "stage-bucket", built)  # content-addressed: the same key again
     restored = assembly.restore(s3, "stage-bucket", stored, tmp_path / "restored")
     original = {p.relative_to(built): p.read_bytes() for p in built.rglob("*") if p.is_file()}
     assert {p.relative_to(restored): p.read_bytes() for p in restored.rglob("*") if p.is_file()} == original
+    assert assembly.store(s3, "stage-bucket", restored) == stored  # a rollback records the same assembly
 
 
 @mock_aws

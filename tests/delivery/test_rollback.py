@@ -241,6 +241,8 @@ def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(sta
         )
     assert served == [("artifacts/pinned/use/4/", record["tree_digest"])] * 2
     assert back["rollback_to"] == "before-the-first-promotion"
+    # Said plainly: nothing recorded the infrastructure that served it then.
+    assert back["infrastructure"] == "this checkout's: none was recorded with before-the-first-promotion"
 
 
 def test_a_failed_first_promotion_onto_nothing_says_plainly_there_is_nothing_to_return_to(stages):
@@ -271,10 +273,12 @@ def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(st
     def redeploy(stage, key, digest, given=None):
         template = json.loads((given / "tfhub-serving-staging-serving.template.json").read_text())
         restored.append((digest, template["Description"]))
+        return given
 
     back = rollback(staging, "previous", redeploy, "back", lambda: NOW + dt.timedelta(hours=2))
     assert restored == [(first["digest"], "v1")]
     assert back["assembly"] == first["assembly"] and first["assembly"]["key"].startswith("promotions/assemblies/")
+    assert back["infrastructure"] == f"as recorded with {first['record']}"
     # A stored assembly that no longer hashes to its record is refused.
     staging.s3.put_object(Bucket="staging-bucket", Key=first["assembly"]["key"], Body=b"changed")
     with pytest.raises(PromotionError, match="does not hash to its record's sha256"):
