@@ -100,8 +100,13 @@ rehearse: deps-emulators
 	$(PY) -m rehearsal
 
 ## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
+# Synthesized first, so that the deployed endpoint can be checked against the
+# update's rules (delivery/preflight.py) before anything deploys.
 deploy: deps
-	$(PY) -m tools.deploy_progress --stage $(STAGE) -- $(CDK) deploy --all -c stage=$(STAGE) --require-approval $(APPROVAL)
+	@$(PY) -m tools.credentials --stage $(STAGE)
+	$(CDK) synth --quiet -c stage=$(STAGE) -o cdk.out/deploy-$(STAGE)
+	$(PY) -m tools.deploy_progress --stage $(STAGE) --assembly cdk.out/deploy-$(STAGE) -- \
+		$(CDK) deploy --app cdk.out/deploy-$(STAGE) --all --require-approval $(APPROVAL)
 
 ## diff STAGE=prod       what a deploy of the stage would change
 diff: deps

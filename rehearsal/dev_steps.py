@@ -249,10 +249,23 @@ class DevSteps(Steps):
 
         self.user.edit_config(lambda stages: stages["dev"].update(serving=serverless))
         refused = self.user.run("make", "deploy", "STAGE=dev", expect_success=False)
+        check(
+            refused.returncode != 0
+            and "Not deploying stage dev" in refused.output
+            and "instances-to-serverless" in refused.output,
+            f"make deploy did not refuse switching dev back to serverless in place:\n{refused.output[-1500:]}",
+        )
+        check(
+            self.account.serving(NAMES["dev"].endpoint)["variant"].get("InstanceType") == "ml.m5.large",
+            "after the refused update dev no longer serves on instances",
+        )
+        # The plain CLI has no such check: the strict SageMaker in front of the
+        # emulators refuses the update, as SageMaker would, and CloudFormation rolls back.
+        refused = self.user.run("npx", "cdk", "deploy", "--all", "-c", "stage=dev", expect_success=False)
         reasons = " ".join(self.account.failure_reasons(STAGES["dev"][1]))
         check(
             refused.returncode != 0 and "instances-to-serverless" in reasons,
-            f"switching dev back to serverless in place was not refused by the rule: {reasons[:500]}",
+            f"npx cdk deploy of dev back to serverless in place was not refused by the rule: {reasons[:500]}",
         )
         check(
             self.account.serving(NAMES["dev"].endpoint)["variant"].get("InstanceType") == "ml.m5.large",
@@ -260,9 +273,9 @@ class DevSteps(Steps):
         )
         self.verified(
             "kind change",
-            "switching dev back to serverless in place is refused (rule "
-            "instances-to-serverless), as SageMaker refuses it, and rolled back: dev still serves on "
-            "instances",
+            "switching dev back to serverless in place: make deploy refuses it before anything deploys "
+            "(delivery/preflight.py, rule instances-to-serverless); npx cdk deploy --all -c stage=dev is "
+            "refused by SageMaker's rule and rolled back: dev still serves on instances",
         )
         self.user.run("npx", "cdk", "destroy", "-c", "stage=dev", STAGES["dev"][1])
         self.user.run("make", "deploy", "STAGE=dev")

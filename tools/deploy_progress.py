@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import pathlib
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from delivery import preflight
 from delivery.deployed import DeployedStage
 from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
 from packaging_job.packager import progress
@@ -161,10 +163,16 @@ def run_deploy(command: list[str], watcher: Watcher | None, poll_seconds: float 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
+    parser.add_argument(
+        "--assembly", type=pathlib.Path, help="the synthesized assembly the command deploys, checked first"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the deploy command, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    watcher = Watcher(checked_stage(args.stage), time.time(), lambda line: print(line, flush=True))
+    stage = checked_stage(args.stage)
+    if args.assembly:
+        preflight.check(stage, args.assembly)
+    watcher = Watcher(stage, time.time(), lambda line: print(line, flush=True))
     return run_deploy(command, watcher)
 
 

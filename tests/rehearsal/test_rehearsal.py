@@ -48,7 +48,6 @@ ELSEWHERE = {
     "make promote TO=<stage> RECORD=last-verified": "the rehearsal runs it for staging; "
     "tests/delivery/test_workflow.py checks that CI's rollback steps run it",
     "npx cdk bootstrap aws://ACCOUNT/REGION": "the rehearsal runs it with the emulators' account and region",
-    "npx cdk deploy --all -c stage=dev": "make deploy's recipe, which the rehearsal runs",
     "npx cdk diff -c stage=prod": "make diff's recipe, which the rehearsal runs",
     "npx cdk destroy --all -c stage=dev": "make destroy's recipe, which the rehearsal runs",
     "npx cdk list -c stage=dev": "tests/test_app.py runs cdk list",

@@ -1,0 +1,62 @@
+"""`make deploy`'s check against the deployed stage, before the CDK CLI runs.
+
+The synth gate checks every rule a template can break on its own; the rules of
+an update (`stacks/rulebook/updates.py`) need the endpoint as it is deployed,
+so this reads it (DescribeEndpoint, DescribeEndpointConfig, Application Auto
+Scaling's DescribeScalableTargets) and refuses in one line, naming the rule,
+a deploy SageMaker would refuse minutes into CloudFormation's update.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from delivery.deployed import DeployedStage
+from delivery.status import described_endpoint
+from stacks.rulebook.updates import check_update
+from tools.cli import UserError
+
+
+class DeployedEndpoint:
+    """`requests.Lookups` over the live account: the endpoint, its configs, its scaling."""
+
+    def __init__(self, stage: DeployedStage) -> None:
+        self.sagemaker = stage.client("sagemaker")
+        self.autoscaling = stage.client("application-autoscaling")
+
+    def model(self, name: str) -> dict | None:
+        return None
+
+    def endpoint_config(self, name: str) -> dict | None:
+        return self.sagemaker.describe_endpoint_config(EndpointConfigName=name)
+
+    def endpoint(self, name: str) -> dict | None:
+        return described_endpoint(self.sagemaker, name)
+
+    def prefix_keys(self, uri: str) -> list[str] | None:
+        return None
+
+    def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
+        prefix = f"endpoint/{endpoint_name}/variant/"
+        pages = self.autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
+        return {
+            target["ResourceId"].removeprefix(prefix): (target["MinCapacity"], target["MaxCapacity"])
+            for page in pages
+            for target in page["ScalableTargets"]
+            if target["ResourceId"].startswith(prefix)
+        }
+
+
+def check(stage: DeployedStage, assembly: pathlib.Path) -> None:
+    """Refuse (UserError, one line) a deploy of `assembly` that updates the stage's
+    endpoint in a way SageMaker refuses; nothing deployed yet is nothing to check."""
+    config = stage.config
+    template_path = assembly / f"{config.serving_stack_name}.template.json"
+    template = json.loads(template_path.read_text())
+    deployed = DeployedEndpoint(stage)
+    if deployed.endpoint(config.endpoint_name) is None:
+        return
+    found = check_update(template, config.endpoint_name, deployed, config.account, config.region)
+    if found:
+        raise UserError(f"Not deploying stage {config.stage}, SageMaker would refuse the update: {found[0]}")
