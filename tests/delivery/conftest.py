@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pathlib
 
+import boto3
 import pytest
 from moto import mock_aws
 
+from delivery.deployed import DeployedStage
 from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
+from stacks.stage.config import load_from_cdk_json
 from stacks.stage.names import StageNames
+from tests.conftest import ROOT
 from tests.delivery.world import (
     ARCHIVE_KEY,
     DEV_ACCOUNT,
@@ -73,3 +77,12 @@ def serverless_dev(stages, packaged):
         {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", "TreeDigest": record["tree_digest"]},
     )
     return StageAccess("sls", StageNames("tfhub-serving", "sls"), dev.cloudformation, dev.s3, serverless_memory_mb=3072)
+
+
+@pytest.fixture
+def staging():
+    """staging of the real cdk.json, reached in moto (nothing deployed)."""
+    with mock_aws():
+        config = load_from_cdk_json(ROOT / "cdk.json", "staging", {})
+        session = boto3.session.Session(region_name=config.region, aws_access_key_id="x", aws_secret_access_key="x")
+        yield DeployedStage(config, session)

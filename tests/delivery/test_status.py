@@ -24,14 +24,6 @@ from tests.delivery.world import stack_with_outputs
 REGION = "eu-west-1"
 
 
-@pytest.fixture
-def staging():
-    with mock_aws():
-        config = load_from_cdk_json(ROOT / "cdk.json", "staging", {})
-        session = boto3.session.Session(region_name=config.region, aws_access_key_id="x", aws_secret_access_key="x")
-        yield DeployedStage(config, session)
-
-
 SERVING = "tfhub-serving-staging-serving"
 
 
@@ -285,60 +277,3 @@ def test_a_rolled_back_stack_is_shown_with_cloudformations_reason(staging):
         "stack tfhub-serving-staging-serving: UPDATE_ROLLBACK_COMPLETE: The following resource(s) failed to "
         "update: [TfServingEndpointF7C3A7E8]."
     ) in status.render(report)
-
-
-CREATED = dt.datetime(2026, 11, 26, 11, 58, tzinfo=dt.UTC)
-
-
-def newest_job(prefix: str, now: dt.datetime | None = None, **described) -> dict | None:
-    """status.last_packaging_job over one job, DescribeTrainingJob answering `described`."""
-    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    job = {"TrainingJobName": f"{prefix}-abc", "TrainingJobArn": "arn", "CreationTime": CREATED}
-    with Stubber(sagemaker) as stub:
-        stub.add_response(
-            "list_training_jobs",
-            {"TrainingJobSummaries": [{**job, "TrainingJobStatus": described["TrainingJobStatus"]}]},
-        )
-        stub.add_response(
-            "describe_training_job",
-            {
-                **job,
-                "AlgorithmSpecification": {"TrainingInputMode": "File"},
-                "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
-                "ResourceConfig": {"VolumeSizeInGB": 30},
-                "StoppingCondition": {},
-                **described,
-            },
-        )
-        return status.last_packaging_job(sagemaker, prefix, now=now)
-
-
-def test_a_failed_packaging_job_says_how_long_the_deploy_waited_and_why(staging):
-    prefix = staging.config.job_name_prefix
-    job = newest_job(
-        prefix,
-        TrainingJobStatus="Failed",
-        SecondaryStatus="Failed",
-        # Two minutes of provisioning before training started: the deploy waited them too.
-        TrainingStartTime=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC),
-        TrainingEndTime=dt.datetime(2026, 11, 26, 12, 3, tzinfo=dt.UTC),
-        FailureReason="AlgorithmError: the hub answered 404",
-    )
-    assert job == {
-        "name": f"{prefix}-abc",
-        "status": "Failed",
-        "seconds": 300,
-        "failure": "AlgorithmError: the hub answered 404",
-    }
-    text = status.render(bare_report(packages=True, last_packaging_job=job))
-    assert f"last packaging job: {prefix}-abc: Failed, took 300 s (AlgorithmError: the hub answered 404)" in text
-
-
-def test_a_packaging_job_in_progress_says_how_long_it_has_been_running(staging):
-    prefix = staging.config.job_name_prefix
-    job = newest_job(
-        prefix, now=CREATED + dt.timedelta(seconds=95), TrainingJobStatus="InProgress", SecondaryStatus="Downloading"
-    )
-    assert job is not None and job["seconds"] == 95
-    text = status.render(bare_report(packages=True, last_packaging_job=job))
-    assert f"last packaging job: {prefix}-abc: InProgress, running for 95 s" in text

@@ -1,112 +1,33 @@
 """`make deploy`'s progress: a scripted sequence of stack, job and endpoint states
-(Stubber) and the same against moto, the deploy's own output and exit code passed
-through whatever the outcome, watching that ends with the deploy, a watcher that
-fails aside."""
+(Stubber) and the same against moto: what is news and what is not."""
 
 from __future__ import annotations
 
-import datetime as dt
-import sys
-import threading
 import time
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from moto import mock_aws
 
 from delivery.deployed import DeployedStage
 from stacks.stage.config import load_from_cdk_json
 from tests.conftest import ROOT
 from tests.delivery.test_status import REGION, deploy
-from tools.deploy_progress import Watcher, run_deploy, watch
+from tests.tools.stubs import (
+    JOB,
+    NOW,
+    SERVING,
+    STARTED,
+    endpoint_state,
+    job_state,
+    log_lines,
+    no_job,
+    stack_states,
+    stubbed_stage,
+)
+from tools.deploy_progress import Watcher
 from tools.follow_logs import LOG_GROUP
-
-STARTED = 1_800_000_000.0
-NOW = dt.datetime.fromtimestamp(STARTED + 30, dt.UTC)
-CONFIG = load_from_cdk_json(ROOT / "cdk.json", "dev", {"AWS_REGION": "us-east-1"})
-JOB = f"{CONFIG.job_name_prefix}-0123456789ab"
-
-
-def stubbed_stage() -> tuple[DeployedStage, Stubber, Stubber, Stubber]:
-    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stage = DeployedStage(CONFIG, session)
-    sagemaker, logs, cloudformation = (
-        session.client("sagemaker"),
-        session.client("logs"),
-        session.client("cloudformation"),
-    )
-    stage._clients.update(sagemaker=sagemaker, logs=logs, cloudformation=cloudformation)
-    return stage, Stubber(sagemaker), Stubber(logs), Stubber(cloudformation)
-
-
-STORAGE, SERVING = CONFIG.storage_stack_name, CONFIG.serving_stack_name
-
-
-def stack_states(stub: Stubber, storage: str | None, serving: str | None, reason: str | None = None) -> None:
-    """One look at both stacks (None: not created yet)."""
-    for name, status in ((STORAGE, storage), (SERVING, serving)):
-        if status is None:
-            stub.add_client_error(
-                "describe_stacks",
-                "ValidationError",
-                f"Stack with id {name} does not exist",
-                expected_params={"StackName": name},
-            )
-            continue
-        stack = {"StackName": name, "CreationTime": NOW, "StackStatus": status}
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [{**stack, **({"StackStatusReason": reason} if reason else {})}]},
-            {"StackName": name},
-        )
-
-
-def job_state(stub: Stubber, status: str, secondary: str, reason: str | None = None) -> None:
-    stub.add_response(
-        "describe_training_job",
-        {
-            "TrainingJobName": JOB,
-            "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:training-job/{JOB}",
-            "TrainingJobStatus": status,
-            "SecondaryStatus": secondary,
-            "CreationTime": NOW,
-            "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
-            "ResourceConfig": {"VolumeSizeInGB": 30},
-            "StoppingCondition": {},
-            **({"FailureReason": reason} if reason else {}),
-        },
-        {"TrainingJobName": JOB},
-    )
-
-
-def log_lines(stub: Stubber, *messages: str) -> None:
-    stub.add_response(
-        "filter_log_events",
-        {
-            "events": [
-                {"logStreamName": f"{JOB}/algo-1", "eventId": message, "timestamp": 1, "message": message}
-                for message in messages
-            ]
-        },
-        {"logGroupName": ANY, "logStreamNamePrefix": f"{JOB}/", "startTime": ANY},
-    )
-
-
-def endpoint_state(stub: Stubber, status: str, reason: str | None = None) -> None:
-    stub.add_response(
-        "describe_endpoint",
-        {
-            "EndpointName": "tfhub-serving-dev",
-            "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/x",
-            "EndpointStatus": status,
-            "CreationTime": NOW,
-            "LastModifiedTime": NOW,
-            **({"FailureReason": reason} if reason else {}),
-        },
-        {"EndpointName": "tfhub-serving-dev"},
-    )
 
 
 def test_job_lines_and_endpoint_states_as_they_change():
@@ -189,10 +110,6 @@ def test_a_rolled_back_stack_a_failed_job_and_a_failed_endpoint_say_why():
     ]
 
 
-def no_job(sagemaker: Stubber) -> None:
-    sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []})
-
-
 @pytest.mark.parametrize(
     "states, shown",
     [
@@ -260,101 +177,3 @@ def test_against_moto_the_new_job_and_its_own_lines_are_shown_the_last_deploys_e
         f"progress [00:05] packaging job {job}: Completed",
         "progress [00:05]   Packaged 2 files",
     ]
-
-
-def test_the_deploys_output_and_exit_code_pass_through(capfd):
-    code = run_deploy([sys.executable, "-c", "print('cdk says hello'); raise SystemExit(3)"], watcher=None)
-    assert code == 3 and "cdk says hello" in capfd.readouterr().out
-
-
-def test_watching_ends_with_a_failed_deploy_after_one_last_look(capfd):
-    stage, sagemaker, logs, cloudformation = stubbed_stage()
-    lines: list[str] = []
-    watcher = Watcher(stage, STARTED, lines.append, clock=lambda: STARTED + 70)
-    no_job_no_endpoint = (
-        lambda: sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []}),
-        lambda: sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint"),
-    )
-    # A look while the update runs, then the one last look once the deploy has ended.
-    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
-    for add in no_job_no_endpoint:
-        add()
-    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", reason="rolled back")
-    for add in no_job_no_endpoint:
-        add()
-    with sagemaker, logs, cloudformation:
-        watcher.look()
-        code = run_deploy(
-            [sys.executable, "-c", "print('cdk: deploy failed'); raise SystemExit(1)"], watcher, poll_seconds=3600
-        )
-        # Every scripted answer was asked for: the watcher looked once more, then stopped.
-        cloudformation.assert_no_pending_responses()
-        sagemaker.assert_no_pending_responses()
-    assert code == 1 and "cdk: deploy failed" in capfd.readouterr().out
-    assert lines[-1] == f"progress [01:10] stack {SERVING}: UPDATE_ROLLBACK_COMPLETE: rolled back"
-
-
-def test_a_watcher_that_cannot_watch_steps_aside_and_the_deploy_goes_on():
-    stage, sagemaker, _, cloudformation = stubbed_stage()
-    lines: list[str] = []
-    watcher = Watcher(stage, STARTED, lines.append)
-    watcher.job = JOB
-    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
-    sagemaker.add_client_error("describe_training_job", "AccessDeniedException", "not authorized")
-    done = threading.Event()
-    done.set()
-    with sagemaker, cloudformation:
-        watch(watcher, done, poll_seconds=0)
-    lines = [line for line in lines if " stack " not in line]
-    assert len(lines) == 1 and lines[0].startswith("progress: no longer shown (") and "the deploy goes on" in lines[0]
-
-
-def test_a_watcher_that_could_never_watch_says_not_shown():
-    stage, _, _, cloudformation = stubbed_stage()
-    lines: list[str] = []
-    watcher = Watcher(stage, STARTED, lines.append)
-    cloudformation.add_client_error("describe_stacks", "AccessDenied", "not authorized: DescribeStacks")
-    done = threading.Event()
-    done.set()
-    with cloudformation:
-        watch(watcher, done, poll_seconds=0)
-    assert len(lines) == 1 and lines[0].startswith("progress: not shown (") and "DescribeStacks" in lines[0]
-
-
-def test_an_endpoint_it_may_not_describe_is_no_longer_shown_not_taken_for_absent():
-    stage, sagemaker, _, cloudformation = stubbed_stage()
-    lines: list[str] = []
-    watcher = Watcher(stage, STARTED, lines.append)
-    stack_states(cloudformation, "CREATE_COMPLETE", "UPDATE_IN_PROGRESS")
-    sagemaker.add_response("list_training_jobs", {"TrainingJobSummaries": []})
-    sagemaker.add_client_error("describe_endpoint", "AccessDeniedException", "not authorized: DescribeEndpoint")
-    done = threading.Event()
-    done.set()
-    with sagemaker, cloudformation:
-        watch(watcher, done, poll_seconds=0)
-    assert lines[-1].startswith("progress: no longer shown (") and "DescribeEndpoint" in lines[-1]
-
-
-def test_an_unknown_stage_stops_in_one_line_before_any_deploy(tmp_path):
-    import subprocess
-
-    marker = tmp_path / "deployed"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.deploy_progress",
-            "--stage",
-            "qa",
-            "--",
-            sys.executable,
-            "-c",
-            f"open({str(marker)!r}, 'w').close()",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1 and not marker.exists()
-    assert result.stderr.strip() == "Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging"
