@@ -1,5 +1,5 @@
 """The rehearsal's steps on staging and prod: a pinned stage's first deploy,
-promotions, the promotion log, a rollback, prod's diff."""
+promotions, the promotion log, a rollback, prod's diff and its refused destroy."""
 
 from __future__ import annotations
 
@@ -122,7 +122,31 @@ class PromotionSteps(Steps):
             f"make diff STAGE=prod did not compare prod's two (undeployed) stacks:\n{diff.output[-2000:]}",
         )
         self.verified("prod diff", "make diff STAGE=prod shows both prod stacks, every resource new")
+
+    def refuses_to_destroy_prod(self) -> None:
+        """The README's prod storage deploy, then `make destroy STAGE=prod` stopped by
+        termination protection (DeleteStack refuses a protected stack: "Protect a
+        CloudFormation stack from being deleted", CloudFormation User Guide)."""
+        storage = STAGES["prod"][0]
+        self.user.run("npx", "cdk", "deploy", "-c", "stage=prod", storage)
+        (described,) = self.account.cloudformation.describe_stacks(StackName=storage)["Stacks"]
+        check(described.get("EnableTerminationProtection") is True, f"{storage} is not termination-protected")
+        finished = self.user.run("make", "destroy", "STAGE=prod", expect_success=False)
+        check(finished.returncode != 0, f"make destroy STAGE=prod succeeded:\n{finished.output[-2000:]}")
+        check(
+            "cannot be deleted while TerminationProtection is enabled" in finished.output,
+            f"make destroy STAGE=prod did not fail on termination protection:\n{finished.output[-2000:]}",
+        )
+        check(
+            self.account.status(storage) == "CREATE_COMPLETE",
+            f"{storage} is {self.account.status(storage)} after the refused destroy",
+        )
+        self.verified(
+            "prod destroy refused",
+            f"npx cdk deploy -c stage=prod {storage}, then make destroy STAGE=prod: CloudFormation "
+            "refused (termination protection), non-zero exit, the stack still there",
+        )
         self.note(
-            "prod is not deployed here: ministack has no Application Auto Scaling, which prod's "
-            "autoscaling needs; make destroy STAGE=prod's termination protection is covered by the template tests"
+            "prod's serving stack is not deployed here: ministack has no Application Auto Scaling, "
+            "which prod's autoscaling needs"
         )

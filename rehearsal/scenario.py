@@ -2,8 +2,8 @@
 
 A user (`user.py`) runs, in a copy of the project, the commands the README
 gives: bootstrap, deploy, logs, digest, smoke, diff, updates (one that fails),
-a pinned stage's first deploy, promotions, a rollback, a stage switched to
-instances, and destroy. After each command the emulated account
+a pinned stage's first deploy, promotions, a rollback, prod's destroy refused
+by termination protection, a stage switched to instances, and destroy. After each command the emulated account
 (`account.py`) is inspected for what the command should have done. What
 differs from a real account is printed with `!`, never as `✓`, and a failed
 check names the step it belongs to.
@@ -58,6 +58,7 @@ class Rehearsal(AccountSteps, DevSteps, PromotionSteps):
             ("promote v2", lambda: self.promotes("v2")),
             ("roll back", self.rolls_back),
             ("prod diff", self.diffs_prod),
+            ("prod destroy", self.refuses_to_destroy_prod),
             ("destroy staging", lambda: self.destroys("staging")),
             ("dev on instances", self.dev_on_instances),
             ("destroy dev", lambda: self.destroys("dev")),

@@ -24,6 +24,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
+import boto3
+from botocore.exceptions import NoCredentialsError
+
 from packaging_job.packager import progress
 from tools.cli import UserError, run
 
@@ -142,9 +145,13 @@ def failure_message(base: pathlib.Path, log: pathlib.Path | None, status: int) -
 
     For an error the job did not handle, the toolkit writes a generic reason
     (ExecuteUserScriptError, the exit code); the job's last output line says more.
+    For the toolkit's own crash ("Framework Error:", its traceback, then the
+    exception's message) the message's last line is the reason.
     """
     failure = base / "output" / "failure"
     text = failure.read_text().strip() if failure.exists() else ""
+    if text.startswith("Framework Error:"):
+        text = text.splitlines()[-1]
     if text and not text.startswith("ExecuteUserScriptError"):
         return " ".join(text.split())
     last = ""
@@ -222,7 +229,9 @@ def main(argv: list[str]) -> int:
     out = _out_folder(args.out)
     if not args.verbose:
         os.environ.update(_QUIET_ENV)
-    if not args.handle.startswith("s3://"):
+    if args.handle.startswith("s3://"):
+        _require_credentials()
+    else:
         # Only an s3:// handle needs AWS; the toolkit reads the profile on
         # start, and a stale AWS_PROFILE must not fail a local run.
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -238,6 +247,18 @@ def main(argv: list[str]) -> int:
     print("\n".join(lines))
     print(f"Kept in {out}" if out else "Not kept (OUT=folder keeps the packaged model).")
     return 0
+
+
+def _require_credentials() -> None:
+    """Stop before the toolkit starts if this environment has no usable AWS credentials.
+
+    The toolkit builds a boto3 session on start, so a missing profile would fail
+    it with a traceback; here it fails as tools.cli explains it, in one line.
+    boto3 looks for credentials in its documented order ("Configuring
+    credentials", boto3 guide) and finds none as None.
+    """
+    if boto3.Session().get_credentials() is None:
+        raise NoCredentialsError()
 
 
 def _sample(text: str):

@@ -7,8 +7,21 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT
 from tools.local_job import failure_message, stream_toolkit, write_layout
+
+# Whatever could give the run credentials other than what a test sets.
+_AWS_CREDENTIAL_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
 
 
 def make_local(*variables: str, unset: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
@@ -65,14 +78,29 @@ def test_a_failure_ends_with_the_jobs_own_message():
     )
 
 
-def test_an_s3_handle_without_credentials_is_one_line(tmp_path):
-    result = make_local("HANDLE=s3://bucket/model.tar.gz", HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true")
+# Credentials checked before the toolkit starts: tools.cli's one line, not the toolkit's traceback.
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        ({}, "No AWS credentials found: set AWS_PROFILE"),
+        ({"AWS_PROFILE": "gone"}, "AWS profile 'gone' (from AWS_PROFILE or AWS_DEFAULT_PROFILE) is not in"),
+    ],
+    ids=["no-credentials", "missing-profile"],
+)
+def test_an_s3_handle_without_credentials_is_one_line(tmp_path, profile, expected):
+    result = make_local(
+        "HANDLE=s3://bucket/model.tar.gz",
+        unset=_AWS_CREDENTIAL_VARIABLES,
+        HOME=str(tmp_path),
+        AWS_EC2_METADATA_DISABLED="true",
+        **profile,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
-    (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
-    assert line.startswith(
-        "The packaging job failed: Cannot read s3://bucket/model.tar.gz: Unable to locate credentials."
-    )
+    assert "Running the packaging job" not in result.stdout
+    line, made = result.stderr.splitlines()
+    assert line.startswith(expected)
+    assert made.endswith("Error 1")  # make reporting the tool's own exit code
 
 
 def test_a_sample_that_is_not_json_is_refused_before_anything_runs():
@@ -92,6 +120,31 @@ def test_an_error_the_job_does_not_handle_still_fails_the_toolkit_run(tmp_path):
     assert failure_message(base, log, 2) == (
         "the job exited with code 2: train.py: error: argument --model-version/--model_version: "
         "invalid int value: 'one'"
+    )
+
+
+def test_the_toolkits_own_crash_is_its_exceptions_message(tmp_path, monkeypatch):
+    base = tmp_path / "opt-ml"
+    write_layout(base, {"hub-handle": "/x", "model-name": "m"})
+    # The toolkit builds a boto3 session on start: a missing profile crashes it, not the job.
+    monkeypatch.setenv("AWS_PROFILE", "gone")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    log = tmp_path / "job.log"
+    status = stream_toolkit(base, log, lambda line: None)
+    assert status != 0
+    assert (base / "output" / "failure").read_text().startswith("Framework Error:")
+    assert failure_message(base, log, status) == "The config profile (gone) could not be found"
+
+
+def test_make_local_ends_an_exception_the_job_does_not_handle_with_its_message():
+    # A character device exists but is neither an archive nor a folder: the job's
+    # copy of the tree raises NotADirectoryError, which it does not turn into a message.
+    result = make_local("HANDLE=/dev/null")
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert line == (
+        "The packaging job failed: the job exited with code 1: NotADirectoryError: [Errno 20] "
+        "Not a directory: '/dev/null' (VERBOSE=1 shows the toolkit's and TensorFlow's output)"
     )
 
 

@@ -18,8 +18,6 @@ ELSEWHERE = {
     "make local HANDLE=/path/to/saved_model_dir": "a placeholder; tests/packaging_job/test_local_job.py runs local handles",
     "make local SIGNATURE=scale SAMPLE='[[1, 2]]' MODEL_NAME=numbers OUT=/tmp/numbers": "tests/packaging_job/test_local_job.py runs it with OUT in its temporary folder",
     "make digest STAGE=dev DEBUG=1": "tests/tools/test_cli.py runs it",
-    "make destroy STAGE=prod": "prod needs Application Auto Scaling, which ministack lacks; its termination "
-    "protection is in the template tests",
     "make promote FROM=dev TO=staging [SOURCE_ROLE_ARN=arn:...] [SOURCE_REGION=...] [DIGEST=sha256] [ASSEMBLY=dir]": "the rehearsal runs it without the optional variables; tests/delivery/test_promote.py and tests/delivery/test_workflow.py "
     "cover them",
     "make assembly STAGE=staging DIGEST=sha256": "tests/delivery/test_assembly.py runs its tool with a digest",
@@ -39,8 +37,8 @@ ELSEWHERE = {
     "aws cloudformation describe-stacks --stack-name tfhub-serving-dev-ci-access --query "
     '"Stacks[0].Outputs" --output table': "the AWS CLI is not installed here",
     "AWS_PROFILE=tfhub-staging-admin npx cdk deploy -c stage=staging tfhub-serving-staging-storage": "the rehearsal deploys staging's storage stack by name (without the profile)",
-    "AWS_PROFILE=tfhub-prod-admin npx cdk deploy -c stage=prod tfhub-serving-prod-storage": "the rehearsal runs staging's, "
-    "the same command for another stage; tests/storage/test_stack.py checks prod's storage template",
+    "AWS_PROFILE=tfhub-prod-admin npx cdk deploy -c stage=prod tfhub-serving-prod-storage": "the rehearsal runs it "
+    "without the profile, before make destroy STAGE=prod",
     "make promote TO=prod RECORD=promotions/<file>.json": "the rehearsal rolls staging back (RECORD=previous); "
     "tests/delivery/test_rollback.py rolls back to a named record",
     "make promote TO=prod RECORD=previous": "the rehearsal runs it for staging (prod is not deployable here)",
@@ -96,6 +94,7 @@ def test_rehearsal_runs_the_readme_commands_and_checks_what_each_did():
         "promote back",
         "restore last verified",
         "prod diff",
+        "prod destroy refused",
         "destroy staging",
         "instances",
         "kind change",
