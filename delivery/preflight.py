@@ -38,14 +38,24 @@ class DeployedEndpoint:
         return None
 
     def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
-        prefix = f"endpoint/{endpoint_name}/variant/"
-        pages = self.autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
-        return {
-            target["ResourceId"].removeprefix(prefix): (target["MinCapacity"], target["MaxCapacity"])
-            for page in pages
-            for target in page["ScalableTargets"]
-            if target["ResourceId"].startswith(prefix)
-        }
+        return registered_variants(self.autoscaling, endpoint_name)
+
+
+def registered_variants(autoscaling, endpoint_name: str) -> dict[str, tuple[int, int]]:
+    """Each of the endpoint's variants registered with Application Auto Scaling: its
+    (min, max) instance count."""
+    # A variant's scalable target is `endpoint/<endpoint>/variant/<variant>` with the
+    # dimension sagemaker:variant:DesiredInstanceCount (SageMaker developer guide,
+    # "Register a model").
+    prefix = f"endpoint/{endpoint_name}/variant/"
+    pages = autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
+    return {
+        target["ResourceId"].removeprefix(prefix): (target["MinCapacity"], target["MaxCapacity"])
+        for page in pages
+        for target in page["ScalableTargets"]
+        if target["ResourceId"].startswith(prefix)
+        and target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    }
 
 
 def check(stage: DeployedStage, assembly: pathlib.Path) -> None:

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from delivery.preflight import registered_variants
 from fixtures.loopback import LoopbackServer, QuietHandler
 from rehearsal.serving import Runtime
 from rehearsal.training_jobs import Run, TrainingJobs, split_uri, stop
@@ -156,18 +157,7 @@ class SageMaker(LoopbackServer, TrainingJobs):
         ]
 
     def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
-        # A variant's scalable target is `endpoint/<endpoint>/variant/<variant>` with the
-        # dimension sagemaker:variant:DesiredInstanceCount (SageMaker developer guide,
-        # "Register a model").
-        prefix = f"endpoint/{endpoint_name}/variant/"
-        pages = self.autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
-        return {
-            target["ResourceId"].removeprefix(prefix): (target["MinCapacity"], target["MaxCapacity"])
-            for page in pages
-            for target in page["ScalableTargets"]
-            if target["ResourceId"].startswith(prefix)
-            and target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-        }
+        return registered_variants(self.autoscaling, endpoint_name)
 
     def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.moto.hostname or "127.0.0.1", self.moto.port, timeout=60)
