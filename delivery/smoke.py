@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from delivery.artifact_forms import ArtifactError, read_manifest
 from delivery.deployed import deployed_stage
+from stacks.stage.names import ServingOutputs
 from tools.cli import UserError, run
 
 
@@ -203,12 +204,12 @@ def smoke(
 def smoke_stage(name: str) -> dict[str, Any]:
     """The smoke report of deployed stage `name`: its endpoint against its artifact's manifest."""
     stage = deployed_stage(name)
-    outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
+    outputs = stage.serving_outputs(ServingOutputs.ENDPOINT_NAME, ServingOutputs.ARTIFACT_LOCATION)
     try:
-        manifest = read_manifest(stage.client("s3"), outputs["ArtifactLocation"])
+        manifest = read_manifest(stage.client("s3"), outputs[ServingOutputs.ARTIFACT_LOCATION])
     except ArtifactError as error:
         raise UserError(str(error)) from error
-    return smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest)
+    return smoke(stage.client("sagemaker-runtime"), outputs[ServingOutputs.ENDPOINT_NAME], manifest)
 
 
 def main(argv: list[str]) -> int:

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from delivery import records
 from delivery.deployed import DeployedStage, deployed_stage
+from stacks.stage.names import ServingOutputs
 from stacks.stage.schema import StageConfig
 from tools.cli import run
 
@@ -152,9 +153,9 @@ def status(stage: DeployedStage) -> dict[str, Any]:
         "region": config.region,
         "stacks": {name: {k: v for k, v in s.items() if k != "outputs"} for name, s in found.items()},
         "endpoint": endpoint(stage.client("sagemaker"), config.endpoint_name),
-        "artifact": outputs.get("ArtifactLocation"),
-        "digest": outputs.get("TreeDigest"),
-        "dashboard": outputs.get("DashboardUrl"),
+        "artifact": outputs.get(ServingOutputs.ARTIFACT_LOCATION),
+        "digest": outputs.get(ServingOutputs.TREE_DIGEST),
+        "dashboard": outputs.get(ServingOutputs.DASHBOARD_URL),
         "last_promotion": last_promotion(stage.client("s3"), bucket),
         "alarms": alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ()),
         "last_packaging_job": last_packaging_job(stage.client("sagemaker"), config.job_name_prefix)

@@ -24,8 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery.deployed import DeployedStage, deployed_stage
 from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
+from stacks.stage.names import TRAINING_LOG_GROUP
 from tools.cli import UserError, run
-from tools.follow_logs import LOG_GROUP, latest_job
+from tools.follow_logs import latest_job
 
 POLL_SECONDS = 10.0
 
@@ -89,7 +90,7 @@ class Watcher:
         lines = []
         try:
             pages = logs.get_paginator("filter_log_events").paginate(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/", startTime=self.log_from
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{self.job}/", startTime=self.log_from
             )
             for page in pages:
                 for event in page["events"]:

@@ -1,9 +1,37 @@
 """The names a stage's parts find each other by, across processes: its two stacks,
-its endpoint, and the exports the serving stack, `make promote` and CI read."""
+its endpoint, the exports the serving stack, `make promote` and CI
+read, the serving stack's outputs, and where SageMaker puts what the stage runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Where SageMaker writes what a stage runs (developer guide: "Log groups and streams that
+# Amazon SageMaker AI sends to Amazon CloudWatch Logs", "Monitor Amazon SageMaker AI with
+# Amazon CloudWatch"): every training job logs to one group, a stream per host named
+# `<job>/algo-<n>-<epoch>`; an endpoint logs to a group of its own; an endpoint's
+# invocation metrics have a namespace of their own, and instances publish their CPU,
+# memory and disk in a namespace per kind of job.
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+INVOCATION_METRICS_NAMESPACE = "AWS/SageMaker"
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+def endpoint_log_group(endpoint: str) -> str:
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
+class ServingOutputs:
+    """The serving stack's output keys, which `make promote`, `make smoke`, `make status`,
+    `make digest`, `make assembly` and the rehearsal read."""
+
+    ARTIFACT_LOCATION = "ArtifactLocation"
+    TREE_DIGEST = "TreeDigest"
+    PACKAGING_JOB_NAME = "PackagingJobName"
+    ENDPOINT_NAME = "EndpointName"
+    DASHBOARD_URL = "DashboardUrl"
+    INVOKE_COMMAND = "InvokeCommand"
 
 
 @dataclass(frozen=True)
