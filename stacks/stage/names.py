@@ -1,9 +1,10 @@
 """The names a stage's parts find each other by, across processes: its two stacks,
-its endpoint, the exports the serving stack, `make promote` and CI
+its endpoint, its packaging jobs, the exports the serving stack, `make promote` and CI
 read, the serving stack's outputs, and where SageMaker puts what the stage runs."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 # Where SageMaker writes what a stage runs (developer guide: "Log groups and streams that
@@ -54,6 +55,21 @@ class StageNames:
     @property
     def endpoint(self) -> str:
         return self.prefix
+
+    @property
+    def job_name_prefix(self) -> str:
+        """Prefix of this stage's packaging job names (IAM scopes to `<prefix>-*`).
+
+        12 hex characters of the endpoint name's sha256 first, then the endpoint name
+        cut to 27 characters and `-pkg`. A prefix begins with its own hash, so one
+        prefix can begin another's only if the two endpoint names' hashes agree in 48
+        bits, whatever a stage is named. With `-<12-hex job digest>` and an attempt
+        suffix (`-20` at most) a job name is at most 60 characters: SageMaker's
+        TrainingJobName takes 63, `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}` (API reference,
+        CreateTrainingJob).
+        """
+        tag = hashlib.sha256(self.endpoint.encode()).hexdigest()[:12]
+        return f"{tag}-{self.endpoint[:27].rstrip('-')}-pkg"
 
     # Exports of the storage stack. Named on purpose: the serving stack's IAM findings
     # then name the export (e.g. `tfhub-serving-dev-bucket-arn/artifacts/...`), which lets
