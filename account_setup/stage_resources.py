@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Stack
 
+from stacks.stage.names import TRAINING_LOG_GROUP
 from stacks.stage.schema import ARTIFACTS_PREFIX, StageConfig
-from tools.follow_logs import LOG_GROUP
 
 # The roles `cdk bootstrap` creates, by the part of their name after the qualifier.
 BOOTSTRAP_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
@@ -86,5 +86,8 @@ def sagemaker_arn(stack: Stack, kind: str, name: str) -> str:
 def training_log_group_arn(stack: Stack) -> str:
     """The packaging jobs' log group, in the form IAM matches for group-level actions (`:*`)."""
     return stack.format_arn(
-        service="logs", resource="log-group", resource_name=f"{LOG_GROUP}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        service="logs",
+        resource="log-group",
+        resource_name=f"{TRAINING_LOG_GROUP}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )

@@ -11,6 +11,7 @@ from typing import Any
 from delivery import artifact_forms as forms
 from delivery.deployed import serving_outputs
 from packaging_job.packager.manifest import DIGEST_VERSION, tree_digest
+from stacks.stage.names import ServingOutputs, StageNames
 from tools.cli import UserError
 
 PROMOTED_PREFIX = "artifacts/promoted/"
@@ -22,19 +23,19 @@ class PromotionError(UserError):
     """Promotion stopped before changing anything; the message says why."""
 
 
-def stage_artifact(cloudformation, stack: str) -> tuple[str, str]:
+def stage_artifact(cloudformation, names: StageNames) -> tuple[str, str]:
     """(artifact URI, tree digest) a stage's serving stack reports."""
-    outputs = serving_outputs(cloudformation, stack)
-    missing = [key for key in ("ArtifactLocation", "TreeDigest") if key not in outputs]
+    outputs = serving_outputs(cloudformation, names)
+    missing = [key for key in (ServingOutputs.ARTIFACT_LOCATION, ServingOutputs.TREE_DIGEST) if key not in outputs]
     if missing:
         raise PromotionError(
-            f"Stack {stack} has no {' or '.join(missing)} output: use a stage whose serving "
+            f"Stack {names.serving_stack} has no {' or '.join(missing)} output: use a stage whose serving "
             "stack reports its artifact's digest (one that packaged, or was promoted)."
         )
-    uri = outputs["ArtifactLocation"]
+    uri = outputs[ServingOutputs.ARTIFACT_LOCATION]
     if not uri.endswith(("/", ".tar.gz")):
         raise PromotionError(f"{uri} is neither an artifact prefix nor a model.tar.gz.")
-    return uri, outputs["TreeDigest"]
+    return uri, outputs[ServingOutputs.TREE_DIGEST]
 
 
 def promoted_key(digest: str, archive: bool) -> str:

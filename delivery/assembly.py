@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from delivery import artifacts
 from delivery.artifacts import PromotionError
 from stacks.stage.config import load_from_cdk_json
+from stacks.stage.names import ServingOutputs
 from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -68,7 +69,8 @@ def pinned(assembly: pathlib.Path, serving_stack: str) -> tuple[str, str]:
     template = assembly / f"{serving_stack}.template.json"
     try:
         outputs = json.loads(template.read_text())["Outputs"]
-        location, digest = outputs["ArtifactLocation"]["Value"], outputs["TreeDigest"]["Value"]
+        location = outputs[ServingOutputs.ARTIFACT_LOCATION]["Value"]
+        digest = outputs[ServingOutputs.TREE_DIGEST]["Value"]
         # s3://{bucket export}/<key>: the key is the last, literal part.
         key = location["Fn::Join"][1][-1].removeprefix("/")
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:

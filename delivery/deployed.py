@@ -19,7 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stacks.stage.config import load_from_cdk_json
-from stacks.stage.region import active_profile
+from stacks.stage.names import StageNames
+from stacks.stage.region import FALLBACK_STAGE, active_profile
 from stacks.stage.schema import StageConfig
 from tools.cli import UserError
 
@@ -48,21 +49,21 @@ class DeployedStage:
 
     def serving_outputs(self, *required: str) -> dict[str, str]:
         """The serving stack's outputs, which must include `required`."""
-        return serving_outputs(self.client("cloudformation"), self.config.serving_stack_name, *required)
+        return serving_outputs(self.client("cloudformation"), self.config.names, *required)
 
 
-def serving_outputs(cloudformation, stack: str, *required: str) -> dict[str, str]:
-    """A serving stack's outputs; a stack that is not there, or lacks a `required`
+def serving_outputs(cloudformation, names: StageNames, *required: str) -> dict[str, str]:
+    """A stage's serving stack's outputs; a stack that is not there, or lacks a `required`
     output, is one line saying so."""
-    region = cloudformation.meta.region_name
+    region, stack = cloudformation.meta.region_name, names.serving_stack
     try:
         (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
             where = (
-                "dev's region, when cdk.json leaves it null, comes from AWS_REGION, AWS_DEFAULT_REGION "
-                "or your profile, else us-east-1"
-                if stack.endswith("-dev-serving")
+                f"{FALLBACK_STAGE}'s region, when cdk.json leaves it null, comes from AWS_REGION, "
+                "AWS_DEFAULT_REGION or your profile, else us-east-1"
+                if names.stage == FALLBACK_STAGE
                 else "the stage's region is the one cdk.json names"
             )
             raise UserError(

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)
     stage = deployed_stage(args.stage)
-    print(stage_artifact(stage.client("cloudformation"), stage.config.serving_stack_name)[1])
+    print(stage_artifact(stage.client("cloudformation"), stage.config.names)[1])
     return 0
 
 

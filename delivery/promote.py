@@ -54,7 +54,7 @@ def promote(
     smoke: Smoke | None = None,
     assembly: pathlib.Path | None = None,
 ) -> dict[str, Any]:
-    uri, digest = artifacts.stage_artifact(source.cloudformation, source.names.serving_stack)
+    uri, digest = artifacts.stage_artifact(source.cloudformation, source.names)
     if expected_digest and digest != expected_digest:
         # The source stage was redeployed since the run that tested this artifact.
         raise PromotionError(

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from delivery.artifact_forms import ArtifactError, read_manifest
 from delivery.deployed import deployed_stage
+from stacks.stage.names import ServingOutputs
 from tools.cli import UserError, run
 
 
@@ -220,12 +221,17 @@ def smoke(
 def smoke_stage(name: str, require_values: bool = True) -> dict[str, Any]:
     """The smoke report of deployed stage `name`: its endpoint against its artifact's manifest."""
     stage = deployed_stage(name)
-    outputs = stage.serving_outputs("EndpointName", "ArtifactLocation")
+    outputs = stage.serving_outputs(ServingOutputs.ENDPOINT_NAME, ServingOutputs.ARTIFACT_LOCATION)
     try:
-        manifest = read_manifest(stage.client("s3"), outputs["ArtifactLocation"])
+        manifest = read_manifest(stage.client("s3"), outputs[ServingOutputs.ARTIFACT_LOCATION])
     except ArtifactError as error:
         raise UserError(str(error)) from error
-    return smoke(stage.client("sagemaker-runtime"), outputs["EndpointName"], manifest, require_values=require_values)
+    return smoke(
+        stage.client("sagemaker-runtime"),
+        outputs[ServingOutputs.ENDPOINT_NAME],
+        manifest,
+        require_values=require_values,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from delivery import records
 from delivery.deployed import DeployedStage, deployed_stage
+from stacks.stage.names import ServingOutputs
 from stacks.stage.schema import StageConfig
 from tools.cli import run
 
@@ -160,9 +161,9 @@ def status(stage: DeployedStage) -> dict[str, Any]:
         "stacks": {name: {k: v for k, v in s.items() if k != "outputs"} for name, s in found.items()},
         "serving_stack": config.serving_stack_name,
         "endpoint": endpoint(stage.client("sagemaker"), config.endpoint_name),
-        "artifact": outputs.get("ArtifactLocation"),
-        "digest": outputs.get("TreeDigest"),
-        "dashboard": outputs.get("DashboardUrl"),
+        "artifact": outputs.get(ServingOutputs.ARTIFACT_LOCATION),
+        "digest": outputs.get(ServingOutputs.TREE_DIGEST),
+        "dashboard": outputs.get(ServingOutputs.DASHBOARD_URL),
         "last_promotion": last_promotion(stage.client("s3"), bucket),
         "alarms": alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ()),
         "packages": config.packaging is not None,

@@ -62,7 +62,7 @@ class StageAccess:
 def serving_now(target: StageAccess) -> dict[str, str] | None:
     """What the target's serving stack reports it serves, or None before its first deploy."""
     try:
-        uri, digest = artifacts.stage_artifact(target.cloudformation, target.names.serving_stack)
+        uri, digest = artifacts.stage_artifact(target.cloudformation, target.names)
     except UserError:
         return None
     return {"artifact": uri, "digest": digest}

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from packager import progress
+from packager import contract, progress
 from packager.archive import Limits
 from packager.errors import PackagingError
 from packager.package import package
@@ -43,20 +43,18 @@ def parser() -> argparse.ArgumentParser:
         # The toolkit passes hyperparameter keys as given: accept - and _ alike.
         parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", **kwargs)
 
-    option("hub-handle", required=True)
-    option("model-name", required=True)
-    option("model-version", type=int, default=1)
-    option("signature", default="serving_default")
-    option("sample-input", type=json.loads, default=None, help="JSON instances or columns")
-    option("verify-load", type=_flag, default=False)
-    option("serving-tf-version", default=None)
+    option(contract.HUB_HANDLE, required=True)
+    option(contract.MODEL_NAME, required=True)
+    option(contract.MODEL_VERSION, type=int, default=1)
+    option(contract.SIGNATURE, default=contract.DEFAULT_SIGNATURE)
+    option(contract.SAMPLE_INPUT, type=json.loads, default=None, help="JSON instances or columns")
+    option(contract.VERIFY_LOAD, type=_flag, default=False)
+    option(contract.SERVING_TF_VERSION, default=None)
     option("inference-code", default=None, help="path of a .py file, relative to this folder")
-    option("hub-sha256", default=None, help="the archive's sha256; any other bytes are refused")
+    option(contract.HUB_SHA256, default=None, help="the archive's sha256; any other bytes are refused")
     defaults = Limits()
-    option("max-download-mb", type=int, default=defaults.download_mb)
-    option("max-model-mb", type=int, default=defaults.model_mb)
-    option("max-files", type=int, default=defaults.files)
-    option("max-ratio", type=int, default=defaults.ratio)
+    for field, name in contract.LIMITS.items():
+        option(name, type=int, default=getattr(defaults, field), dest=field)
     option("model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     return parser
 
@@ -99,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             serving_tf_version=args.serving_tf_version,
             inference_code=_in_submit_dir(args.inference_code),
             hub_sha256=args.hub_sha256 or None,
-            limits=Limits(
-                download_mb=args.max_download_mb, model_mb=args.max_model_mb, files=args.max_files, ratio=args.max_ratio
-            ),
+            limits=Limits(**{field: getattr(args, field) for field in contract.LIMITS}),
             s3_client=_s3_client() if args.hub_handle.startswith("s3://") else None,
             log=lambda message: print(progress.line(message), flush=True),
         )

@@ -9,8 +9,8 @@ from delivery.artifact_forms import read_manifest
 from rehearsal.cloudformation import as_sent_to_custom_resource, resolve
 from rehearsal.emulators import ACCOUNT, REGION, Emulators
 from rehearsal.serving import model_data
-
-PACKAGING_TYPE = "Custom::TfHubPackagingJob"
+from stacks.model_packaging.handler_asset.packaging_handler.job_request import RESOURCE_TYPE as PACKAGING_TYPE
+from stacks.model_packaging.job_contract import job_contract
 
 
 class Account:
@@ -81,7 +81,7 @@ class Account:
         }
         props = handler.parse_properties(as_sent_to_custom_resource(resolve(resource["Properties"], exports, pseudo)))
         name = handler.job_name(props)
-        return name, handler.training_job_request(name, props)
+        return name, handler.training_job_request(name, props, job_contract())
 
     def manifest(self, artifact: str) -> dict[str, Any]:
         return read_manifest(self.s3, artifact)

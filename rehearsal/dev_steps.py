@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from rehearsal.account import PACKAGING_TYPE
-from rehearsal.steps import NAMES, PROJECT, STAGES, Steps, check
+from rehearsal.steps import NAMES, STAGES, Steps, check
+from stacks.stage.names import ServingOutputs
 
 
 class DevSteps(Steps):
@@ -48,7 +49,8 @@ class DevSteps(Steps):
 
         outputs = self.account.outputs(STAGES["dev"][1])
         check(
-            outputs["TreeDigest"] == self.account.manifest(outputs["ArtifactLocation"])["tree_digest"],
+            outputs[ServingOutputs.TREE_DIGEST]
+            == self.account.manifest(outputs[ServingOutputs.ARTIFACT_LOCATION])["tree_digest"],
             "TreeDigest differs from the artifact's manifest",
         )
         self.verified(
@@ -58,18 +60,18 @@ class DevSteps(Steps):
         serving = self.account.serving(NAMES["dev"].endpoint)
         check(serving["endpoint"]["EndpointStatus"] == "InService", f"endpoint {serving['endpoint']['EndpointStatus']}")
         check(
-            serving["model"]["PrimaryContainer"].get("ModelDataUrl") == outputs["ArtifactLocation"]
-            and outputs["ArtifactLocation"].endswith("/output/model.tar.gz"),
+            serving["model"]["PrimaryContainer"].get("ModelDataUrl") == outputs[ServingOutputs.ARTIFACT_LOCATION]
+            and outputs[ServingOutputs.ARTIFACT_LOCATION].endswith("/output/model.tar.gz"),
             f"the serverless Model serves {serving['data']}, not the job's model.tar.gz",
         )
         check("ServerlessConfig" in serving["variant"], f"dev's variant: {serving['variant']}")
         self.verified(
             "endpoint",
             "CloudFormation created Model, EndpointConfig and Endpoint "
-            f"{PROJECT}-dev: serverless, serving the job's model.tar.gz through ModelDataUrl",
+            f"{NAMES['dev'].endpoint}: serverless, serving the job's model.tar.gz through ModelDataUrl",
         )
         self.deployed: dict[str, dict[str, Any]] = {"dev": {"job": name, "outputs": outputs, "serving": serving}}
-        self.digests = {"v1": outputs["TreeDigest"]}
+        self.digests = {"v1": outputs[ServingOutputs.TREE_DIGEST]}
 
     def follows_and_calls_dev(self) -> None:
         current = self.deployed["dev"]
@@ -135,9 +137,11 @@ class DevSteps(Steps):
         )
         outputs = self.account.outputs(STAGES["dev"][1])
         serving = self.account.serving(NAMES["dev"].endpoint)
-        check(outputs["TreeDigest"] != self.digests["v1"], "the new model has the old digest")
+        check(outputs[ServingOutputs.TREE_DIGEST] != self.digests["v1"], "the new model has the old digest")
         check(
-            serving["data"] == outputs["ArtifactLocation"] != before["outputs"]["ArtifactLocation"],
+            serving["data"]
+            == outputs[ServingOutputs.ARTIFACT_LOCATION]
+            != before["outputs"][ServingOutputs.ARTIFACT_LOCATION],
             "the endpoint does not serve the new artifact",
         )
         old_model, old_config = (
@@ -167,10 +171,10 @@ class DevSteps(Steps):
         self.verified(
             "update",
             f"new handle: job {name}, a new digest, Model and EndpointConfig replaced and the "
-            f"old ones deleted, endpoint {PROJECT}-dev updated in place (one UpdateEndpoint)",
+            f"old ones deleted, endpoint {NAMES['dev'].endpoint} updated in place (one UpdateEndpoint)",
         )
         self.deployed["dev"] = {"job": name, "outputs": outputs, "serving": serving}
-        self.digests["v2"] = outputs["TreeDigest"]
+        self.digests["v2"] = outputs[ServingOutputs.TREE_DIGEST]
 
     def custom_resource_updates(self) -> int:
         return sum(
@@ -205,7 +209,7 @@ class DevSteps(Steps):
             self.account.status(STAGES["dev"][1]) == "UPDATE_ROLLBACK_COMPLETE", "the serving stack did not roll back"
         )
         check(
-            self.account.serving(NAMES["dev"].endpoint)["data"] == current["outputs"]["ArtifactLocation"],
+            self.account.serving(NAMES["dev"].endpoint)["data"] == current["outputs"][ServingOutputs.ARTIFACT_LOCATION],
             "after the rollback the endpoint no longer serves the previous artifact",
         )
         self.verified(
@@ -230,12 +234,13 @@ class DevSteps(Steps):
         serving = self.account.serving(NAMES["dev"].endpoint)
         source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
         check(
-            outputs["ArtifactLocation"].endswith("/output/model/")
-            and source.get("S3Uri") == outputs["ArtifactLocation"],
+            outputs[ServingOutputs.ARTIFACT_LOCATION].endswith("/output/model/")
+            and source.get("S3Uri") == outputs[ServingOutputs.ARTIFACT_LOCATION],
             f"dev on instances serves {serving['data']}, not the job's uncompressed prefix",
         )
         check(
-            self.account.manifest(outputs["ArtifactLocation"])["tree_digest"] == outputs["TreeDigest"],
+            self.account.manifest(outputs[ServingOutputs.ARTIFACT_LOCATION])["tree_digest"]
+            == outputs[ServingOutputs.TREE_DIGEST],
             "the uncompressed artifact's manifest does not match TreeDigest",
         )
         check(serving["variant"].get("InstanceType") == "ml.m5.large", f"dev's variant: {serving['variant']}")

@@ -7,6 +7,7 @@ import json
 
 from delivery import records
 from rehearsal.steps import NAMES, STAGES, STAGING_PIN, Steps, check
+from stacks.stage.names import ServingOutputs
 
 
 class PromotionSteps(Steps):
@@ -14,7 +15,8 @@ class PromotionSteps(Steps):
         """The README's first deploy of a pinned stage: storage, the artifact, then make deploy."""
         self.user.run("npx", "cdk", "deploy", "-c", "stage=staging", STAGES["staging"][0])
         bucket = self.account.export(NAMES["staging"].bucket_name_export)
-        source_bucket, _, source_key = self.deployed["dev"]["outputs"]["ArtifactLocation"][5:].partition("/")
+        location = self.deployed["dev"]["outputs"][ServingOutputs.ARTIFACT_LOCATION]
+        source_bucket, _, source_key = location.removeprefix("s3://").partition("/")
         self.account.s3.copy_object(
             Bucket=bucket, Key=STAGING_PIN, CopySource={"Bucket": source_bucket, "Key": source_key}
         )
@@ -80,15 +82,19 @@ class PromotionSteps(Steps):
 
     def check_staging_serves(self, digest: str) -> None:
         outputs = self.account.outputs(STAGES["staging"][1])
-        check(outputs["TreeDigest"] == digest, f"staging reports {outputs['TreeDigest']}, not {digest}")
         check(
-            outputs["ArtifactLocation"].endswith(f"/artifacts/promoted/{digest}/model/"),
-            f"staging serves {outputs['ArtifactLocation']}",
+            outputs[ServingOutputs.TREE_DIGEST] == digest,
+            f"staging reports {outputs[ServingOutputs.TREE_DIGEST]}, not {digest}",
+        )
+        check(
+            outputs[ServingOutputs.ARTIFACT_LOCATION].endswith(f"/artifacts/promoted/{digest}/model/"),
+            f"staging serves {outputs[ServingOutputs.ARTIFACT_LOCATION]}",
         )
         serving = self.account.serving(NAMES["staging"].endpoint)
         source = serving["model"]["PrimaryContainer"].get("ModelDataSource", {}).get("S3DataSource", {})
         check(
-            source.get("S3Uri") == outputs["ArtifactLocation"] and source.get("CompressionType") == "None",
+            source.get("S3Uri") == outputs[ServingOutputs.ARTIFACT_LOCATION]
+            and source.get("CompressionType") == "None",
             "staging's Model does not serve the uncompressed copy",
         )
         check(serving["variant"].get("InstanceType") == "ml.m5.large", f"staging's variant: {serving['variant']}")

@@ -19,8 +19,7 @@ import shutil
 from typing import Any
 
 from delivery import artifact_forms as forms
-
-SIGNATURE = "serving_default"
+from packaging_job.packager.contract import DEFAULT_SIGNATURE
 
 
 def model_data(model: dict) -> str:
@@ -53,7 +52,7 @@ class Runtime:
         key = f"{uri}|{environment.get('SAGEMAKER_TFS_DEFAULT_MODEL_NAME')}"
         if key not in self.loaded:
             self.loaded[key] = self._load(uri, environment.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME"))
-        return run(self.loaded[key].signatures[SIGNATURE], request)
+        return run(self.loaded[key].signatures[DEFAULT_SIGNATURE], request)
 
     def _load(self, uri: str, model_name: str | None):
         import tensorflow as tf

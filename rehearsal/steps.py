@@ -8,14 +8,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rehearsal.account import Account
-from rehearsal.user import User
+from rehearsal.user import ROOT, User
+from stacks.stage.config import read_context
 from stacks.stage.names import StageNames
 
-PROJECT = "tfhub-serving"
-NAMES = {stage: StageNames(PROJECT, stage) for stage in ("dev", "staging", "prod")}
+# The project's cdk.json, which the user's copy keeps but for accounts, regions and dev's handle.
+_CONTEXT = read_context(ROOT / "cdk.json")
+NAMES = {stage: StageNames(_CONTEXT["project"], stage) for stage in ("dev", "staging", "prod")}
 STAGES = {stage: (names.storage_stack, names.serving_stack) for stage, names in NAMES.items()}
-# staging's pinned_artifact in cdk.json, where its first deploy looks.
-STAGING_PIN = "artifacts/universal-sentence-encoder/4/model.tar.gz"
+# staging's pinned_artifact, where its first deploy looks.
+STAGING_PIN = _CONTEXT["stages"]["staging"]["pinned_artifact"]
 
 
 class RehearsalFailed(AssertionError):
@@ -56,10 +58,10 @@ class Steps:
             raise RehearsalFailed(f"{name}: {type(error).__name__}: {error}") from error
 
     def smokes(self, stage: str) -> None:
-        before = self.aws.sagemaker.invocations.get(f"{PROJECT}-{stage}", 0)
+        before = self.aws.sagemaker.invocations.get(NAMES[stage].endpoint, 0)
         smoke = self.user.run("make", "smoke", f"STAGE={stage}")
         check('"problems": []' in smoke.output, f"make smoke STAGE={stage} found problems:\n{smoke.output[-2000:]}")
         check(
-            self.aws.sagemaker.invocations.get(f"{PROJECT}-{stage}", 0) > before,
+            self.aws.sagemaker.invocations.get(NAMES[stage].endpoint, 0) > before,
             f"make smoke STAGE={stage} never reached the endpoint",
         )

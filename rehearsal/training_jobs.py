@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacks.stage.names import TRAINING_LOG_GROUP
 from tools.local_job import start_toolkit, write_opt_ml
 
 _FAILURE_MAX = 1024  # SageMaker's FailureReason is at most 1024 characters
@@ -103,7 +104,7 @@ class TrainingJobs:
 
     def _train(self, run: Run, request: dict, base: pathlib.Path) -> None:
         stream = f"{run.name}/algo-1-{int(time.time())}"
-        group = "/aws/sagemaker/TrainingJobs"
+        group = TRAINING_LOG_GROUP
         try:
             self.logs.create_log_group(logGroupName=group)
         except self.logs.exceptions.ResourceAlreadyExistsException:

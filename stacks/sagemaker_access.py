@@ -17,11 +17,6 @@ from constructs import Construct
 
 from stacks.stage.images import ContainerImage
 
-# SageMaker publishes instance metrics (CPU, memory, disk) in these namespaces.
-ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
-TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-
 NO_RESOURCE_LEVEL = (
     "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level "
     "permissions; PutMetricData is limited to SageMaker's namespace by condition."

@@ -28,9 +28,10 @@ from delivery import preflight
 from delivery.deployed import DeployedStage
 from delivery.status import NOT_DEPLOYED, described_endpoint, stacks
 from packaging_job.packager import progress
+from stacks.stage.names import TRAINING_LOG_GROUP
 from tools.cli import UserError, run
 from tools.credentials import checked_stage
-from tools.follow_logs import LOG_GROUP, latest_job
+from tools.follow_logs import latest_job
 
 POLL_SECONDS = 10.0
 
@@ -98,7 +99,7 @@ class Watcher:
         lines = []
         try:
             pages = logs.get_paginator("filter_log_events").paginate(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/", startTime=self.log_from
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{self.job}/", startTime=self.log_from
             )
             for page in pages:
                 for event in page["events"]:

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from botocore.exceptions import ClientError
 
 from delivery.deployed import deployed_stage
+from stacks.stage.names import TRAINING_LOG_GROUP
 from tools.cli import UserError, run
-
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def latest_job(sagemaker, prefix: str, since=None) -> dict | None:
@@ -77,7 +76,7 @@ def follow(
         status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
         try:
             pages = logs.get_paginator("filter_log_events").paginate(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/", startTime=start
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/", startTime=start
             )
             for page in pages:
                 for event in page["events"]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 import boto3
 from botocore.exceptions import NoCredentialsError
 
-from packaging_job.packager import progress
+from packaging_job.packager import contract, progress
 from tools.cli import UserError, run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def write_layout(base: pathlib.Path, hyperparameters: dict[str, object], submit_
     """
     # The toolkit JSON-decodes every hyperparameter value, as SageMaker sends them.
     encoded = {
-        "sagemaker_program": json.dumps("train.py"),
+        "sagemaker_program": json.dumps(contract.PROGRAM),
         "sagemaker_submit_directory": json.dumps(submit_directory),
         **{key: json.dumps(value) for key, value in hyperparameters.items()},
     }
@@ -211,7 +211,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--handle", default=env("HANDLE", ""), help="hub handle; empty builds a demo model")
     parser.add_argument("--model-name", default=env("MODEL_NAME") or "demo")
-    parser.add_argument("--signature", default=env("SIGNATURE") or "serving_default")
+    parser.add_argument("--signature", default=env("SIGNATURE") or contract.DEFAULT_SIGNATURE)
     parser.add_argument(
         "--sample-input",
         default=env("SAMPLE", ""),
@@ -289,11 +289,11 @@ def package_locally(work: pathlib.Path, args, sample, out: pathlib.Path | None) 
     write_layout(
         base,
         {
-            "hub-handle": handle,
-            "model-name": args.model_name,
-            "model-version": 1,
-            "signature": args.signature,
-            **({"sample-input": json.dumps(sample)} if sample is not None else {}),
+            contract.HUB_HANDLE: handle,
+            contract.MODEL_NAME: args.model_name,
+            contract.MODEL_VERSION: 1,
+            contract.SIGNATURE: args.signature,
+            **({contract.SAMPLE_INPUT: json.dumps(sample)} if sample is not None else {}),
             **({} if args.verbose else {"sagemaker_container_log_level": _QUIET_LOG_LEVEL}),
         },
     )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import IO, Any, cast
 
 from . import archive, manifest, savedmodel, source, verify
+from .contract import DEFAULT_SIGNATURE
 from .errors import PackagingError
 from .inference_code import CODE_DIR, add_inference_code
 from .manifest import MANIFEST_NAME
@@ -24,7 +25,7 @@ def package(
     model_name: str,
     model_version: int,
     *,
-    signature: str = "serving_default",
+    signature: str = DEFAULT_SIGNATURE,
     sample_input: Any | None = None,
     verify_load: bool = False,
     serving_tf_version: str | None = None,

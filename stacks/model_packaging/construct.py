@@ -26,6 +26,8 @@ from stacks.compliance import checkov
 from stacks.compliance.lambdas import lambda_role, log_group, python_function
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.model_packaging import source_archive
+from stacks.model_packaging.handler_asset.packaging_handler.job_request import RESOURCE_TYPE, Attribute, Property
+from stacks.model_packaging.job_contract import job_contract
 from stacks.stage.images import SERVING_TF_VERSION, training_image
 from stacks.stage.schema import ModelConfig, PackagingConfig
 from stacks.stage.settings import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS
@@ -134,7 +136,7 @@ class PackagingJob(Construct):
             source=HANDLER_SOURCE,
             handler="packaging_handler.handler.on_event",
             role=handler_role,
-            environment={"MANIFEST_NAME": MANIFEST_NAME},
+            environment={"MANIFEST_NAME": MANIFEST_NAME, **job_contract().environment()},
         )
         is_complete = python_function(
             self,
@@ -189,41 +191,41 @@ class PackagingJob(Construct):
             self,
             "Job",
             service_token=provider.service_token,
-            resource_type="Custom::TfHubPackagingJob",
+            resource_type=RESOURCE_TYPE,
             service_timeout=service_timeout,
             properties={
-                "JobNamePrefix": job_name_prefix,
-                "RoleArn": role.role_arn,
-                "TrainingImage": image.uri,
-                "SourceUri": source.s3_object_url,
-                "SourceDigest": archive_digest,
-                "HubHandle": model.hub_handle,
-                "HubSha256": model.hub_sha256 or "",
-                "Limits": {key: getattr(settings.limits, key) for key in LIMIT_BOUNDS},
-                "ModelName": model.name,
-                "ModelVersion": model.version,
-                "Signature": settings.signature,
-                "SampleInput": json.dumps(settings.sample_input) if settings.sample_input is not None else "",
-                "VerifyLoad": settings.verify_load,
-                "ServingTfVersion": SERVING_TF_VERSION,
-                "TrainUri": f"s3://{bucket.bucket_name}/{TRAIN_PREFIX}",
-                "OutputUri": f"s3://{bucket.bucket_name}/{PACKAGING_OUTPUT_PREFIX}",
-                "InstanceType": settings.instance_type,
-                "VolumeSizeGb": settings.volume_gb,
-                "MaxRuntimeSeconds": settings.max_runtime_minutes * 60,
-                "SpotMaxWaitSeconds": (settings.spot_max_wait_minutes or 0) * 60 or "",
-                "VolumeKmsKeyArn": settings.volume_kms_key_arn or "",
-                "Tags": dict(tags),
-                "CompressionType": compression,
-                "ServerlessMemoryMb": serverless_memory_mb or "",
+                Property.JOB_NAME_PREFIX: job_name_prefix,
+                Property.ROLE_ARN: role.role_arn,
+                Property.TRAINING_IMAGE: image.uri,
+                Property.SOURCE_URI: source.s3_object_url,
+                Property.SOURCE_DIGEST: archive_digest,
+                Property.HUB_HANDLE: model.hub_handle,
+                Property.HUB_SHA256: model.hub_sha256 or "",
+                Property.LIMITS: {key: getattr(settings.limits, key) for key in LIMIT_BOUNDS},
+                Property.MODEL_NAME: model.name,
+                Property.MODEL_VERSION: model.version,
+                Property.SIGNATURE: settings.signature,
+                Property.SAMPLE_INPUT: json.dumps(settings.sample_input) if settings.sample_input is not None else "",
+                Property.VERIFY_LOAD: settings.verify_load,
+                Property.SERVING_TF_VERSION: SERVING_TF_VERSION,
+                Property.TRAIN_URI: f"s3://{bucket.bucket_name}/{TRAIN_PREFIX}",
+                Property.OUTPUT_URI: f"s3://{bucket.bucket_name}/{PACKAGING_OUTPUT_PREFIX}",
+                Property.INSTANCE_TYPE: settings.instance_type,
+                Property.VOLUME_SIZE_GB: settings.volume_gb,
+                Property.MAX_RUNTIME_SECONDS: settings.max_runtime_minutes * 60,
+                Property.SPOT_MAX_WAIT_SECONDS: (settings.spot_max_wait_minutes or 0) * 60 or "",
+                Property.VOLUME_KMS_KEY_ARN: settings.volume_kms_key_arn or "",
+                Property.TAGS: dict(tags),
+                Property.COMPRESSION_TYPE: compression,
+                Property.SERVERLESS_MEMORY_MB: serverless_memory_mb or "",
             },
         )
         # The job must be able to read its source and pass its role when it starts.
         self.resource.node.add_dependency(source_read, handler_policy)
         self.image = image
-        self.artifact_key = self.resource.get_att_string("ArtifactKey")
-        self.tree_digest = self.resource.get_att_string("TreeDigest")
-        self.job_name = self.resource.get_att_string("TrainingJobName")
+        self.artifact_key = self.resource.get_att_string(Attribute.ARTIFACT_KEY)
+        self.tree_digest = self.resource.get_att_string(Attribute.TREE_DIGEST)
+        self.job_name = self.resource.get_att_string(Attribute.TRAINING_JOB_NAME)
 
     def _acknowledge_provider(self, provider: cr.Provider, handlers: list[lambda_.Function]) -> None:
         # The framework's functions and waiter may invoke any version of the

@@ -19,14 +19,13 @@ from constructs import Construct
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.sagemaker_access import (
     NO_RESOURCE_LEVEL,
-    TRAINING_LOG_GROUP,
-    TRAINING_METRICS_NAMESPACE,
     log_group_arn,
     read_statements,
     runtime_statements,
     sagemaker_role,
 )
 from stacks.stage.images import ContainerImage
+from stacks.stage.names import TRAINING_LOG_GROUP, TRAINING_METRICS_NAMESPACE
 
 
 class PackagingRole(Construct):

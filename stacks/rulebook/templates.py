@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from stacks.model_packaging.handler_asset.packaging_handler.job_request import RESOURCE_TYPE as PACKAGING_TYPE
+from stacks.model_packaging.handler_asset.packaging_handler.job_request import (
+    Attribute,
+    job_name,
+    parse_properties,
+    training_job_request,
+)
+from stacks.model_packaging.job_contract import job_contract
 from stacks.rulebook import Violation, violation
 from stacks.rulebook import requests as api
 from stacks.rulebook.policies import ALARM_ARN, CLOUDWATCH, proves
 
-PACKAGING_TYPE = "Custom::TfHubPackagingJob"
 _UNKNOWN = "{?}"
 
 
@@ -47,7 +54,7 @@ class _Stage:
         if "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             resource = self.serving.get(logical_id, {})
-            if resource.get("Type") == PACKAGING_TYPE and attribute == "ArtifactKey":
+            if resource.get("Type") == PACKAGING_TYPE and attribute == Attribute.ARTIFACT_KEY:
                 # The handler reports <job>/output/model.tar.gz (GZIP) or <job>/output/model/ (NONE).
                 gzip = resource["Properties"].get("CompressionType", "NONE") == "GZIP"
                 return f"{_UNKNOWN}/output/model.tar.gz" if gzip else f"{_UNKNOWN}/output/model/"
@@ -109,17 +116,12 @@ class _Stage:
         return found + self.alarm_topics()
 
     def training_jobs(self) -> list[Violation]:
-        from stacks.model_packaging.handler_asset.packaging_handler.job_request import (
-            job_name,
-            parse_properties,
-            training_job_request,
-        )
-
         found = []
         for resource in self.of_type(self.serving, PACKAGING_TYPE).values():
             properties = as_sent_to_custom_resource(self.text(resource["Properties"]))
             props = parse_properties(properties)
-            found += api.check("CreateTrainingJob", training_job_request(job_name(props), props), self)
+            request = training_job_request(job_name(props), props, job_contract())
+            found += api.check("CreateTrainingJob", request, self)
         return found
 
     def rollback_alarms_readable(self, endpoint: str, request: dict) -> list[Violation]:

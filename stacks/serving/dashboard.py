@@ -10,11 +10,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from stacks.serving.operations import VARIANT_NAME
+from stacks.stage.names import ENDPOINT_METRICS_NAMESPACE, INVOCATION_METRICS_NAMESPACE
 
-# The SageMaker guide's "Monitor Amazon SageMaker AI with Amazon CloudWatch": invocation
-# metrics are in AWS/SageMaker, an instance's utilization in /aws/sagemaker/Endpoints.
-INVOCATIONS = "AWS/SageMaker"
-INSTANCES = "/aws/sagemaker/Endpoints"
 PERCENTILES = ("p50", "p90", "p99")
 PERIOD = Duration.minutes(1)
 
@@ -34,7 +31,7 @@ class EndpointDashboard(Construct):
         super().__init__(scope, construct_id)
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
 
-        def metric(name: str, statistic: str, namespace: str = INVOCATIONS, label: str | None = None):
+        def metric(name: str, statistic: str, namespace: str = INVOCATION_METRICS_NAMESPACE, label: str | None = None):
             return cloudwatch.Metric(
                 namespace=namespace,
                 metric_name=name,
@@ -61,7 +58,7 @@ class EndpointDashboard(Construct):
                 width=8,
                 left=[
                     metric("ServerlessConcurrentExecutionsUtilization", "Maximum"),
-                    metric("MemoryUtilization", "Average", INSTANCES),
+                    metric("MemoryUtilization", "Average", ENDPOINT_METRICS_NAMESPACE),
                 ],
                 right=[metric("ModelSetupTime", "Average")],
             )
@@ -83,7 +80,7 @@ class EndpointDashboard(Construct):
                 title="Instances: count; CPU, memory, disk (%)",
                 width=8,
                 left=[
-                    metric(name, "Average", INSTANCES)
+                    metric(name, "Average", ENDPOINT_METRICS_NAMESPACE)
                     for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
                 ],
                 right=[instances],

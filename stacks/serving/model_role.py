@@ -20,7 +20,6 @@ from constructs import Construct
 
 from stacks.compliance.nag import acknowledge_wildcards
 from stacks.sagemaker_access import (
-    ENDPOINT_METRICS_NAMESPACE,
     NO_RESOURCE_LEVEL,
     alarm_arn,
     log_group_arn,
@@ -29,6 +28,7 @@ from stacks.sagemaker_access import (
     sagemaker_role,
 )
 from stacks.stage.images import ContainerImage
+from stacks.stage.names import ENDPOINT_METRICS_NAMESPACE, endpoint_log_group
 
 
 class ModelRole(Construct):
@@ -51,7 +51,7 @@ class ModelRole(Construct):
         # A prefix is every object under it; an archive is the one key.
         pattern = f"{artifact_key}*" if artifact_is_prefix else artifact_key
         artifact = bucket.arn_for_objects(pattern)
-        logs = log_group_arn(stack, f"/aws/sagemaker/Endpoints/{endpoint_name}")
+        logs = log_group_arn(stack, endpoint_log_group(endpoint_name))
         streams = f"{logs}:log-stream:*"
         statements = [
             *read_statements(bucket, pattern, "TheArtifact"),

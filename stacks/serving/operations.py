@@ -15,6 +15,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.sagemaker_access import alarm_arn
+from stacks.stage.names import INVOCATION_METRICS_NAMESPACE
 from stacks.stage.schema import Alarms, Autoscaling, Deployment
 
 # The one variant of every endpoint: its name is in alarms, autoscaling and the
@@ -91,7 +92,7 @@ class EndpointAlarms(Construct):
             alarm_name=errors_name,
             alarm_description=f"{endpoint_name}: the model answers with server errors",
             metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
+                namespace=INVOCATION_METRICS_NAMESPACE,
                 metric_name="Invocation5XXErrors",
                 dimensions_map=dimensions,
                 statistic="Sum",
@@ -109,7 +110,7 @@ class EndpointAlarms(Construct):
             alarm_description=f"{endpoint_name}: the model is slower than "
             f"{settings.max_model_latency_ms} ms on average",
             metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
+                namespace=INVOCATION_METRICS_NAMESPACE,
                 metric_name="ModelLatency",
                 dimensions_map=dimensions,
                 statistic="Average",

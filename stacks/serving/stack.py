@@ -21,7 +21,7 @@ from stacks.serving.dashboard import EndpointDashboard
 from stacks.serving.endpoint import TfServingEndpoint
 from stacks.serving.model_role import ModelRole
 from stacks.stage.images import serving_image
-from stacks.stage.names import StageNames
+from stacks.stage.names import ServingOutputs, StageNames
 from stacks.stage.schema import ServerlessServing, StageConfig
 from stacks.storage.stack import DATA_CAPTURE_PREFIX
 
@@ -66,15 +66,15 @@ class ServingStack(Stack):
                 role=packaging_role,
             )
             artifact_key, is_prefix = self.packaging.artifact_key, config.packaging_compression == "NONE"
-            CfnOutput(self, "TreeDigest", value=self.packaging.tree_digest)
-            CfnOutput(self, "PackagingJobName", value=self.packaging.job_name)
+            CfnOutput(self, ServingOutputs.TREE_DIGEST, value=self.packaging.tree_digest)
+            CfnOutput(self, ServingOutputs.PACKAGING_JOB_NAME, value=self.packaging.job_name)
         else:
             if config.pinned_artifact_key is None:  # the config gives every stage one or the other
                 raise ValueError(f"stage {config.stage} neither packages nor pins an artifact")
             artifact_key = config.pinned_artifact_key
             is_prefix = artifact_key.endswith("/")
             if config.pinned_artifact_digest:
-                CfnOutput(self, "TreeDigest", value=config.pinned_artifact_digest)
+                CfnOutput(self, ServingOutputs.TREE_DIGEST, value=config.pinned_artifact_digest)
         artifact_uri = f"s3://{bucket.bucket_name}/{artifact_key}"
         image = serving_image(config.region, config.instance_type)
         model_role = ModelRole(
@@ -114,12 +114,14 @@ class ServingStack(Stack):
             serverless=config.is_serverless,
             alarms=(alarms.errors, alarms.latency) if alarms else (),
         )
-        CfnOutput(self, "DashboardUrl", value=self.dashboard.url, description="The stage's CloudWatch dashboard")
-        CfnOutput(self, "EndpointName", value=self.serving.endpoint.attr_endpoint_name)
-        CfnOutput(self, "ArtifactLocation", value=artifact_uri)
+        CfnOutput(
+            self, ServingOutputs.DASHBOARD_URL, value=self.dashboard.url, description="The stage's CloudWatch dashboard"
+        )
+        CfnOutput(self, ServingOutputs.ENDPOINT_NAME, value=self.serving.endpoint.attr_endpoint_name)
+        CfnOutput(self, ServingOutputs.ARTIFACT_LOCATION, value=artifact_uri)
         CfnOutput(
             self,
-            "InvokeCommand",
+            ServingOutputs.INVOKE_COMMAND,
             description="Calls the endpoint with the AWS CLI and prints the response",
             value=invoke_command(config.endpoint_name, config.region),
         )

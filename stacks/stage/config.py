@@ -23,7 +23,8 @@ from packaging_job.packager.archive import Limits
 from stacks.stage import images
 from stacks.stage.checks import check_stage
 from stacks.stage.errors import config_error
-from stacks.stage.region import environment_region
+from stacks.stage.names import StageNames
+from stacks.stage.region import FALLBACK_STAGE, environment_region
 from stacks.stage.schema import (
     Alarms,
     Autoscaling,
@@ -78,7 +79,7 @@ def load_stage_config(
             raise ConfigError(f"stages: stage name {name!r} is not allowed; {_described(StageName)}")
     if stage not in stages:
         raise ConfigError(f"stage: {stage!r} is not declared; allowed: {', '.join(sorted(stages))}")
-    endpoint_name = f"{project}-{stage}"
+    endpoint_name = StageNames(project, stage).endpoint
     if len(endpoint_name) > _ENDPOINT_NAME_MAX or not _ENDPOINT_NAME.fullmatch(endpoint_name):
         raise ConfigError(
             f"stage: {stage!r} makes endpoint name {endpoint_name!r}, which is not a valid "
@@ -97,7 +98,7 @@ def load_stage_config(
     except ValidationError as error:
         renamed = {"pinned_artifact": _CLI_ARTIFACT} if artifact is not None else None
         raise config_error(error, StageSettings, raw, where, renamed) from None
-    may_fall_back = stage == "dev"
+    may_fall_back = stage == FALLBACK_STAGE
     account = _account(settings.account, where, default_account, may_fall_back)
     region = _region(settings.region, where, default_region, may_fall_back)
     artifact_key = _CLI_ARTIFACT if artifact is not None else f"{where}.pinned_artifact"

@@ -1,9 +1,38 @@
 """The names a stage's parts find each other by, across processes: its two stacks,
-its endpoint, and the exports the serving stack, `make promote` and CI read."""
+its endpoint, its packaging jobs, the exports the serving stack, `make promote` and CI
+read, the serving stack's outputs, and where SageMaker puts what the stage runs."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+# Where SageMaker writes what a stage runs (developer guide: "Log groups and streams that
+# Amazon SageMaker AI sends to Amazon CloudWatch Logs", "Monitor Amazon SageMaker AI with
+# Amazon CloudWatch"): every training job logs to one group, a stream per host named
+# `<job>/algo-<n>-<epoch>`; an endpoint logs to a group of its own; an endpoint's
+# invocation metrics have a namespace of their own, and instances publish their CPU,
+# memory and disk in a namespace per kind of job.
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+INVOCATION_METRICS_NAMESPACE = "AWS/SageMaker"
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+def endpoint_log_group(endpoint: str) -> str:
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
+class ServingOutputs:
+    """The serving stack's output keys, which `make promote`, `make smoke`, `make status`,
+    `make digest`, `make assembly` and the rehearsal read."""
+
+    ARTIFACT_LOCATION = "ArtifactLocation"
+    TREE_DIGEST = "TreeDigest"
+    PACKAGING_JOB_NAME = "PackagingJobName"
+    ENDPOINT_NAME = "EndpointName"
+    DASHBOARD_URL = "DashboardUrl"
+    INVOKE_COMMAND = "InvokeCommand"
 
 
 @dataclass(frozen=True)
@@ -26,6 +55,21 @@ class StageNames:
     @property
     def endpoint(self) -> str:
         return self.prefix
+
+    @property
+    def job_name_prefix(self) -> str:
+        """Prefix of this stage's packaging job names (IAM scopes to `<prefix>-*`).
+
+        12 hex characters of the endpoint name's sha256 first, then the endpoint name
+        cut to 27 characters and `-pkg`. A prefix begins with its own hash, so one
+        prefix can begin another's only if the two endpoint names' hashes agree in 48
+        bits, whatever a stage is named. With `-<12-hex job digest>` and an attempt
+        suffix (`-20` at most) a job name is at most 60 characters: SageMaker's
+        TrainingJobName takes 63, `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}` (API reference,
+        CreateTrainingJob).
+        """
+        tag = hashlib.sha256(self.endpoint.encode()).hexdigest()[:12]
+        return f"{tag}-{self.endpoint[:27].rstrip('-')}-pkg"
 
     # Exports of the storage stack. Named on purpose: the serving stack's IAM findings
     # then name the export (e.g. `tfhub-serving-dev-bucket-arn/artifacts/...`), which lets

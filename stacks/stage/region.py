@@ -20,6 +20,9 @@ import configparser
 import os
 from collections.abc import Mapping
 
+# The one stage that may leave its account and region null, to take them from the
+# environment; every other stage names them, so a promotion never lands elsewhere.
+FALLBACK_STAGE = "dev"
 # What the CDK CLI falls back to when nothing names a region.
 CDK_CLI_DEFAULT_REGION = "us-east-1"
 _REGION_VARIABLES = ("AWS_REGION", "AMAZON_REGION", "AWS_DEFAULT_REGION", "AMAZON_DEFAULT_REGION")

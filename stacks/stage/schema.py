@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,15 +163,7 @@ class StageConfig:
 
     @property
     def job_name_prefix(self) -> str:
-        """Prefix of this stage's packaging job names (IAM scopes to `<prefix>-*`).
-
-        The endpoint name, cut to 27 characters, then 8 hex characters of its
-        sha256: two stages never share a prefix however long their names, and no
-        stage's prefix begins another's (a hex digest is never `pkg`). With the
-        job digest and an attempt suffix, names stay within SageMaker's 63.
-        """
-        tag = hashlib.sha256(self.endpoint_name.encode()).hexdigest()[:8]
-        return f"{self.endpoint_name[:27].rstrip('-')}-{tag}-pkg"
+        return self.names.job_name_prefix
 
     @property
     def resource_tags(self) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from packaging_job.packager.contract import DEFAULT_SIGNATURE
 from stacks.rulebook import limits
 from stacks.stage.errors import Refused
 from stacks.stage.schema import rule_broken
@@ -174,7 +175,7 @@ class PackagingSettings(Settings):
         ]
         | None
     ) = None
-    signature: NonEmpty = "serving_default"
+    signature: NonEmpty = DEFAULT_SIGNATURE
     sample_input: Any = Field(default=None, description="optional: JSON instances run through the model")
     verify_load: bool = True
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stacks.stage.names import StageNames
 from tests.account_setup.world import (
     ACCOUNTS,
     REGIONS,
@@ -54,8 +55,9 @@ def test_the_deploy_role_has_what_each_tool_of_the_stage_calls(ci_access, stage)
     assert manifest["Resource"] == f"arn:aws:s3:::tfhub-serving-{stage}-*/artifacts/*"
     assert manifest["Condition"] == {"StringEquals": {"s3:ResourceAccount": account}}
     if stage == "dev":
-        assert statements["WatchThePackagingJobs"]["Resource"].startswith(
-            f"arn:aws:sagemaker:{region}:{account}:training-job/tfhub-serving-dev-"
+        prefix = StageNames("tfhub-serving", "dev").job_name_prefix
+        assert statements["WatchThePackagingJobs"]["Resource"] == (
+            f"arn:aws:sagemaker:{region}:{account}:training-job/{prefix}-*"
         )
         assert statements["ReadThePackagingLogs"]["Resource"] == (
             f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs:*"

@@ -9,12 +9,15 @@ from botocore.stub import Stubber
 
 from packaging_job.packager.manifest import MANIFEST_NAME
 from stacks.model_packaging.handler_asset.packaging_handler import handler
+from stacks.model_packaging.job_contract import job_contract
 from tests.model_packaging.world import REGION
 
 
 @pytest.fixture(autouse=True)
 def handler_environment(monkeypatch):
     monkeypatch.setenv("MANIFEST_NAME", MANIFEST_NAME)
+    for name, value in job_contract().environment().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("WAIT_LIMIT_SECONDS", "3000")
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.model_packaging.world import (
+    CONTRACT,
     NAME,
     PREFIX_NAME,
     PREFIX_PROPS,
@@ -116,12 +117,12 @@ def test_delete_after_a_create_that_never_started_a_job(stubbed):
 
 
 def test_old_property_shape_without_optional_keys_is_handled():
+    # Every shape has sent Signature: the stage settings always give one.
     minimal = {
         key: value
         for key, value in PROPS.items()
         if key
         not in {
-            "Signature",
             "SampleInput",
             "VerifyLoad",
             "ServingTfVersion",
@@ -133,8 +134,8 @@ def test_old_property_shape_without_optional_keys_is_handled():
         }
     }
     props = handler.parse_properties(minimal)
-    assert (props.signature, props.sample_input, props.verify_load) == ("serving_default", None, True)
-    request = handler.training_job_request("job", props)
+    assert (props.sample_input, props.verify_load) == (None, True)
+    request = handler.training_job_request("job", props, CONTRACT)
     assert "sample-input" not in request["HyperParameters"]
     assert request["Tags"] == []
     # Shape 1 always wrote an uncompressed prefix, and its jobs keep their names.

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.model_packaging.world import (
+    CONTRACT,
     NAME,
     PREFIX_NAME,
     PREFIX_PROPS,
@@ -121,7 +122,7 @@ def test_spot_and_volume_key_reach_the_request():
     props = handler.parse_properties(
         {**PROPS, "SpotMaxWaitSeconds": "3000", "VolumeKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k"}
     )
-    request = handler.training_job_request("job", props)
+    request = handler.training_job_request("job", props, CONTRACT)
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 2400, "MaxWaitTimeInSeconds": 3000}
     assert request["ResourceConfig"]["VolumeKmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/k"
@@ -173,7 +174,7 @@ def test_the_hub_pin_and_the_archive_limits_reach_the_job():
         "HubSha256": "a" * 64,
         "Limits": {"download_mb": "100", "model_mb": "200", "files": "300", "ratio": "40"},
     }
-    request = handler.training_job_request("job", handler.parse_properties(pinned))
+    request = handler.training_job_request("job", handler.parse_properties(pinned), CONTRACT)
     hyperparameters = {k: json.loads(v) for k, v in request["HyperParameters"].items()}
     assert hyperparameters["hub-sha256"] == "a" * 64
     assert {k: v for k, v in hyperparameters.items() if k.startswith("max-")} == {

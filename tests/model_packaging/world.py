@@ -8,8 +8,11 @@ import json
 import tarfile
 
 from stacks.model_packaging.handler_asset.packaging_handler import handler
+from stacks.model_packaging.job_contract import job_contract
 
 REGION = "us-east-1"
+# How the handler calls the job, as the construct hands it over.
+CONTRACT = job_contract()
 
 
 PROPS = {
@@ -66,7 +69,7 @@ def not_found(stub, name):
 
 
 def created(stub, name, props=PROPS):
-    request = handler.training_job_request(name, handler.parse_properties(props))
+    request = handler.training_job_request(name, handler.parse_properties(props), CONTRACT)
     stub.add_response("create_training_job", {"TrainingJobArn": f"arn:job/{name}"}, request)
 
 

@@ -1,5 +1,6 @@
 """From template to artifact without AWS: the custom resource's properties, as
-CloudFormation would send them, become the handler's CreateTrainingJob request;
+CloudFormation would send them, and the job's contract in the handler's environment
+become the handler's CreateTrainingJob request;
 that request, laid out as /opt/ml, runs the real packaging job through the
 SageMaker training toolkit and yields a servable artifact."""
 
@@ -19,7 +20,11 @@ from tools.local_job import run_toolkit, write_layout
 
 
 def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synthesized, hub, text_archive, tmp_path):
-    (resource,) = synthesized("dev").serving.find_resources("Custom::TfHubPackagingJob").values()
+    serving = synthesized("dev").serving
+    (resource,) = serving.find_resources("Custom::TfHubPackagingJob").values()
+    (on_event,) = serving.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "packaging_handler.handler.on_event"}}
+    ).values()
     properties = as_sent_to_custom_resource(resource["Properties"])
     # Deploy-time values CloudFormation would resolve; the handle points at a
     # loopback hub instead of tfhub.dev.
@@ -32,7 +37,8 @@ def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synt
     )
     hub.routes["/google/universal-sentence-encoder/4"] = (200, text_archive)
     props = handler.parse_properties(properties)
-    request = handler.training_job_request(handler.job_name(props), props)
+    contract = handler.JobContract.from_environment(on_event["Properties"]["Environment"]["Variables"])
+    request = handler.training_job_request(handler.job_name(props), props, contract)
 
     # What SageMaker does with the request: the channel, the hyperparameters,
     # and the source archive (here the very bytes the asset ships).
@@ -47,7 +53,7 @@ def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synt
     # into arguments, is an option of the job's, and the limits arrive as the stage set them.
     options, unknown = train.parser().parse_known_args(mapping.to_cmd_args(hyperparameters))
     assert unknown == [] and props.limits
-    assert {key: getattr(options, f"max_{key}") for key, _ in props.limits} == dict(props.limits)
+    assert {key: getattr(options, key) for key, _ in props.limits} == dict(props.limits)
 
     result = run_toolkit(base)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

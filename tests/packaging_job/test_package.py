@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from moto import mock_aws
+from packager.contract import DEFAULT_SIGNATURE
 from packager.errors import PackagingError
 from packager.manifest import file_digests, tree_digest
 from packager.package import package
@@ -25,6 +26,11 @@ def run(handle, tmp_path, **kwargs):
     kwargs.setdefault("log", lambda message: None)
     record = package(handle, str(model_dir), "text", 1, **kwargs)
     return model_dir, record
+
+
+def test_the_signature_checked_by_default_is_the_one_tf_serving_answers():
+    # The contract spells it without importing TensorFlow; it must be TensorFlow's.
+    assert DEFAULT_SIGNATURE == tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 
 def assert_same_predictions(source_dir, packaged_dir):

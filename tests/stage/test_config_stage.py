@@ -144,21 +144,3 @@ def test_archive_limits_have_defaults_and_bounds(context):
 def test_promoters_are_iam_role_or_user_arns(context, promoters):
     context["stages"]["staging"]["promoters"] = promoters
     assert_error(context, "staging", "stages.staging.promoters:", "expected a list of IAM role or user ARNs")
-
-
-def test_job_name_prefixes_of_two_stages_never_overlap():
-    """IAM scopes, `make logs` and the leftovers check all select a stage's jobs by
-    `<prefix>-`: no stage's prefix may begin another's, however long the names."""
-    import dataclasses
-
-    from tests.conftest import cdk_json_context
-
-    base = load(cdk_json_context())
-    stages = ["a", "a-pkg", "a-pkg-pkg", f"{'long' * 10}-dev", f"{'long' * 10}-staging"]
-    prefixes = [dataclasses.replace(base, stage=stage).job_name_prefix for stage in stages]
-    for one in prefixes:
-        assert len(one) + 1 + 12 + 3 <= 63  # "-<digest>" and an attempt suffix fit SageMaker's 63
-        for other in prefixes:
-            if one != other:
-                assert not other.startswith(f"{one}-"), (one, other)
-    assert len(set(prefixes)) == len(prefixes)

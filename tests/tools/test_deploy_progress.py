@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from delivery.deployed import DeployedStage
 from stacks.stage.config import load_from_cdk_json
+from stacks.stage.names import TRAINING_LOG_GROUP
 from tests.conftest import ROOT
 from tests.delivery.test_status import REGION, deploy
 from tests.tools.stubs import (
@@ -27,7 +28,6 @@ from tests.tools.stubs import (
     stubbed_stage,
 )
 from tools.deploy_progress import Watcher
-from tools.follow_logs import LOG_GROUP
 
 
 def test_job_lines_and_endpoint_states_as_they_change():
@@ -159,11 +159,11 @@ def test_against_moto_the_new_job_and_its_own_lines_are_shown_the_last_deploys_e
             StoppingCondition={"MaxRuntimeInSeconds": 1800},
         )
         logs = stage.client("logs")
-        logs.create_log_group(logGroupName=LOG_GROUP)
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=f"{job}/algo-1-1800000000")
+        logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+        logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=f"{job}/algo-1-1800000000")
         now = int(time.time() * 1000)
         logs.put_log_events(
-            logGroupName=LOG_GROUP,
+            logGroupName=TRAINING_LOG_GROUP,
             logStreamName=f"{job}/algo-1-1800000000",
             logEvents=[
                 {"timestamp": now + i, "message": message}

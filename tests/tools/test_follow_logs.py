@@ -8,7 +8,8 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tools.follow_logs import LOG_GROUP, follow, latest_job
+from stacks.stage.names import TRAINING_LOG_GROUP
+from tools.follow_logs import follow, latest_job
 
 REGION = "us-east-1"
 
@@ -36,16 +37,16 @@ def test_latest_job_of_the_stage_is_found_by_prefix():
 @mock_aws
 def test_follow_prints_the_jobs_log_lines_until_it_ends():
     logs = boto3.client("logs", region_name=REGION)
-    logs.create_log_group(logGroupName=LOG_GROUP)
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="job-1/algo-1-1700000000")
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="other/algo-1-1700000000")
+    logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName="job-1/algo-1-1700000000")
+    logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName="other/algo-1-1700000000")
     for stream, message in [
         ("job-1", "Fetching https://tfhub.dev/x"),
         ("other", "not ours"),
         ("job-1", "Packaged use/4"),
     ]:
         logs.put_log_events(
-            logGroupName=LOG_GROUP,
+            logGroupName=TRAINING_LOG_GROUP,
             logStreamName=f"{stream}/algo-1-1700000000",
             logEvents=[{"timestamp": int(time.time() * 1000), "message": message}],
         )

@@ -19,7 +19,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .job_request import JobProperties, job_name, memory_problem, parse_properties, training_job_request
+from .job_request import (
+    Attribute,
+    JobContract,
+    JobProperties,
+    job_name,
+    memory_problem,
+    parse_properties,
+    training_job_request,
+)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -38,6 +46,11 @@ _RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
 def manifest_name() -> str:
     """The job's manifest file, as the construct names it (from the packager that writes it)."""
     return os.environ["MANIFEST_NAME"]
+
+
+def job_contract() -> JobContract:
+    """How the job is called, as the construct hands it over (from the job that reads it)."""
+    return JobContract.from_environment(os.environ)
 
 
 def client(service: str):
@@ -69,7 +82,7 @@ def start_or_adopt(props: JobProperties) -> str:
         name = job_name(props, attempt)
         job = _describe(name)
         if job is None:
-            sagemaker.create_training_job(**training_job_request(name, props))
+            sagemaker.create_training_job(**training_job_request(name, props, job_contract()))
             logger.info("started %s", name)
             return name
         status = job["TrainingJobStatus"]
@@ -102,11 +115,11 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return {
             "IsComplete": True,
             "Data": {
-                "ArtifactUri": artifact,
+                Attribute.ARTIFACT_URI: artifact,
                 # The key alone: the Model's role may read exactly this artifact.
-                "ArtifactKey": artifact.removeprefix("s3://").partition("/")[2],
-                "TreeDigest": manifest["tree_digest"],
-                "TrainingJobName": name,
+                Attribute.ARTIFACT_KEY: artifact.removeprefix("s3://").partition("/")[2],
+                Attribute.TREE_DIGEST: manifest["tree_digest"],
+                Attribute.TRAINING_JOB_NAME: name,
             },
         }
     if status in ("Failed", "Stopped", "Deleting"):

@@ -1,16 +1,88 @@
-"""The training job a packaging custom resource asks for: its properties parsed and
-checked, its name (a digest of what shapes the artifact), and the CreateTrainingJob
-request; also whether a serverless endpoint's memory holds a model. Plain functions
-over plain data: the synth-time rulebook and promotion use them too."""
+"""The training job a packaging custom resource asks for: the resource's names (its
+type, properties and attributes, which the construct takes from here), its properties
+parsed and checked, its name (a digest of what shapes the artifact), and the
+CreateTrainingJob request; also whether a serverless endpoint's memory holds a model.
+Plain functions over plain data: the synth-time rulebook and promotion use them too."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 TRAIN_CHANNEL = "train"
+RESOURCE_TYPE = "Custom::TfHubPackagingJob"
+
+
+class Property:
+    """The custom resource's property names."""
+
+    JOB_NAME_PREFIX = "JobNamePrefix"
+    ROLE_ARN = "RoleArn"
+    TRAINING_IMAGE = "TrainingImage"
+    SOURCE_URI = "SourceUri"
+    SOURCE_DIGEST = "SourceDigest"
+    HUB_HANDLE = "HubHandle"
+    HUB_SHA256 = "HubSha256"
+    LIMITS = "Limits"
+    MODEL_NAME = "ModelName"
+    MODEL_VERSION = "ModelVersion"
+    SIGNATURE = "Signature"
+    SAMPLE_INPUT = "SampleInput"
+    VERIFY_LOAD = "VerifyLoad"
+    SERVING_TF_VERSION = "ServingTfVersion"
+    TRAIN_URI = "TrainUri"
+    OUTPUT_URI = "OutputUri"
+    INSTANCE_TYPE = "InstanceType"
+    VOLUME_SIZE_GB = "VolumeSizeGb"
+    MAX_RUNTIME_SECONDS = "MaxRuntimeSeconds"
+    SPOT_MAX_WAIT_SECONDS = "SpotMaxWaitSeconds"
+    VOLUME_KMS_KEY_ARN = "VolumeKmsKeyArn"
+    TAGS = "Tags"
+    COMPRESSION_TYPE = "CompressionType"
+    SERVERLESS_MEMORY_MB = "ServerlessMemoryMb"
+
+
+class Attribute:
+    """The attributes a completed job gives the resource (`Fn::GetAtt`)."""
+
+    ARTIFACT_URI = "ArtifactUri"
+    ARTIFACT_KEY = "ArtifactKey"
+    TREE_DIGEST = "TreeDigest"
+    TRAINING_JOB_NAME = "TrainingJobName"
+
+
+# The environment variable that carries the job's contract to the handler.
+CONTRACT_VARIABLE = "JOB_CONTRACT"
+
+
+@dataclass(frozen=True)
+class JobContract:
+    """How the packaging job is called: its program and its hyperparameters' names.
+
+    The job owns them (`packaging_job/packager/contract.py`) and ships apart from
+    this handler, so the construct hands them over in the environment."""
+
+    program: str
+    hub_handle: str
+    model_name: str
+    model_version: str
+    signature: str
+    sample_input: str
+    verify_load: str
+    serving_tf_version: str
+    hub_sha256: str
+    # Each archive limit (a key of the `Limits` property) and its hyperparameter.
+    limits: dict[str, str]
+
+    def environment(self) -> dict[str, str]:
+        return {CONTRACT_VARIABLE: json.dumps(asdict(self), sort_keys=True)}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> JobContract:
+        return cls(**json.loads(environ[CONTRACT_VARIABLE]))
 
 
 # A serverless endpoint's memory is the whole container's: TF Serving loads the
@@ -118,33 +190,33 @@ def parse_properties(raw: dict[str, Any]) -> JobProperties:
         value = raw.get(key)
         return int(value) if value not in (None, "") else None
 
-    sample = raw.get("SampleInput")
-    tags = raw.get("Tags") or {}
+    sample = raw.get(Property.SAMPLE_INPUT)
+    tags = raw.get(Property.TAGS) or {}
     return JobProperties(
-        job_name_prefix=raw["JobNamePrefix"],
-        role_arn=raw["RoleArn"],
-        image=raw["TrainingImage"],
-        source_uri=raw["SourceUri"],
-        source_digest=raw["SourceDigest"],
-        hub_handle=raw["HubHandle"],
-        model_name=raw["ModelName"],
-        model_version=int(raw["ModelVersion"]),
-        signature=raw.get("Signature") or "serving_default",
+        job_name_prefix=raw[Property.JOB_NAME_PREFIX],
+        role_arn=raw[Property.ROLE_ARN],
+        image=raw[Property.TRAINING_IMAGE],
+        source_uri=raw[Property.SOURCE_URI],
+        source_digest=raw[Property.SOURCE_DIGEST],
+        hub_handle=raw[Property.HUB_HANDLE],
+        model_name=raw[Property.MODEL_NAME],
+        model_version=int(raw[Property.MODEL_VERSION]),
+        signature=raw[Property.SIGNATURE],
         sample_input=json.loads(sample) if sample not in (None, "") else None,
-        verify_load=str(raw.get("VerifyLoad", "true")).lower() == "true",
-        serving_tf_version=raw.get("ServingTfVersion", ""),
-        train_uri=raw["TrainUri"],
-        output_uri=raw["OutputUri"],
-        instance_type=raw["InstanceType"],
-        volume_gb=int(raw["VolumeSizeGb"]),
-        max_runtime_seconds=int(raw["MaxRuntimeSeconds"]),
-        spot_max_wait_seconds=optional_int("SpotMaxWaitSeconds"),
-        volume_kms_key_arn=raw.get("VolumeKmsKeyArn") or None,
+        verify_load=str(raw.get(Property.VERIFY_LOAD, "true")).lower() == "true",
+        serving_tf_version=raw.get(Property.SERVING_TF_VERSION, ""),
+        train_uri=raw[Property.TRAIN_URI],
+        output_uri=raw[Property.OUTPUT_URI],
+        instance_type=raw[Property.INSTANCE_TYPE],
+        volume_gb=int(raw[Property.VOLUME_SIZE_GB]),
+        max_runtime_seconds=int(raw[Property.MAX_RUNTIME_SECONDS]),
+        spot_max_wait_seconds=optional_int(Property.SPOT_MAX_WAIT_SECONDS),
+        volume_kms_key_arn=raw.get(Property.VOLUME_KMS_KEY_ARN) or None,
         tags=tuple(sorted(tags.items())),
-        compression=raw.get("CompressionType") or "NONE",
-        serverless_memory_mb=optional_int("ServerlessMemoryMb"),
-        hub_sha256=raw.get("HubSha256") or None,
-        limits=tuple(sorted((key, int(value)) for key, value in (raw.get("Limits") or {}).items())),
+        compression=raw.get(Property.COMPRESSION_TYPE) or "NONE",
+        serverless_memory_mb=optional_int(Property.SERVERLESS_MEMORY_MB),
+        hub_sha256=raw.get(Property.HUB_SHA256) or None,
+        limits=tuple(sorted((key, int(value)) for key, value in (raw.get(Property.LIMITS) or {}).items())),
     )
 
 
@@ -155,25 +227,26 @@ def job_name(props: JobProperties, attempt: int = 1) -> str:
     return base if attempt == 1 else f"{base}-{attempt}"
 
 
-def training_job_request(name: str, props: JobProperties) -> dict[str, Any]:
-    """The CreateTrainingJob request, in script mode as the TF container expects."""
+def training_job_request(name: str, props: JobProperties, contract: JobContract) -> dict[str, Any]:
+    """The CreateTrainingJob request, in script mode as the TF container expects,
+    calling the job as `contract` says."""
     # The toolkit JSON-decodes each hyperparameter, as the SageMaker SDK encodes them.
     hyperparameters = {
-        "sagemaker_program": "train.py",
+        "sagemaker_program": contract.program,
         "sagemaker_submit_directory": props.source_uri,
-        "hub-handle": props.hub_handle,
-        "model-name": props.model_name,
-        "model-version": props.model_version,
-        "signature": props.signature,
-        "verify-load": "true" if props.verify_load else "false",
-        "serving-tf-version": props.serving_tf_version,
+        contract.hub_handle: props.hub_handle,
+        contract.model_name: props.model_name,
+        contract.model_version: props.model_version,
+        contract.signature: props.signature,
+        contract.verify_load: "true" if props.verify_load else "false",
+        contract.serving_tf_version: props.serving_tf_version,
     }
     if props.sample_input is not None:
-        hyperparameters["sample-input"] = json.dumps(props.sample_input)
+        hyperparameters[contract.sample_input] = json.dumps(props.sample_input)
     if props.hub_sha256:
-        hyperparameters["hub-sha256"] = props.hub_sha256
+        hyperparameters[contract.hub_sha256] = props.hub_sha256
     for key, value in props.limits:
-        hyperparameters[f"max-{key.replace('_', '-')}"] = value
+        hyperparameters[contract.limits[key]] = value
     resource_config: dict[str, Any] = {
         "InstanceType": props.instance_type,
         "InstanceCount": 1,
