@@ -35,13 +35,15 @@ def test_outputs_name_the_github_environment_variables(ci_access, stage):
     outputs = synth.template["Outputs"]
     assert synth.path.name == f"tfhub-serving-{stage}-ci-access.template.json"
     assert outputs["DeployRoleArn"]["Description"] == f"GitHub environment {stage}: AWS_DEPLOY_ROLE_ARN"
+    # prod's preview job reads prod's stacks: its environment takes prod's account and region.
+    environments = "environments prod and prod-preview" if stage == "prod" else f"environment {stage}"
     assert outputs["AccountId"] == {
-        "Description": f"GitHub environment {stage}: AWS_ACCOUNT_ID",
+        "Description": f"GitHub {environments}: AWS_ACCOUNT_ID",
         "Value": ACCOUNTS[stage],
     }
     source_region = f"; environment {READER[stage]}: SOURCE_REGION" if stage in READER else ""
     assert outputs["Region"] == {
-        "Description": f"GitHub environment {stage}: AWS_REGION{source_region}",
+        "Description": f"GitHub {environments}: AWS_REGION{source_region}",
         "Value": REGIONS[stage],
     }
     if stage in READER:
