@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 
 from account_setup.app import build
-from account_setup.settings import PROMOTES_TO, load_access_settings
+from account_setup.settings import PROMOTES_TO, REVIEWED_STAGE, load_access_settings
 from stacks.stage.schema import ConfigError
 from tests.account_setup.world import (
     ACCOUNTS,
@@ -79,6 +79,8 @@ def test_the_promotion_chain_is_the_workflows():
     # Each stage's job runs in the GitHub environment of its name: the OIDC subject's.
     for stage in STAGES:
         assert re.search(rf"^  {stage}:\n(?:    .*\n)*?    environment: {stage}\n", workflow, re.MULTILINE), stage
+    # The one preview environment, the subject the preview role trusts, is the reviewed stage's.
+    assert re.findall(r"^    environment: (\S+-preview)$", workflow, re.MULTILINE) == [f"{REVIEWED_STAGE}-preview"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
