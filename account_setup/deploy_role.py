@@ -27,7 +27,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from account_setup import stage_resources as res
-from account_setup.settings import GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, AccessSettings, read_role_name
+from account_setup.github_trust import github_environment
+from account_setup.settings import AccessSettings, read_role_name
 from stacks.compliance.nag import acknowledge_wildcards
 
 # The longest session a CI job may ask for (its `role-duration-seconds`). An OIDC
@@ -48,15 +49,7 @@ class DeployRole(Construct):
             self,
             "Role",
             role_name=settings.deploy_role_name,
-            assumed_by=iam.WebIdentityPrincipal(
-                provider_arn,
-                {
-                    "StringEquals": {
-                        f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE,
-                        f"{GITHUB_OIDC_HOST}:sub": settings.oidc_subject,
-                    },
-                },
-            ),
+            assumed_by=github_environment(provider_arn, settings.oidc_subject),
             max_session_duration=MAX_SESSION,
             description=f"GitHub Actions, environment {config.stage} of {settings.github_repo}: deploys, "
             "smoke-tests and promotes into this stage",

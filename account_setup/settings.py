@@ -33,6 +33,10 @@ PROMOTION_CHAIN = " -> ".join(dict.fromkeys(stage for pair in PROMOTES_TO.items(
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # The audience aws-actions/configure-aws-credentials asks GitHub's token for.
 GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+# The stage whose deploy waits for reviewers (deliver.yml's `prod` environment). What
+# they see first, the `cdk diff` of the assembly it would deploy, is computed in the
+# environment `<stage>-preview` (no reviewers), whose tokens only the preview role trusts.
+REVIEWED_STAGE = "prod"
 # The CDK's default; `cdk bootstrap --qualifier` allows 1-10 of these characters.
 DEFAULT_QUALIFIER = "hnb659fds"
 _QUALIFIER = re.compile(r"^[A-Za-z0-9_-]{1,10}$")
@@ -47,6 +51,11 @@ _IAM_NAME_MAX = 64
 def deploy_role_name(project: str, stage: str) -> str:
     """The role the stage's GitHub environment deploys with (AWS_DEPLOY_ROLE_ARN)."""
     return f"{project}-{stage}-github-deploy"
+
+
+def preview_role_name(project: str, stage: str) -> str:
+    """The role the stage's preview environment reads its deployed templates with (AWS_PREVIEW_ROLE_ARN)."""
+    return f"{project}-{stage}-github-preview"
 
 
 def read_role_name(project: str, stage: str) -> str:
@@ -84,12 +93,27 @@ class AccessSettings:
         return f"repo:{self.github_repo}:environment:{self.config.stage}"
 
     @property
+    def preview_environment(self) -> str | None:
+        """The GitHub environment that shows the stage's reviewers a `cdk diff`; None where
+        no reviewer waits."""
+        return f"{self.config.stage}-preview" if self.config.stage == REVIEWED_STAGE else None
+
+    @property
+    def preview_oidc_subject(self) -> str | None:
+        """GitHub's `sub` claim for a job of the preview environment."""
+        return f"repo:{self.github_repo}:environment:{self.preview_environment}" if self.preview_environment else None
+
+    @property
     def deploy_role_name(self) -> str:
         return deploy_role_name(self.config.project, self.config.stage)
 
     @property
     def read_role_name(self) -> str:
         return read_role_name(self.config.project, self.config.stage)
+
+    @property
+    def preview_role_name(self) -> str:
+        return preview_role_name(self.config.project, self.config.stage)
 
 
 def load_access_settings(
@@ -105,7 +129,10 @@ def load_access_settings(
     if not isinstance(stage, str) or not stage:
         raise ConfigError(f"stage: missing; pass -c stage=NAME, one of: {', '.join(declared)}")
     config = load_stage_config(context, stage, default_account=default_account, default_region=default_region)
-    for name in (deploy_role_name(config.project, stage), read_role_name(config.project, stage)):
+    names = [deploy_role_name(config.project, stage), read_role_name(config.project, stage)]
+    if stage == REVIEWED_STAGE:
+        names.append(preview_role_name(config.project, stage))
+    for name in names:
         if len(name) > _IAM_NAME_MAX:
             raise ConfigError(
                 f"stage: {stage!r} makes role name {name!r}, longer than IAM's {_IAM_NAME_MAX} characters; "

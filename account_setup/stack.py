@@ -1,8 +1,9 @@
 """One stage account's CI access: `<project>-<stage>-ci-access`, under the compliance gate.
 
-GitHub's OIDC provider (or the account's existing one), the deploy role, and
-where a later stage promotes from this one, that stage's read role; outputs
-name each value a GitHub environment variable takes.
+GitHub's OIDC provider (or the account's existing one), the deploy role,
+where a later stage promotes from this one, that stage's read role, and where
+a deploy waits for reviewers, the preview role; outputs name each value a
+GitHub environment variable takes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from account_setup.deploy_role import DeployRole
+from account_setup.preview_role import PreviewRole
 from account_setup.read_role import SourceReadRole
 from account_setup.settings import GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, AccessSettings
 
@@ -34,15 +36,26 @@ class CiAccessStack(Stack):
             value=deploy.role.role_arn,
             description=f"GitHub environment {stage}: AWS_DEPLOY_ROLE_ARN",
         )
-        CfnOutput(self, "AccountId", value=self.account, description=f"GitHub environment {stage}: AWS_ACCOUNT_ID")
+        preview = settings.preview_environment
+        # The preview environment's job runs in the stage's account and region too.
+        environments = f"environments {stage} and {preview}" if preview else f"environment {stage}"
+        CfnOutput(self, "AccountId", value=self.account, description=f"GitHub {environments}: AWS_ACCOUNT_ID")
         reader = f"; environment {settings.reader.stage}: SOURCE_REGION" if settings.reader else ""
-        CfnOutput(self, "Region", value=self.region, description=f"GitHub environment {stage}: AWS_REGION{reader}")
+        CfnOutput(self, "Region", value=self.region, description=f"GitHub {environments}: AWS_REGION{reader}")
         CfnOutput(
             self,
             "OidcProviderArn",
             value=provider_arn,
             description="GitHub's OIDC provider in this account (-c oidc_provider_arn for another stage here)",
         )
+        if preview:
+            preview_role = PreviewRole(self, "PreviewRole", settings=settings, provider_arn=provider_arn)
+            CfnOutput(
+                self,
+                "PreviewRoleArn",
+                value=preview_role.role.role_arn,
+                description=f"GitHub environment {preview}: AWS_PREVIEW_ROLE_ARN",
+            )
         if settings.reader:
             read = SourceReadRole(self, "SourceReadRole", settings=settings)
             CfnOutput(

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 
 from account_setup.app import build
-from account_setup.settings import PROMOTES_TO, load_access_settings
+from account_setup.settings import PROMOTES_TO, REVIEWED_STAGE, load_access_settings
 from stacks.stage.schema import ConfigError
 from tests.account_setup.world import (
     ACCOUNTS,
@@ -35,13 +35,15 @@ def test_outputs_name_the_github_environment_variables(ci_access, stage):
     outputs = synth.template["Outputs"]
     assert synth.path.name == f"tfhub-serving-{stage}-ci-access.template.json"
     assert outputs["DeployRoleArn"]["Description"] == f"GitHub environment {stage}: AWS_DEPLOY_ROLE_ARN"
+    # prod's preview job reads prod's stacks: its environment takes prod's account and region.
+    environments = "environments prod and prod-preview" if stage == "prod" else f"environment {stage}"
     assert outputs["AccountId"] == {
-        "Description": f"GitHub environment {stage}: AWS_ACCOUNT_ID",
+        "Description": f"GitHub {environments}: AWS_ACCOUNT_ID",
         "Value": ACCOUNTS[stage],
     }
     source_region = f"; environment {READER[stage]}: SOURCE_REGION" if stage in READER else ""
     assert outputs["Region"] == {
-        "Description": f"GitHub environment {stage}: AWS_REGION{source_region}",
+        "Description": f"GitHub {environments}: AWS_REGION{source_region}",
         "Value": REGIONS[stage],
     }
     if stage in READER:
@@ -77,6 +79,8 @@ def test_the_promotion_chain_is_the_workflows():
     # Each stage's job runs in the GitHub environment of its name: the OIDC subject's.
     for stage in STAGES:
         assert re.search(rf"^  {stage}:\n(?:    .*\n)*?    environment: {stage}\n", workflow, re.MULTILINE), stage
+    # The one preview environment, the subject the preview role trusts, is the reviewed stage's.
+    assert re.findall(r"^    environment: (\S+-preview)$", workflow, re.MULTILINE) == [f"{REVIEWED_STAGE}-preview"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

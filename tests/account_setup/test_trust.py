@@ -52,6 +52,8 @@ def test_only_a_token_of_the_stages_environment_gets_in(ci_access, stage):
     tokens = {
         "the stage's environment": (provider, f"repo:{REPO}:environment:{stage}", aud),
         "another environment": (provider, f"repo:{REPO}:environment:{other_stage}", aud),
+        # prod's preview environment runs without reviewers: it must not deploy.
+        "the stage's preview environment": (provider, f"repo:{REPO}:environment:{stage}-preview", aud),
         "a branch, no environment": (provider, f"repo:{REPO}:ref:refs/heads/main", aud),
         "a pull request": (provider, f"repo:{REPO}:pull_request", aud),
         "another repository": (provider, f"repo:octo-org/fork:environment:{stage}", aud),
@@ -75,8 +77,66 @@ def test_an_existing_provider_is_used_not_created(tmp_path):
     stack = build(app, ENVIRON)
     resources = app.synth().get_stack_by_name(stack.stack_name).template["Resources"]
     assert not [r for r in resources.values() if r["Type"] == "AWS::IAM::OIDCProvider"]
-    (role,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
-    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": arn}
+    roles = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == 2  # the deploy role and the preview role
+    assert all(role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": arn} for role in roles)
+
+
+def test_the_preview_role_trusts_only_github_tokens_of_prods_preview_environment(ci_access):
+    synth = ci_access("prod")
+    found = synth.role("-github-preview")
+    assert found is not None
+    _, role = found
+    assert role["RoleName"] == "tfhub-serving-prod-github-preview"
+    # IAM's default hour: the diff takes seconds, its job at most 20 minutes.
+    assert "MaxSessionDuration" not in role
+    assert "ManagedPolicyArns" not in role and "Policies" not in role
+    (statement,) = synth.resolved(role["AssumeRolePolicyDocument"])["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": synth.provider_arn},
+        "Condition": {
+            "StringEquals": {
+                f"{GITHUB}:aud": "sts.amazonaws.com",
+                f"{GITHUB}:sub": f"repo:{REPO}:environment:prod-preview",
+            }
+        },
+    }
+    assert synth.template["Outputs"]["PreviewRoleArn"]["Description"] == (
+        "GitHub environment prod-preview: AWS_PREVIEW_ROLE_ARN"
+    )
+
+
+def test_only_a_token_of_prods_preview_environment_gets_the_preview_role(ci_access):
+    synth = ci_access("prod")
+    provider, aud = synth.provider_arn, "sts.amazonaws.com"
+    tokens = {
+        "the preview environment": (provider, f"repo:{REPO}:environment:prod-preview", aud),
+        "prod's environment": (provider, f"repo:{REPO}:environment:prod", aud),
+        "staging's preview, were there one": (provider, f"repo:{REPO}:environment:staging-preview", aud),
+        "a branch, no environment": (provider, f"repo:{REPO}:ref:refs/heads/main", aud),
+        "a pull request": (provider, f"repo:{REPO}:pull_request", aud),
+        "another repository": (provider, "repo:octo-org/fork:environment:prod-preview", aud),
+        "another audience": (provider, f"repo:{REPO}:environment:prod-preview", "sigstore"),
+        "another provider": (
+            f"arn:aws:iam::{ACCOUNTS['prod']}:oidc-provider/gitlab.com",
+            f"repo:{REPO}:environment:prod-preview",
+            aud,
+        ),
+    }
+    decisions = web_identity_decisions(synth, list(tokens.values()), kind="github-preview")
+    assert dict(zip(tokens, decisions, strict=True)) == {
+        name: "Allowed" if name == "the preview environment" else "ImplicitlyDenied" for name in tokens
+    }
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging"])
+def test_only_the_reviewed_stage_has_a_preview_role(ci_access, stage):
+    """dev and staging deploy without a reviewer: nobody waits for a diff."""
+    synth = ci_access(stage)
+    assert synth.role("-github-preview") is None
+    assert "PreviewRoleArn" not in synth.template["Outputs"]
 
 
 def test_prod_has_no_read_role(ci_access):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pathlib
+import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import aws_cdk as cdk
+import boto3
 
 from account_setup.app import build
-from tests.conftest import DEV_REGION, cdk_json_context
+from tests.conftest import DEV_REGION, cdk_json_context, moto_server
 from tests.iam_simulation import ACCOUNT, simulate
 
 REPO = "octo-org/octo-repo"
@@ -104,14 +109,18 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def web_identity_decisions(synth: Synthesized, tokens: list[tuple[str, str, str]]) -> list[str]:
-    """IAM's decision on AssumeRoleWithWebIdentity for (provider ARN, sub, aud) tokens.
+def web_identity_decisions(
+    synth: Synthesized, tokens: list[tuple[str, str, str]], kind: str = "github-deploy"
+) -> list[str]:
+    """IAM's decision on AssumeRoleWithWebIdentity of the role `<project>-<stage>-<kind>`
+    for (provider ARN, sub, aud) tokens.
 
     Through `tests/iam_simulate_web_identity.mjs`: the project's `simulate` helper
     drops the `token.actions.githubusercontent.com:sub`/`:aud` keys (iam-simulate's
     data does not list them for the action), so it would deny every token."""
-    _, role = deploy_role(synth)
-    trust = synth.resolved(role["AssumeRolePolicyDocument"])
+    found = synth.role(f"-{kind}")
+    assert found is not None, kind
+    trust = synth.resolved(found[1]["AssumeRolePolicyDocument"])
     simulations = [
         {
             "identityPolicies": [],
@@ -121,7 +130,7 @@ def web_identity_decisions(synth: Synthesized, tokens: list[tuple[str, str, str]
             "request": {
                 "principal": provider,
                 "action": "sts:AssumeRoleWithWebIdentity",
-                "resource": {"resource": role_arn(synth.stage, "github-deploy"), "accountId": ACCOUNTS[synth.stage]},
+                "resource": {"resource": role_arn(synth.stage, kind), "accountId": ACCOUNTS[synth.stage]},
                 "contextVariables": {f"{GITHUB}:sub": sub, f"{GITHUB}:aud": aud},
             },
         }
@@ -159,3 +168,44 @@ def account_trust(account: str) -> dict:
             {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}
         ],
     }
+
+
+PROD_STACKS = ("tfhub-serving-prod-storage", "tfhub-serving-prod-serving")
+
+
+@contextlib.contextmanager
+def prod_account(actions: list[str]) -> Iterator[dict[str, str]]:
+    """moto as prod's account (cdk.json's account and region) holding prod's two stacks,
+    a placeholder template each, with IAM enforced; yields the environment of
+    credentials allowed `actions` and nothing else, for the CDK CLI.
+
+    moto checks a CloudFormation call's action, not its stack (it authorizes '*'):
+    which stacks is for IAM simulation to say."""
+    region = REGIONS["prod"]
+    with moto_server(MOTO_ACCOUNT_ID=ACCOUNTS["prod"]) as url:
+        admin = {"endpoint_url": url, "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+        cloudformation = boto3.client("cloudformation", region_name=region, **admin)
+        placeholder = {"Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+        for name in PROD_STACKS:
+            cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(placeholder))
+        iam = boto3.client("iam", region_name="us-east-1", **admin)
+        iam.create_user(UserName="preview")
+        allowed = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+        iam.put_user_policy(UserName="preview", PolicyName="preview", PolicyDocument=json.dumps(allowed))
+        key = iam.create_access_key(UserName="preview")["AccessKey"]
+        # moto's switch: from now on no call goes unauthorized (the setup's went unchecked).
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{url}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST"
+            )
+        ).close()
+        yield {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_REGION": region,
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+        }

@@ -8,15 +8,20 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from account_setup.deploy_role import MAX_SESSION
 from tests.conftest import ROOT
-from tests.delivery.workflow_runner import WORKFLOW, context, evaluate, jobs, workflow
+from tests.delivery.workflow_runner import WORKFLOW, context, evaluate, jobs, step, workflow
 
 ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
 
 
 DEPLOYING = ("dev", "staging", "prod")
+# Each job with AWS credentials, and the longest session its role allows: the deploy
+# roles' MaxSessionDuration, IAM's default hour for the preview role.
+DEPLOY_SESSION = MAX_SESSION.to_seconds()
+CREDENTIALED = {"dev": DEPLOY_SESSION, "staging": DEPLOY_SESSION, "prod": DEPLOY_SESSION, "prod-preview": 3600}
 
 # What a deploy job spends outside its timed steps: checkout, setup-python, `make deps`
 # (pip and npm), the assemblies' download, the credentials, and the short steps
@@ -32,7 +37,9 @@ def test_actionlint_passes():
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(WORKFLOW.read_text().replace("needs: [dev, build, prod-gate]", "needs: [dev, build, prod-gat]"))
+    broken.write_text(
+        WORKFLOW.read_text().replace("needs: [dev, build, prod-gate, prod-preview]", "needs: [dev, build, prod-gat]")
+    )
     result = subprocess.run([str(ACTIONLINT), "-no-color", str(broken)], capture_output=True, text=True)
     assert result.returncode != 0 and "prod-gat" in result.stdout
 
@@ -43,11 +50,14 @@ def test_pull_requests_test_and_synth_main_delivers():
     flow = jobs()
     assert "if" not in flow["test"] and "if" not in flow["synth"]
     assert flow["dev"]["needs"] == ["test", "synth"]
-    assert (flow["build"]["needs"], flow["staging"]["needs"], flow["prod-gate"]["needs"], flow["prod"]["needs"]) == (
+    assert (flow["build"]["needs"], flow["staging"]["needs"], flow["prod-gate"]["needs"]) == (
         "dev",
         ["dev", "build"],
         ["dev", "staging"],
-        ["dev", "build", "prod-gate"],
+    )
+    assert (flow["prod-preview"]["needs"], flow["prod"]["needs"]) == (
+        ["build", "prod-gate"],
+        ["dev", "build", "prod-gate", "prod-preview"],
     )
 
 
@@ -61,12 +71,13 @@ def test_each_stages_assembly_is_built_once_without_credentials_and_deployed_as_
     ]
     (upload,) = [s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert upload["with"]["path"] == "cdk.out/assembly-*"
-    for stage in ("staging", "prod"):
-        steps = flow[stage]["steps"]
+    # prod's preview compares the very assembly prod deploys.
+    for name, stage in (("staging", "staging"), ("prod", "prod"), ("prod-preview", "prod")):
+        steps = flow[name]["steps"]
         (download,) = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/download-artifact@")]
         (credentials,) = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("aws-actions/")]
         assert download < credentials and steps[download]["with"] == {"name": "assemblies", "path": "cdk.out"}
-        assert flow[stage]["env"]["ASSEMBLY"] == f"cdk.out/assembly-{stage}"
+        assert flow[name]["env"]["ASSEMBLY"] == f"cdk.out/assembly-{stage}"
 
 
 def test_every_action_is_pinned_by_commit_and_no_job_keeps_a_git_token():
@@ -102,6 +113,39 @@ def test_deploy_jobs_install_everything_before_credentials_exist():
                 assert re.search(rf"^{target}: (promote-arguments )?deps$", (ROOT / "Makefile").read_text(), re.M)
 
 
+def test_the_preview_installs_everything_before_credentials_exist_and_after_runs_only_the_pinned_cli():
+    steps = jobs()["prod-preview"]["steps"]
+    (credentials,) = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("aws-actions/")]
+    assert {"run": "make deps"} in steps[:credentials]
+    (diff,) = [s["run"] for s in steps[credentials + 1 :]]
+    # node_modules/.bin's cdk, which `make deps` installed: no npx (it may fetch one), make, pip or npm.
+    runs = [line.strip() for line in diff.splitlines() if " cdk " in line and not line.strip().startswith("echo ")]
+    # Templates only (a change set needs the deploy role), of the downloaded assembly.
+    assert runs == ['PATH="$PWD/node_modules/.bin:$PATH" cdk diff --app "$ASSEMBLY" --method template --no-notices \\']
+    assert not re.search(r"\b(npx|npm|pip|make)\b", diff)
+
+
+def test_prods_reviewers_see_the_preview_before_they_are_asked():
+    """prod waits on the preview, which runs in its own environment, without reviewers,
+    with the preview role alone; a stale run skips both."""
+    flow = jobs()
+    job = flow["prod-preview"]
+    assert "prod-preview" in flow["prod"]["needs"]
+    assert job["environment"] == "prod-preview" and job["if"] == flow["prod"]["if"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "concurrency" not in job  # it writes nothing
+    text = yaml.safe_dump(job)
+    assert set(re.findall(r"vars\.(\w+)", text)) == {"AWS_PREVIEW_ROLE_ARN", "AWS_REGION", "AWS_ACCOUNT_ID"}
+    assert "needs.dev" not in text  # no digest: it deploys nothing
+    (credentials,) = [s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/")]
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+    # A preview that cannot be computed does not stop the release; the diff step is told.
+    assert credentials["continue-on-error"] is True
+    assert step("prod-preview", "diff")["env"]["CREDENTIALS"] == "${{ steps.credentials.outcome }}"
+    for failed in ("failure", "cancelled"):
+        assert evaluate(job["if"], {**context(), "status": failed}) is False  # an earlier job failed
+
+
 def test_make_deps_leaves_the_later_targets_nothing_to_install():
     shell = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     # Once installed, `deps` only checks the interpreter: no pip, no npm.
@@ -111,14 +155,15 @@ def test_make_deps_leaves_the_later_targets_nothing_to_install():
 
 def test_each_session_outlasts_its_job_and_fits_the_roles_limit():
     """Scenario 3: an OIDC session cannot be refreshed, so it must outlive the job."""
-    for name in DEPLOYING:
+    assert {name for name, job in jobs().items() if "id-token" in job.get("permissions", {})} == set(CREDENTIALED)
+    for name, longest in CREDENTIALED.items():
         job = jobs()[name]
         (credentials,) = [s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/")]
         options = credentials["with"]
         assert int(options["role-duration-seconds"]) >= 60 * job["timeout-minutes"], name
-        assert int(options["role-duration-seconds"]) <= MAX_SESSION.to_seconds()  # the role's MaxSessionDuration
+        assert int(options["role-duration-seconds"]) <= longest, name
         assert options["allowed-account-ids"] == "${{ vars.AWS_ACCOUNT_ID }}"
-        assert "github.run_id" in options["role-session-name"]
+        assert options["role-session-name"].startswith(f"deliver-{name}-${{{{ github.run_id }}}}-"), name
     # Two blue/green cycles (the update and a rollback) fit in the promoting jobs.
     assert jobs()["staging"]["timeout-minutes"] >= 120 and jobs()["prod"]["timeout-minutes"] >= 120
 

@@ -110,6 +110,7 @@ def test_a_stale_run_never_reaches_the_prod_approval(head, current, tmp_path):
     gate = {**state, "needs": {"prod-gate": {"outputs": outputs}}}
     assert "environment" not in jobs()["prod-gate"]  # it runs before the approval wait
     assert evaluate(jobs()["prod"]["if"], gate) is current
+    assert evaluate(jobs()["prod-preview"]["if"], gate) is current  # nothing to preview either
 
 
 @pytest.mark.parametrize(("head", "current"), [("c" * 40, True), ("d" * 40, False)])
