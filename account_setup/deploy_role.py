@@ -67,13 +67,33 @@ class DeployRole(Construct):
         return iam.Policy(self, construct_id, roles=[self.role], statements=list(statements))
 
     def _deploy(self, stack: Stack, settings: AccessSettings) -> None:
-        self._policy(
+        config = settings.config
+        configs = res.sagemaker_arn(stack, "endpoint-config", "*")
+        policy = self._policy(
             "Deploy",
             iam.PolicyStatement(
                 sid="AssumeTheCdkBootstrapRoles",
                 actions=["sts:AssumeRole"],
                 resources=res.bootstrap_role_arns(stack, settings.bootstrap_qualifier),
             ),
+            # The update check before each deploy (delivery/preflight.py), which the
+            # deploy's progress lines read too.
+            iam.PolicyStatement(
+                sid="CheckTheUpdate",
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+                resources=[res.sagemaker_arn(stack, "endpoint", config.endpoint_name), configs],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheScaling", actions=["application-autoscaling:DescribeScalableTargets"], resources=["*"]
+            ),
+        )
+        acknowledge_wildcards(
+            policy,
+            {
+                configs: "Endpoint configs have names CloudFormation generates; the check reads the one "
+                "the stage's endpoint names.",
+                "*": f"application-autoscaling:DescribeScalableTargets {res.NO_RESOURCE_LEVEL}",
+            },
         )
 
     def _smoke_and_digest(self, stack: Stack, settings: AccessSettings) -> None:

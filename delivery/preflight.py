@@ -5,12 +5,19 @@ an update (`stacks/rulebook/updates.py`) need the endpoint as it is deployed,
 so this reads it (DescribeEndpoint, DescribeEndpointConfig, Application Auto
 Scaling's DescribeScalableTargets) and refuses in one line, naming the rule,
 a deploy SageMaker would refuse minutes into CloudFormation's update.
+
+The check only brings SageMaker's refusal forward: what it cannot read (no
+permission, an emulator without Application Auto Scaling) it says it did not
+check, and the deploy goes on; SageMaker still refuses such an update itself.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery.deployed import DeployedStage
 from delivery.status import described_endpoint
@@ -21,9 +28,10 @@ from tools.cli import UserError
 class DeployedEndpoint:
     """`requests.Lookups` over the live account: the endpoint, its configs, its scaling."""
 
-    def __init__(self, stage: DeployedStage) -> None:
+    def __init__(self, stage: DeployedStage, say: Callable[[str], None]) -> None:
         self.sagemaker = stage.client("sagemaker")
         self.autoscaling = stage.client("application-autoscaling")
+        self.say = say
 
     def model(self, name: str) -> dict | None:
         return None
@@ -38,7 +46,11 @@ class DeployedEndpoint:
         return None
 
     def scaling(self, endpoint_name: str) -> dict[str, tuple[int, int]]:
-        return registered_variants(self.autoscaling, endpoint_name)
+        try:
+            return registered_variants(self.autoscaling, endpoint_name)
+        except (ClientError, BotoCoreError) as error:
+            self.say(f"update check: autoscaling not read ({error}), an autoscaled variant's instance type not checked")
+            return {}
 
 
 def registered_variants(autoscaling, endpoint_name: str) -> dict[str, tuple[int, int]]:
@@ -58,15 +70,18 @@ def registered_variants(autoscaling, endpoint_name: str) -> dict[str, tuple[int,
     }
 
 
-def check(stage: DeployedStage, assembly: pathlib.Path) -> None:
+def check(stage: DeployedStage, assembly: pathlib.Path, say: Callable[[str], None] = print) -> None:
     """Refuse (UserError, one line) a deploy of `assembly` that updates the stage's
     endpoint in a way SageMaker refuses; nothing deployed yet is nothing to check."""
     config = stage.config
-    template_path = assembly / f"{config.serving_stack_name}.template.json"
-    template = json.loads(template_path.read_text())
-    deployed = DeployedEndpoint(stage)
-    if deployed.endpoint(config.endpoint_name) is None:
+    template = json.loads((assembly / f"{config.serving_stack_name}.template.json").read_text())
+    deployed = DeployedEndpoint(stage, say)
+    try:
+        if deployed.endpoint(config.endpoint_name) is None:
+            return
+        found = check_update(template, config.endpoint_name, deployed, config.account, config.region)
+    except (ClientError, BotoCoreError) as error:
+        say(f"update check: not made ({error}); SageMaker refuses what it would have refused itself")
         return
-    found = check_update(template, config.endpoint_name, deployed, config.account, config.region)
     if found:
         raise UserError(f"Not deploying stage {config.stage}, SageMaker would refuse the update: {found[0]}")

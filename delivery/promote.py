@@ -31,10 +31,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from delivery import artifact_copy, artifacts, records
+from delivery import artifact_copy, artifacts, preflight, records
 from delivery import artifact_forms as forms
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
+from delivery.deployed import deployed_stage
 from delivery.rollback import rollback
 from delivery.smoke import smoke_stage
 from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, stage_access, state_line, verdict
@@ -146,13 +147,15 @@ def cdk_deploy(
 ) -> pathlib.Path:
     """Deploy `stage` pinned to `artifact_key` (no job runs, the serving stack reports
     `digest`): the given assembly, checked to pin exactly that, or one synthesized
-    now from this checkout. Returns the assembly deployed. A rollback deploys the
+    now from this checkout, checked against the endpoint as deployed (`preflight.py`).
+    Returns the assembly deployed. A rollback deploys the
     serving stack alone (`serving_only`): the storage stack holds the bucket's guards
     and roles, which an earlier commit's assembly would take back to what they were."""
     config = load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
     if assembly is None:
         assembly = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"promote-{stage}")
     stage_assembly.require_pinned(assembly, config.serving_stack_name, artifact_key, digest)
+    preflight.check(deployed_stage(stage), assembly)
     stage_assembly.deploy(assembly, only=config.serving_stack_name if serving_only else None)
     return assembly
 

@@ -44,6 +44,10 @@ def test_the_deploy_role_has_what_each_tool_of_the_stage_calls(ci_access, stage)
     assert statements["ReadTheServingOutputs"]["Resource"] == (
         f"arn:aws:cloudformation:{region}:{account}:stack/tfhub-serving-{stage}-serving/*"
     )
+    assert sorted(statements["CheckTheUpdate"]["Resource"]) == [
+        f"arn:aws:sagemaker:{region}:{account}:endpoint-config/*",
+        f"arn:aws:sagemaker:{region}:{account}:endpoint/tfhub-serving-{stage}",
+    ]
     assert statements["CallTheEndpoint"] == {
         "Sid": "CallTheEndpoint",
         "Effect": "Allow",
@@ -69,6 +73,7 @@ def test_the_deploy_role_has_what_each_tool_of_the_stage_calls(ci_access, stage)
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListTrainingJobs",
+        "application-autoscaling:DescribeScalableTargets",
     } | ({"cloudformation:ListExports"} if stage != "dev" else set())
 
 

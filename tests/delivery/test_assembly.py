@@ -125,8 +125,12 @@ def test_a_rollback_deploys_the_serving_stack_alone(built, monkeypatch):
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(assembly.subprocess, "run", run)
+    # Each deploy is checked against the endpoint as deployed first (tests/delivery/test_preflight.py).
+    monkeypatch.setattr(promotion, "deployed_stage", lambda stage: stage)
+    monkeypatch.setattr(promotion.preflight, "check", lambda stage, folder: commands.append(["check", stage, folder]))
     promotion.cdk_deploy("staging", KEY, DIGEST, built, serving_only=True)
     promotion.cdk_deploy("staging", KEY, DIGEST, built)
-    restore, promote = (command[command.index(str(built)) + 1 :] for command in commands)
+    assert commands[0] == commands[2] == ["check", "staging", built]
+    restore, promote = (command[command.index(str(built)) + 1 :] for command in commands[1::2])
     assert restore[:2] == ["tfhub-serving-staging-serving", "--exclusively"] and "--all" not in restore
     assert promote[0] == "--all"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from delivery import preflight
@@ -77,3 +78,32 @@ def test_instances_cannot_become_serverless_in_an_update(reach, synthesized):
     serving_now(dev, "ml.m5.large", scaled=False)
     with pytest.raises(UserError, match=r"Not deploying stage dev.*from instances to serverless"):
         preflight.check(dev, synthesized("dev").outdir)
+
+
+def test_what_it_cannot_read_it_says_it_did_not_check_and_the_deploy_goes_on(reach, synthesized):
+    """No permission to describe the endpoint (CI's deploy role may lack it): the check
+    steps aside in a line; SageMaker still refuses a bad update itself."""
+    prod = reach("prod")
+    sagemaker = prod.client("sagemaker")
+    said: list[str] = []
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("describe_endpoint", "AccessDeniedException", "not authorized")
+        preflight.check(prod, synthesized("prod").outdir, said.append)
+    assert said == [
+        "update check: not made (An error occurred (AccessDeniedException) when calling the DescribeEndpoint "
+        "operation: not authorized); SageMaker refuses what it would have refused itself"
+    ]
+
+
+def test_without_autoscaling_to_read_the_other_rules_still_hold(reach, synthesized, monkeypatch):
+    """An emulator without Application Auto Scaling (the rehearsal's): the scaling rule is
+    said to be unchecked, and instances to serverless is still refused."""
+    dev = reach("dev")
+    serving_now(dev, "ml.m5.large", scaled=False)
+    autoscaling = dev.client("application-autoscaling")
+    said: list[str] = []
+    with Stubber(autoscaling) as stub:
+        stub.add_client_error("describe_scalable_targets", "400", "")
+        with pytest.raises(UserError, match="from instances to serverless"):
+            preflight.check(dev, synthesized("dev").outdir, said.append)
+    assert said and said[0].startswith("update check: autoscaling not read")
