@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacks.stage.names import TRAINING_LOG_GROUP
-from tools.local_job import start_toolkit, write_opt_ml
+from tools.toolkit import start_toolkit, write_opt_ml
 
 _FAILURE_MAX = 1024  # SageMaker's FailureReason is at most 1024 characters
 

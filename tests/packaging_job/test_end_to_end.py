@@ -16,7 +16,7 @@ from rehearsal.cloudformation import as_sent_to_custom_resource
 from stacks.model_packaging import source_archive
 from stacks.model_packaging.handler_asset.packaging_handler import handler
 from tests.conftest import ROOT
-from tools.local_job import run_toolkit, write_layout
+from tools.toolkit import run_toolkit, write_layout
 
 
 def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synthesized, hub, text_archive, tmp_path):

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT
-from tools.local_job import failure_message, stream_toolkit, write_layout
+from tools.toolkit import failure_message, stream_toolkit, write_layout
 
 # Whatever could give the run credentials other than what a test sets.
 _AWS_CREDENTIAL_VARIABLES = (

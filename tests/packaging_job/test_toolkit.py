@@ -18,7 +18,7 @@ import tensorflow as tf
 from fixtures.demo_model import save_weights_model, write_archive
 from fixtures.hub_server import HubServer
 from tests.packaging_job.conftest import JOB_DIR
-from tools.local_job import run_toolkit, start_toolkit, write_layout
+from tools.toolkit import run_toolkit, start_toolkit, write_layout
 
 
 @pytest.fixture
