@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT
-from tests.delivery.workflow_runner import WORKFLOW, context, evaluate, jobs, workflow
+from tests.delivery.workflow_expressions import context, evaluate
+from tests.delivery.workflow_runner import WORKFLOW, jobs, workflow
 
 ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
 
