@@ -12,7 +12,8 @@ import yaml
 
 from account_setup.deploy_role import MAX_SESSION
 from tests.conftest import ROOT
-from tests.delivery.workflow_runner import WORKFLOW, context, evaluate, jobs, step, workflow
+from tests.delivery.workflow_expressions import context, evaluate
+from tests.delivery.workflow_runner import WORKFLOW, jobs, step, workflow
 
 ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
 

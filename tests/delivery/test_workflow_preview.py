@@ -9,7 +9,8 @@ import re
 import pytest
 
 from tests.account_setup.world import PROD_STACKS, prod_account
-from tests.delivery.workflow_runner import context, interpolate, run_step, step
+from tests.delivery.workflow_expressions import context, interpolate
+from tests.delivery.workflow_runner import run_step, step
 
 READ_TEMPLATES = ["cloudformation:DescribeStacks", "cloudformation:GetTemplate"]
 
@@ -17,15 +18,15 @@ READ_TEMPLATES = ["cloudformation:DescribeStacks", "cloudformation:GetTemplate"]
 @pytest.fixture
 def preview(synthesized, tmp_path):
     """Runs the step with the credentials step's `outcome` and AWS settings; returns
-    (exit code, summary)."""
+    (succeeded, summary)."""
     assembly = str(synthesized("prod").outdir)
 
-    def run(outcome: str, aws: dict[str, str], **overrides: str) -> tuple[int, str]:
+    def run(outcome: str, aws: dict[str, str], **overrides: str) -> tuple[bool, str]:
         state = {**context(), "steps": {"credentials": {"outcome": outcome}}}
         step_env = {k: interpolate(str(v), state) for k, v in step("prod-preview", "diff")["env"].items()}
         env = {**step_env, **aws, "ASSEMBLY": assembly, "RUNNER_TEMP": str(tmp_path), "HOME": str(tmp_path)}
-        result, _, summary = run_step("prod-preview", "diff", state, tmp_path, {**env, **overrides})
-        return result.returncode, summary
+        succeeded, _, summary = run_step("prod-preview", "diff", state, tmp_path, {**env, **overrides})
+        return succeeded, summary
 
     return run
 
@@ -38,8 +39,8 @@ def fenced(summary: str) -> list[str]:
 
 def test_the_reviewers_read_what_the_deploy_changes_in_both_prod_stacks(preview):
     with prod_account(READ_TEMPLATES) as credentials:
-        code, summary = preview("success", credentials)
-    assert code == 0
+        succeeded, summary = preview("success", credentials)
+    assert succeeded
     assert summary.startswith("### Prod: what this run's deploy changes")
     assert "Not computed" not in summary
     diff = "\n".join(fenced(summary))
@@ -49,23 +50,23 @@ def test_the_reviewers_read_what_the_deploy_changes_in_both_prod_stacks(preview)
 
 def test_a_long_diff_is_cut_in_the_summary_and_says_so(preview):
     with prod_account(READ_TEMPLATES) as credentials:
-        code, summary = preview("success", credentials, SUMMARY_LINES="5")
-    assert code == 0
+        succeeded, summary = preview("success", credentials, SUMMARY_LINES="5")
+    assert succeeded
     assert len(fenced(summary)) == 5
     assert "(The first 5 lines; the whole diff is in this job's log.)" in summary
 
 
 def test_a_diff_the_role_cannot_read_says_so_and_does_not_fail_the_run(preview):
     with prod_account(["cloudformation:DescribeStacks"]) as credentials:
-        code, summary = preview("success", credentials)
-    assert code == 0
+        succeeded, summary = preview("success", credentials)
+    assert succeeded
     assert "**Not computed**: cdk diff exited with 1; its output:" in summary
     assert "not authorized to perform: cloudformation:GetTemplate" in "\n".join(fenced(summary))
 
 
 def test_without_credentials_no_diff_runs_and_the_summary_says_so(preview):
     # The credentials step failed (continue-on-error): the diff step is told, and tries nothing.
-    code, summary = preview("failure", {})
-    assert code == 0
+    succeeded, summary = preview("failure", {})
+    assert succeeded
     assert "**Not computed**: the preview role's credentials could not be had" in summary
     assert "```" not in summary
