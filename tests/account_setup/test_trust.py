@@ -21,6 +21,26 @@ from tests.conftest import STAGES
 from tests.iam_simulation import simulate
 
 
+def trust(synth, role: dict) -> dict:
+    (statement,) = synth.resolved(role["AssumeRolePolicyDocument"])["Statement"]
+    return statement
+
+
+def github_environment(synth, environment: str) -> dict:
+    """The one trust statement a CI role has: GitHub's tokens for this repository's `environment`."""
+    return {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": synth.provider_arn},
+        "Condition": {
+            "StringEquals": {
+                f"{GITHUB}:aud": "sts.amazonaws.com",
+                f"{GITHUB}:sub": f"repo:{REPO}:environment:{environment}",
+            }
+        },
+    }
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_deploy_role_trusts_only_github_tokens_of_the_stages_environment(ci_access, stage):
     synth = ci_access(stage)
@@ -28,18 +48,7 @@ def test_deploy_role_trusts_only_github_tokens_of_the_stages_environment(ci_acce
     assert role["RoleName"] == f"tfhub-serving-{stage}-github-deploy"
     assert role["MaxSessionDuration"] == 3 * 3600
     assert "ManagedPolicyArns" not in role and "Policies" not in role
-    (statement,) = synth.resolved(role["AssumeRolePolicyDocument"])["Statement"]
-    assert statement == {
-        "Effect": "Allow",
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Principal": {"Federated": synth.provider_arn},
-        "Condition": {
-            "StringEquals": {
-                f"{GITHUB}:aud": "sts.amazonaws.com",
-                f"{GITHUB}:sub": f"repo:{REPO}:environment:{stage}",
-            }
-        },
-    }
+    assert trust(synth, role) == github_environment(synth, stage)
     (provider,) = [r["Properties"] for r in synth.resources.values() if r["Type"] == "AWS::IAM::OIDCProvider"]
     assert provider == {"Url": f"https://{GITHUB}", "ClientIdList": ["sts.amazonaws.com"]}
 
@@ -91,18 +100,7 @@ def test_the_preview_role_trusts_only_github_tokens_of_prods_preview_environment
     # IAM's default hour: the diff takes seconds, its job at most 20 minutes.
     assert "MaxSessionDuration" not in role
     assert "ManagedPolicyArns" not in role and "Policies" not in role
-    (statement,) = synth.resolved(role["AssumeRolePolicyDocument"])["Statement"]
-    assert statement == {
-        "Effect": "Allow",
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Principal": {"Federated": synth.provider_arn},
-        "Condition": {
-            "StringEquals": {
-                f"{GITHUB}:aud": "sts.amazonaws.com",
-                f"{GITHUB}:sub": f"repo:{REPO}:environment:prod-preview",
-            }
-        },
-    }
+    assert trust(synth, role) == github_environment(synth, "prod-preview")
     assert synth.template["Outputs"]["PreviewRoleArn"]["Description"] == (
         "GitHub environment prod-preview: AWS_PREVIEW_ROLE_ARN"
     )
