@@ -71,21 +71,35 @@ def copy(source_s3, source_uri: str, target_s3, target_uri: str, manifest: bytes
         _upload_as_archive(checked, manifest, set(expected), target_s3, bucket, key)
         return
     present = {object_key for object_key, _ in listed(target_s3, bucket, key)}
+    copied = set()
     for stream in checked:
+        copied.add(stream.file.path)
         if key + stream.file.path in present:
             # Written by a promotion cut short; verified with the rest. Its
             # source object was opened for reading: let the connection go.
             getattr(stream.file.stream, "close", lambda: None)()
             continue
         put_new(target_s3, bucket, key + stream.file.path, stream, ready=stream.confirm)
+    # The manifest marks a complete copy: only once every listed file is there.
+    _require_all(copied, set(expected))
     if key + MANIFEST not in present:
         put_new(target_s3, bucket, key + MANIFEST, io.BytesIO(manifest))
+
+
+def _require_all(copied: set[str], expected: set[str]) -> None:
+    if copied != expected:
+        raise ArtifactError(f"The source lacks files its manifest lists: {sorted(expected - copied)[:5]}.")
 
 
 def _checked_files(source_s3, source_uri: str, expected: dict[str, dict]) -> Iterator[_Checked]:
     """The source's files but its manifest (the caller's checked copy is written
     instead), each only if the manifest lists it."""
+    seen = set()
     for file in files(source_s3, source_uri):
+        if file.path in seen:
+            # An archive may hold a path twice; extracting it keeps the last one.
+            raise ArtifactError(f"{source_uri} holds {file.path!r} twice.")
+        seen.add(file.path)
         if file.path == MANIFEST:
             continue
         if file.path not in expected:
@@ -151,8 +165,7 @@ def _upload_as_archive(
                     _add(archive, stream.file.path, stream.file.size, stream)
                     stream.confirm()
                     added.add(stream.file.path)
-                if added != expected:
-                    raise ArtifactError(f"The source lacks files its manifest lists: {sorted(expected - added)[:5]}.")
+                _require_all(added, expected)
                 _add(archive, MANIFEST, len(manifest), io.BytesIO(manifest))
         except BaseException as error:  # raised on the uploading side, before the upload completes
             failure.append(error)

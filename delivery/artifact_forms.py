@@ -58,7 +58,10 @@ def is_archive(uri: str) -> bool:
 def safe_path(name: str, where: str) -> str:
     path = name.removeprefix("./")
     parts = path.split("/")
-    if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+    # Control characters too: a newline in a path would make the tree digest's
+    # one line per file ambiguous.
+    unsafe = any(ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+    if not path or unsafe or path.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise ArtifactError(f"{where} holds an unsafe path {name!r}.")
     return path
 

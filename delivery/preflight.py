@@ -80,8 +80,8 @@ def check(stage: DeployedStage, assembly: pathlib.Path, say: Callable[[str], Non
         if deployed.endpoint(config.endpoint_name) is None:
             return
         found = check_update(template, config.endpoint_name, deployed, config.account, config.region)
-    except (ClientError, BotoCoreError) as error:
-        say(f"update check: not made ({error}); SageMaker refuses what it would have refused itself")
+    except Exception as error:  # noqa: BLE001 - the check only brings SageMaker's refusal forward
+        say(f"update check: not made ({type(error).__name__}: {error}); SageMaker refuses what it would have itself")
         return
     if found:
         raise UserError(f"Not deploying stage {config.stage}, SageMaker would refuse the update: {found[0]}")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from delivery import artifact_copy, artifacts, preflight, records
+from delivery import artifact_copy, artifacts, preflight, records, restorable
 from delivery import artifact_forms as forms
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
@@ -148,11 +148,20 @@ def cdk_deploy(
     """Deploy `stage` pinned to `artifact_key` (no job runs, the serving stack reports
     `digest`): the given assembly, checked to pin exactly that, or one synthesized
     now from this checkout, checked against the endpoint as deployed (`preflight.py`).
-    Returns the assembly deployed. A rollback deploys the
-    serving stack alone (`serving_only`): the storage stack holds the bucket's guards
-    and roles, which an earlier commit's assembly would take back to what they were."""
+    Returns the assembly deployed.
+
+    A rollback (`serving_only`) deploys the serving stack alone: the storage stack
+    holds the bucket's guards and roles, which an earlier commit's would take back
+    to what they were. Of a stored assembly it takes only the serving template,
+    which `rollback` has checked, into an assembly synthesized now
+    (`restorable.transplant`): the stored manifests are never what the CLI reads."""
     config = load_from_cdk_json(ROOT / "cdk.json", stage, os.environ)
-    if assembly is None:
+    if serving_only:
+        fresh = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"rollback-{stage}")
+        if assembly is not None:
+            restorable.transplant(restorable.template_of(assembly, config.names), fresh, config.serving_stack_name)
+        assembly = fresh
+    elif assembly is None:
         assembly = stage_assembly.build(stage, artifact_key, digest, ROOT / "cdk.out" / f"promote-{stage}")
     stage_assembly.require_pinned(assembly, config.serving_stack_name, artifact_key, digest)
     preflight.check(deployed_stage(stage), assembly)

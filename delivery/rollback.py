@@ -13,7 +13,7 @@ from delivery import artifact_forms as forms
 from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
-from delivery.restorable import require_restorable
+from delivery.restorable import require_restorable, template_of
 from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, verdict
 
 
@@ -56,7 +56,10 @@ def rollback(
         stored = earlier.get("assembly")
         restored = stage_assembly.restore(writer.s3, bucket, stored, pathlib.Path(folder)) if stored else None
         if restored:
-            require_restorable(restored, target.names, target.cloudformation.meta.region_name, key)
+            # The stage's account, as the promotion role's ARN (an export of its storage stack) names it.
+            account = artifacts.export_value(target.cloudformation, target.names.promotion_role_export).split(":")[4]
+            region = target.cloudformation.meta.region_name
+            require_restorable(template_of(restored, target.names), target.names, region, account, key)
         deployed = deploy(target.stage, key, digest, restored)
         writer = target.writing()  # a fresh session, as for a promotion
         record = {

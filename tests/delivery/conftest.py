@@ -55,7 +55,10 @@ def stages(packaged):
             staging.client("cloudformation"),
             "tfhub-serving-staging-storage",
             {},
-            {"tfhub-serving-staging-bucket-name": "staging-bucket"},
+            {
+                "tfhub-serving-staging-bucket-name": "staging-bucket",
+                "tfhub-serving-staging-promotion-role-arn": f"arn:aws:iam::{STAGING_ACCOUNT}:role/promotion",
+            },
         )
         yield (
             StageAccess("dev", StageNames("tfhub-serving", "dev"), dev.client("cloudformation"), dev_s3),

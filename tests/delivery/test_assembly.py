@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -116,21 +117,25 @@ def test_a_stored_assembly_with_links_or_escaping_paths_is_refused(member, tmp_p
     assert not (tmp_path / "outside.json").exists()
 
 
-def test_a_rollback_deploys_the_serving_stack_alone(built, monkeypatch):
-    """The storage stack (the bucket's guards, the roles) stays as this commit made it."""
+def test_a_rollback_deploys_the_serving_stack_alone(built, tmp_path, monkeypatch):
+    """The storage stack (the bucket's guards, the roles) stays as this commit made it;
+    a rollback deploys an assembly synthesized now (tests/delivery/test_restorable.py)."""
     commands = []
 
     def run(command, **_):
         commands.append(command)
         return subprocess.CompletedProcess(command, 0)
 
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(assembly, "build", lambda *a: shutil.copytree(built, fresh))
     monkeypatch.setattr(assembly.subprocess, "run", run)
     # Each deploy is checked against the endpoint as deployed first (tests/delivery/test_preflight.py).
     monkeypatch.setattr(promotion, "deployed_stage", lambda stage: stage)
     monkeypatch.setattr(promotion.preflight, "check", lambda stage, folder: commands.append(["check", stage, folder]))
     promotion.cdk_deploy("staging", KEY, DIGEST, built, serving_only=True)
     promotion.cdk_deploy("staging", KEY, DIGEST, built)
-    assert commands[0] == commands[2] == ["check", "staging", built]
-    restore, promote = (command[command.index(str(built)) + 1 :] for command in commands[1::2])
+    assert commands[0] == ["check", "staging", fresh] and commands[2] == ["check", "staging", built]
+    restore = commands[1][commands[1].index(str(fresh)) + 1 :]
+    promote = commands[3][commands[3].index(str(built)) + 1 :]
     assert restore[:2] == ["tfhub-serving-staging-serving", "--exclusively"] and "--all" not in restore
     assert promote[0] == "--all"

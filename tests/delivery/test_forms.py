@@ -78,6 +78,41 @@ def test_a_serverless_target_gets_no_archive_at_all_when_a_source_file_is_not_as
     assert not staging.s3.list_multipart_uploads(Bucket="staging-bucket").get("Uploads")
 
 
+def _archive_with(dev, packaged, tmp_path, change) -> None:
+    """dev's archive, made from a copy of the packaged model that `change` edits."""
+    model = shutil.copytree(packaged[0], tmp_path / "model")
+    change(model)
+    upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, model)
+
+
+def test_an_archive_lacking_a_listed_file_gets_no_manifest_in_the_copy(stages, serverless_dev, packaged, tmp_path):
+    """A copy without its manifest is one a later promotion completes; it never
+    looks complete while a listed file is missing."""
+    _, staging, record = stages
+    _archive_with(serverless_dev, packaged, tmp_path, lambda m: (m / "use/4/saved_model.pb").unlink())
+    with pytest.raises(PromotionError, match=r"lacks files its manifest lists: \['use/4/saved_model.pb'\]"):
+        promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert "manifest.json" not in only_listed_files(
+        staging.s3, "staging-bucket", promoted(record["tree_digest"]), record
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "refusal"),
+    [("./use/4/saved_model.pb", "holds 'use/4/saved_model.pb' twice"), ("./use/4/a\nb", "unsafe path")],
+    ids=["a path twice", "a newline in a path"],
+)
+def test_an_archive_with_an_ambiguous_member_is_refused(stages, serverless_dev, packaged, member, refusal):
+    """Extracting keeps the last of two members of one path, and a newline would make
+    the digest's one line per file ambiguous: either could make what was tested
+    differ from what is promoted."""
+    _, staging, _ = stages
+    extra = tarfile.TarInfo(member)
+    upload_archive(serverless_dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0], extra=extra)
+    with pytest.raises(PromotionError, match=refusal):
+        promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
 def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):
     dev, staging, _ = stages
     # 512 MB cannot hold TF Serving and even this small model (the sizing rule).

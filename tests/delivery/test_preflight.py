@@ -90,8 +90,8 @@ def test_what_it_cannot_read_it_says_it_did_not_check_and_the_deploy_goes_on(rea
         stub.add_client_error("describe_endpoint", "AccessDeniedException", "not authorized")
         preflight.check(prod, synthesized("prod").outdir, said.append)
     assert said == [
-        "update check: not made (An error occurred (AccessDeniedException) when calling the DescribeEndpoint "
-        "operation: not authorized); SageMaker refuses what it would have refused itself"
+        "update check: not made (ClientError: An error occurred (AccessDeniedException) when calling the "
+        "DescribeEndpoint operation: not authorized); SageMaker refuses what it would have itself"
     ]
 
 

@@ -1,27 +1,35 @@
-"""What a rollback may deploy from a stored assembly: the stage's own serving stack as
-this project synthesizes it, serving the record's artifact; anything else is refused."""
+"""What a rollback may deploy of a stored assembly: only its serving template, when it
+is the stage's own serving stack serving the record's artifact, put into an assembly
+synthesized now; anything else is refused, and the stored manifests are never used."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
-import pathlib
 import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
 
+from delivery import promote as promotion
 from delivery.artifacts import PromotionError
-from delivery.restorable import SERVING_RESOURCE_TYPES, require_restorable
+from delivery.restorable import SERVING_RESOURCE_TYPES, require_restorable, template_of, transplant
 from stacks.stage.names import StageNames
 from tests.delivery.world import PINNED, REGION
 
 STAGING = StageNames("tfhub-serving", "staging")
+ACCOUNT = "222222222222"  # staging's in cdk.json
+SERVING = "tfhub-serving-staging-serving"
 
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])
 def test_the_serving_stacks_synthesized_today_may_be_restored(synthesized, stage):
-    """Keeps SERVING_RESOURCE_TYPES equal to what a promoted stage's serving stack holds."""
-    require_restorable(synthesized(stage).outdir, StageNames("tfhub-serving", stage), REGION, PINNED)
+    """Keeps the checks true of what a promoted stage's serving stack is."""
+    names = StageNames("tfhub-serving", stage)
+    account = {"staging": ACCOUNT, "prod": "333333333333"}[stage]
+    require_restorable(template_of(synthesized(stage).outdir, names), names, REGION, account, PINNED)
 
 
 def test_the_allowed_resource_types_are_exactly_those_of_the_promoted_stages(synthesized):
@@ -37,67 +45,106 @@ def _model(template: dict) -> dict:
     return model
 
 
-def _image(registry: str) -> Callable[[dict, dict], None]:
-    def change(template: dict, manifest: dict) -> None:
-        _model(template)["PrimaryContainer"]["Image"] = registry
+def _container(**changes) -> Callable[[dict], None]:
+    return lambda template: _model(template)["PrimaryContainer"].update(changes)
+
+
+def _resource(kind: str, **properties) -> Callable[[dict], None]:
+    return lambda template: template["Resources"].update(Extra={"Type": kind, "Properties": properties})
+
+
+def _role_policy(statement: dict) -> Callable[[dict], None]:
+    def change(template: dict) -> None:
+        (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+        role["Properties"]["AssumeRolePolicyDocument"]["Statement"].append(statement)
 
     return change
 
 
-def _data(value) -> Callable[[dict, dict], None]:
-    def change(template: dict, manifest: dict) -> None:
-        _model(template)["PrimaryContainer"]["ModelDataUrl"] = value
-
-    return change
-
-
-def _role(template: dict, manifest: dict) -> None:
-    _model(template)["ExecutionRoleArn"] = "arn:aws:iam::222222222222:role/administrator"
-
-
-def _lambda(template: dict, manifest: dict) -> None:
-    template["Resources"]["Extra"] = {"Type": "AWS::Lambda::Function", "Properties": {}}
-
-
-def _region(template: dict, manifest: dict) -> None:
-    manifest["artifacts"]["tfhub-serving-staging-serving"]["environment"] = "aws://222222222222/us-east-1"
-
-
-def _stack(template: dict, manifest: dict) -> None:
-    manifest["artifacts"]["elsewhere"] = {"type": "aws:cloudformation:stack", "environment": "aws://1/eu-west-1"}
-
-
+IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.20.0-cpu"
 OTHER_BUCKET = {"Fn::Join": ["", ["s3://", {"Fn::ImportValue": "tfhub-serving-dev-bucket-name"}, f"/{PINNED}"]]}
+HIDDEN_ACCOUNT = {"Fn::Join": ["", ["arn:aws:iam::", "111111111111", ":root"]]}
+
+REFUSED = {
+    "image-account": (_container(Image=IMAGE.replace("763104351884", "111111111111")), "outside the stage's account"),
+    "image-repository": (_container(Image=IMAGE.replace("inference:", "inference-evil:")), "runs the image"),
+    "image-host": (_container(Image=IMAGE.replace("amazonaws.com", "evil.example")), "runs the image"),
+    "image-config": (_container(ImageConfig={"RepositoryAccessMode": "Vpc"}), "runs the image"),
+    "data-url": (_container(ModelDataUrl="s3://attacker/evil.tar.gz"), "s3://attacker/evil.tar.gz"),
+    "data-other-stage": (_container(ModelDataUrl=OTHER_BUCKET), "imports 'tfhub-serving-dev-bucket-name'"),
+    "role": (lambda t: _model(t).update(ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/admin"), "runs as"),
+    "lambda": (_resource("AWS::Lambda::Function"), r"holds \['AWS::Lambda::Function'\]"),
+    "transform": (lambda t: t.update(Transform="AWS::Include"), r"has \['Transform'\]"),
+    "fn-transform": (_resource("AWS::SNS::Topic", TopicName={"Fn::Transform": {"Name": "M"}}), "Fn::Transform"),
+    "parameter": (lambda t: t["Parameters"].update(Evil={"Type": "String"}), "which CDK's do not"),
+    "trust-anyone": (
+        _role_policy({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}),
+        "principal",
+    ),
+    "trust-service": (
+        _role_policy({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
+        "lets 'lambda.amazonaws.com' act",
+    ),
+    "other-account": (
+        _role_policy({"Effect": "Allow", "Principal": {"AWS": HIDDEN_ACCOUNT}, "Action": "sts:AssumeRole"}),
+        "outside the stage's account",
+    ),
+}
 
 
-@pytest.mark.parametrize(
-    ("change", "refusal"),
-    [
-        (_image("111111111111.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.20.0-cpu"), "runs the image"),
-        (_image("763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference-evil:1"), "runs the image"),
-        (_data("s3://attacker/evil.tar.gz"), 'serves "s3://attacker/evil.tar.gz"'),
-        (_data(OTHER_BUCKET), "serves .*tfhub-serving-dev-bucket-name"),
-        (_role, "runs as 'arn:aws:iam::222222222222:role/administrator'"),
-        (_lambda, r"holds \['AWS::Lambda::Function'\]"),
-        (_region, "not the stage's region eu-west-1"),
-        (_stack, r"holds the stacks \['elsewhere'"),
-    ],
-    ids=["image-account", "image-repository", "data-url", "data-other-stage", "role", "lambda", "region", "stacks"],
-)
-def test_a_stored_assembly_that_would_deploy_anything_else_is_refused(synthesized, tmp_path, change, refusal):
-    folder = tmp_path / "assembly"
-    shutil.copytree(synthesized("staging").outdir, folder)
-    template_path = folder / "tfhub-serving-staging-serving.template.json"
-    manifest_path = folder / "manifest.json"
-    template, manifest = json.loads(template_path.read_text()), json.loads(manifest_path.read_text())
-    change(template, manifest)
-    template_path.write_text(json.dumps(template))
-    manifest_path.write_text(json.dumps(manifest))
+@pytest.mark.parametrize(("change", "refusal"), REFUSED.values(), ids=REFUSED.keys())
+def test_a_stored_serving_template_that_would_deploy_anything_else_is_refused(synthesized, change, refusal):
+    template = copy.deepcopy(template_of(synthesized("staging").outdir, STAGING))
+    change(template)
     with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}"):
-        require_restorable(folder, STAGING, REGION, PINNED)
+        require_restorable(template, STAGING, REGION, ACCOUNT, PINNED)
 
 
-def test_an_assembly_without_the_serving_stack_is_refused(tmp_path: pathlib.Path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": {}}))
-    with pytest.raises(PromotionError, match="holds no readable serving stack tfhub-serving-staging-serving"):
-        require_restorable(tmp_path, STAGING, REGION, PINNED)
+def test_an_assembly_without_the_serving_template_is_refused(tmp_path):
+    with pytest.raises(PromotionError, match="holds no readable serving template tfhub-serving-staging-serving"):
+        template_of(tmp_path, STAGING)
+
+
+def test_the_checked_template_is_what_the_cli_uploads_and_deploys(synthesized, tmp_path):
+    fresh = shutil.copytree(synthesized("staging").outdir, tmp_path / "fresh")
+    template = copy.deepcopy(template_of(fresh, STAGING))
+    template["Description"] = "the recorded infrastructure"
+    transplant(template, fresh, SERVING)
+    body = (fresh / f"{SERVING}.template.json").read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    assert json.loads(body)["Description"] == "the recorded infrastructure"
+    (entry,) = json.loads((fresh / f"{SERVING}.assets.json").read_text())["files"].items()
+    assert entry[0] == digest and entry[1]["source"]["path"] == f"{SERVING}.template.json"
+    assert all(d["objectKey"] == f"{digest}.json" for d in entry[1]["destinations"].values())
+    properties = json.loads((fresh / "manifest.json").read_text())["artifacts"][SERVING]["properties"]
+    assert properties["stackTemplateAssetObjectUrl"].endswith(f"/{digest}.json")
+
+
+def test_a_rollback_never_deploys_the_stored_manifests(synthesized, tmp_path, monkeypatch):
+    """A stored assembly whose asset manifest names a command to run (the CDK CLI runs
+    an asset's `executable`) and whose manifest names other roles: only its serving
+    template is taken, into an assembly synthesized now."""
+    stored = shutil.copytree(synthesized("staging").outdir, tmp_path / "stored")
+    hostile = {"files": {"x": {"source": {"executable": ["sh", "-c", "touch pwned"]}, "destinations": {}}}}
+    (stored / f"{SERVING}.assets.json").write_text(json.dumps({"version": "55.0.0", **hostile}))
+    manifest = json.loads((stored / "manifest.json").read_text())
+    manifest["artifacts"][SERVING]["properties"]["assumeRoleArn"] = "arn:aws:iam::111111111111:role/attacker"
+    (stored / "manifest.json").write_text(json.dumps(manifest))
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(
+        promotion.stage_assembly, "build", lambda *a: shutil.copytree(synthesized("staging").outdir, fresh)
+    )
+    monkeypatch.setattr(promotion.stage_assembly, "require_pinned", lambda *a: None)
+    monkeypatch.setattr(promotion, "deployed_stage", lambda stage: stage)
+    monkeypatch.setattr(promotion.preflight, "check", lambda stage, folder: None)
+    deployed = []
+    monkeypatch.setattr(
+        promotion.stage_assembly.subprocess,
+        "run",
+        lambda command, **_: deployed.append(command) or subprocess.CompletedProcess(command, 0),
+    )
+    assert promotion.cdk_deploy("staging", PINNED, "d" * 64, stored, serving_only=True) == fresh
+    (command,) = deployed
+    assert command[command.index("--app") + 1] == str(fresh)
+    assert "executable" not in (fresh / f"{SERVING}.assets.json").read_text()
+    assert "attacker" not in (fresh / "manifest.json").read_text()
