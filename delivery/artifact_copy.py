@@ -177,8 +177,12 @@ def _upload_as_archive(
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    with open(read_end, "rb") as pipe:
-        put_new(s3, bucket, key, pipe, ready=written)
+    try:
+        with open(read_end, "rb") as pipe:
+            put_new(s3, bucket, key, pipe, ready=written)
+    finally:
+        # An upload that failed early closed the pipe: the writer stops at its next write.
+        writer.join(timeout=60)
 
 
 def _add(archive: tarfile.TarFile, path: str, size: int, stream: IO[bytes] | _Checked) -> None:
