@@ -63,7 +63,8 @@ _SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Parameters"
 _SECTIONS |= {"Mappings", "Resources", "Outputs"}
 _PRINCIPALS = {"sagemaker.amazonaws.com", "cloudwatch.amazonaws.com"}
 _ARN = re.compile(r"^arn:[\w-]+:[\w-]+:[\w-]*:(\d*):")
-_ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
+# An account id as ARNs, registry hosts and principals spell it (not digits inside a hash).
+_ACCOUNT = re.compile(r"(?:^|[:/])(\d{12})(?=$|[:./])")
 
 
 def template_of(assembly: pathlib.Path, names: StageNames) -> dict[str, Any]:

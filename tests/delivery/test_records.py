@@ -15,7 +15,6 @@ from tests.delivery.world import (
     fails,
     promote,
     rollback,
-    stack_with_outputs,
 )
 
 
@@ -70,13 +69,7 @@ def test_a_record_that_is_not_what_the_log_wrote_there_is_refused(stages):
 
 def test_the_target_is_written_as_its_promotion_role(stages):
     """Every write into the target bucket goes through the role its bucket policy names."""
-    dev, staging, _ = stages
-    stack_with_outputs(
-        staging.cloudformation,
-        "tfhub-serving-staging-roles",
-        {},
-        {"tfhub-serving-staging-promotion-role-arn": "arn:aws:iam::222222222222:role/promotion"},
-    )
+    dev, staging, _ = stages  # staging's storage stack exports its promotion role (conftest)
     events = []
 
     def assume(role):

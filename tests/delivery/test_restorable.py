@@ -32,6 +32,13 @@ def test_the_serving_stacks_synthesized_today_may_be_restored(synthesized, stage
     require_restorable(template_of(synthesized(stage).outdir, names), names, REGION, account, PINNED)
 
 
+def test_digits_inside_a_digest_are_no_account(synthesized):
+    """The tree digest the stack reports is hex: a run of twelve digits in it names no account."""
+    template = copy.deepcopy(template_of(synthesized("staging").outdir, STAGING))
+    template["Outputs"]["TreeDigest"] = {"Value": "5e575cba102b1b23fdf1304c7a981af97c857081969461edd1dcb5cf702b5b99"}
+    require_restorable(template, STAGING, REGION, ACCOUNT, PINNED)
+
+
 def test_the_allowed_resource_types_are_exactly_those_of_the_promoted_stages(synthesized):
     # The CDK CLI adds its version-reporting resource; an in-process synth does not.
     used = {"AWS::CDK::Metadata"}
