@@ -1,4 +1,5 @@
-"""`make deploy`'s check against the deployed stage, before the CDK CLI runs.
+"""The check of a deploy against the deployed stage, before the CDK CLI runs: in
+`make deploy`, and in `make promote` (and its rollbacks) before each deploy.
 
 The synth gate checks every rule a template can break on its own; the rules of
 an update (`stacks/rulebook/updates.py`) need the endpoint as it is deployed,
