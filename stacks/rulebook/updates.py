@@ -3,7 +3,8 @@
 Synth knows only the template; some rules depend on the endpoint as it is: an
 update from instances to serverless, or a new instance type for a variant
 whose scalable target is registered (blue/green refuses both). `make deploy`
-and `make promote` ask the account (`delivery/preflight.py`) and checks here before the CLI runs.
+and `make promote` ask the account (`delivery/preflight.py`) and check here
+before the CLI runs.
 """
 
 from __future__ import annotations
