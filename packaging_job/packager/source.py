@@ -48,6 +48,12 @@ def resolve(handle: str) -> Resolved:
         path = urlsplit(handle).path if scheme == "file" else handle
         if not os.path.exists(path):
             raise PackagingError(f"Local handle {path!r} does not exist.")
+        if not (os.path.isfile(path) or os.path.isdir(path)):
+            # A device, socket or pipe would otherwise end in an OS error mid-copy.
+            raise PackagingError(
+                f"Local handle {path!r} is neither a file (a hub .tar.gz archive) nor a "
+                "folder (a SavedModel): point it at one of those."
+            )
         return Resolved(handle, os.path.abspath(path), is_archive=os.path.isfile(path))
     raise PackagingError(
         f"Unsupported hub handle {handle!r}: use an http(s) URL (tfhub.dev, Kaggle or a "

@@ -136,15 +136,15 @@ def test_the_toolkits_own_crash_is_its_exceptions_message(tmp_path, monkeypatch)
     assert failure_message(base, log, status) == "The config profile (gone) could not be found"
 
 
-def test_make_local_ends_an_exception_the_job_does_not_handle_with_its_message():
-    # A character device exists but is neither an archive nor a folder: the job's
-    # copy of the tree raises NotADirectoryError, which it does not turn into a message.
+def test_make_local_ends_a_handle_that_is_neither_file_nor_folder_in_the_jobs_message():
+    # A character device exists but is neither an archive nor a folder.
     result = make_local("HANDLE=/dev/null")
     assert result.returncode != 0
     (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
     assert line == (
-        "The packaging job failed: the job exited with code 1: NotADirectoryError: [Errno 20] "
-        "Not a directory: '/dev/null' (VERBOSE=1 shows the toolkit's and TensorFlow's output)"
+        "The packaging job failed: Local handle '/dev/null' is neither a file (a hub .tar.gz "
+        "archive) nor a folder (a SavedModel): point it at one of those. (VERBOSE=1 shows the "
+        "toolkit's and TensorFlow's output)"
     )
 
 
