@@ -14,6 +14,10 @@ policy, which CloudFormation would then show as drift):
   folders, by its IAM policy); nobody else, the Model's role included.
 - Deleting object versions there: only the bucket's auto-delete handler, on
   `cdk destroy` of a stage whose data is not retained.
+- Replication into any of those prefixes: nobody. A replication rule of
+  another bucket writes with `s3:ReplicateObject` and `s3:ReplicateDelete`
+  ("Setting up permissions for live replication", S3 User Guide), not
+  `s3:PutObject`, so it would pass the denies above.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def guard_writes(
         # conditional write succeeds: deleting is how bytes would be swapped.
         _deny_unless("CopiesAndRecordsStay", ["s3:DeleteObject"], [promoted, records], deleters),
         _deny_unless("VersionsStay", ["s3:DeleteObjectVersion"], [promoted, records, packaging], deleters),
+        _deny("NoReplicasOfGuardedKeys", ["s3:ReplicateObject", "s3:ReplicateDelete"], [promoted, records, packaging]),
         _deny_unless(
             "OnlyPackagingJobsWriteJobFolders",
             ["s3:PutObject", "s3:DeleteObject"],

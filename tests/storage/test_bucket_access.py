@@ -105,9 +105,15 @@ def test_an_administrator_cannot_plant_or_replace_what_serves(request, stage):
         Request(ADMIN, "s3:DeleteObject", PROMOTED),
         Request(ADMIN, "s3:DeleteObject", RECORD),
         Request(ADMIN, "s3:DeleteObjectVersion", PROMOTED),
+        # A replication rule of another bucket writes with these, not PutObject.
+        Request(ADMIN, "s3:ReplicateObject", PROMOTED),
+        Request(ADMIN, "s3:ReplicateObject", RECORD),
+        Request(ADMIN, "s3:ReplicateObject", "artifacts/packaging/tfhub-serving-dev-0-pkg-0/output/model.tar.gz"),
+        Request(ADMIN, "s3:ReplicateDelete", PROMOTED),
+        Request(ADMIN, "s3:ReplicateDelete", RECORD),
         # Other keys are the account's to manage, as any bucket's are.
         Request(ADMIN, "s3:PutObject", "artifacts/manual/model.tar.gz", OVERWRITE),
-    ) == [DENIED] * 6 + [ALLOWED]
+    ) == [DENIED] * 11 + [ALLOWED]
 
 
 def test_only_cdk_destroy_of_a_stage_that_does_not_retain_data_removes_versions(dev, prod):
