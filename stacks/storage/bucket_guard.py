@@ -2,7 +2,8 @@
 
 IAM policies grant; this bucket policy denies, whatever any identity policy
 of the account grants (an administrator's included, short of changing this
-policy, which CloudFormation would then show as drift):
+policy or the bucket's lifecycle rules, which CloudFormation would then show
+as drift):
 
 - `artifacts/promoted/` and `promotions/`: only the promotion role writes,
   and only objects that do not exist yet (S3 conditional writes,
