@@ -100,9 +100,18 @@ def load_stage_config(
         raise config_error(error, StageSettings, raw, where, renamed) from None
     may_fall_back = stage == FALLBACK_STAGE
     account = _account(settings.account, where, default_account, may_fall_back)
-    region = _region(settings.region, where, default_region, may_fall_back)
     artifact_key = _CLI_ARTIFACT if artifact is not None else f"{where}.pinned_artifact"
-    check_stage(settings, where, region, packages=packages, artifact_key=artifact_key)
+    try:
+        region = _region(settings.region, where, default_region, may_fall_back)
+        check_stage(settings, where, region, packages=packages, artifact_key=artifact_key)
+    except ConfigError as error:
+        if settings.region is None and may_fall_back and str(error).startswith(f"{where}.region:"):
+            # The user never wrote this value: point at where it came from.
+            raise ConfigError(
+                f"{error} (it came from the environment by the region rule: AWS_REGION, "
+                f"AWS_DEFAULT_REGION or the profile's region; cdk.json leaves {where}.region null)"
+            ) from None
+        raise
     return _stage_config(
         settings,
         project=project,
@@ -150,7 +159,8 @@ def _account(value: str | None, where: str, fallback: str | None, may_fall_back:
         raise ConfigError(f"{where}.account: missing; set the 12-digit AWS account id")
     # cdk.json's account is validated with the stage; the fallback (CDK_DEFAULT_ACCOUNT) is checked here.
     if not _valid(_ACCOUNT, value):
-        raise ConfigError(f"{where}.account: {value!r} is not allowed; {_described(Account)}")
+        origin = " (from CDK_DEFAULT_ACCOUNT; cdk.json leaves it null)" if value == fallback else ""
+        raise ConfigError(f"{where}.account: {value!r}{origin} is not allowed; {_described(Account)}")
     return value
 
 

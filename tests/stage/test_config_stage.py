@@ -102,6 +102,29 @@ def test_a_serverless_stage_needs_a_region_with_serverless_inference(context):
     assert load(context, "dev").region == "il-central-1"
 
 
+@pytest.mark.parametrize("region", ["nowhere", "eu-west-1 ", "il-central-1"])
+def test_a_bad_dev_region_from_the_environment_says_where_it_came_from(context, region):
+    assert context["stages"]["dev"]["region"] is None
+    message = assert_error(context, "dev", f"stages.dev.region: {region!r}", default_region=region)
+    assert message.endswith(
+        "(it came from the environment by the region rule: AWS_REGION, AWS_DEFAULT_REGION "
+        "or the profile's region; cdk.json leaves stages.dev.region null)"
+    )
+    # A value the user wrote is blamed on cdk.json alone.
+    context["stages"]["dev"]["region"] = region
+    assert "environment" not in assert_error(context, "dev", f"stages.dev.region: {region!r}")
+
+
+def test_a_bad_fallback_account_names_cdk_default_account(context):
+    assert context["stages"]["dev"]["account"] is None
+    assert_error(
+        context,
+        "dev",
+        "stages.dev.account: '12345' (from CDK_DEFAULT_ACCOUNT; cdk.json leaves it null) is not allowed",
+        default_account="12345",
+    )
+
+
 def test_hub_handle_and_signature_fit_a_hyperparameter(context):
     context["stages"]["dev"]["model"]["hub_handle"] = "https://example.com/" + "m" * 2500
     assert_error(context, "dev", "stages.dev.model.hub_handle", "SageMaker rule hyperparameter-length")
