@@ -14,6 +14,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import signal
 import sys
 
@@ -35,6 +36,13 @@ def _flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def _model_name(value: str) -> str:
+    # fullmatch: with re.match the pattern's `$` would let a trailing newline through.
+    if not re.fullmatch(contract.MODEL_NAME_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not allowed; {contract.MODEL_NAME_ALLOWED}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The job's options: the handler's hyperparameters, as the toolkit passes them."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -44,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", **kwargs)
 
     option(contract.HUB_HANDLE, required=True)
-    option(contract.MODEL_NAME, required=True)
+    option(contract.MODEL_NAME, type=_model_name, required=True)
     option(contract.MODEL_VERSION, type=int, default=1)
     option(contract.SIGNATURE, default=contract.DEFAULT_SIGNATURE)
     option(contract.SAMPLE_INPUT, type=json.loads, default=None, help="JSON instances or columns")

@@ -14,6 +14,10 @@ PROGRAM = "train.py"
 # TensorFlow's DEFAULT_SERVING_SIGNATURE_DEF_KEY, the signature TF Serving answers
 # when a request names none. Spelled here so the job's contract needs no TensorFlow.
 DEFAULT_SIGNATURE = "serving_default"
+# The model name becomes a folder (TF Serving's `<name>/<version>/`), part of
+# SageMaker names and of S3 keys: the characters all three accept.
+MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$"
+MODEL_NAME_ALLOWED = "use letters, digits, '-' and '_' (63 characters at most, starting with a letter or digit)"
 
 HUB_HANDLE = "hub-handle"
 MODEL_NAME = "model-name"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from packaging_job.packager.contract import DEFAULT_SIGNATURE
+from packaging_job.packager.contract import DEFAULT_SIGNATURE, MODEL_NAME_ALLOWED, MODEL_NAME_PATTERN
 from stacks.rulebook import limits
 from stacks.stage.errors import Refused
 from stacks.stage.schema import rule_broken
@@ -99,13 +99,7 @@ class ModelSettings(Settings):
     """`model`: the hub model and the name and version TF Serving serves it under."""
 
     # TF Serving discovers `<name>/<version>/saved_model.pb`; SageMaker names and S3 keys carry the name.
-    name: Annotated[
-        str,
-        text(
-            r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$",
-            "use letters, digits, '-' and '_' (63 characters at most, starting with a letter or digit)",
-        ),
-    ]
+    name: Annotated[str, text(MODEL_NAME_PATTERN, MODEL_NAME_ALLOWED)]
     version: Annotated[int, whole(1, 2**31 - 1)]
     hub_handle: NonEmpty
     hub_sha256: Omittable[

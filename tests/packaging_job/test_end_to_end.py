@@ -2,12 +2,13 @@
 CloudFormation would send them, and the job's contract in the handler's environment
 become the handler's CreateTrainingJob request;
 that request, laid out as /opt/ml, runs the real packaging job through the
-SageMaker training toolkit and yields a servable artifact."""
+SageMaker training toolkit and yields a servable artifact; a name it cannot carry is refused."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import tensorflow as tf
 import train
 from sagemaker_training import mapping
@@ -63,3 +64,13 @@ def test_template_properties_run_through_the_toolkit_to_a_servable_artifact(synt
     served = tf.saved_model.load(str(base / "model" / "universal-sentence-encoder" / "4"))
     known = served.signatures["serving_default"](tf.constant(["hello world", "hello"]))["known"]
     assert known.numpy().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["bad/name", "../up", "name\n", "_under", "n" * 64])
+def test_the_job_refuses_a_model_name_tf_serving_and_s3_keys_cannot_carry(name, capsys):
+    # The handler passes cdk.json's checked name; `make local MODEL_NAME=` and any
+    # other caller reach the job unchecked, and the name becomes a folder.
+    with pytest.raises(SystemExit) as stopped:
+        train.parse_args(["--hub-handle", "/x", "--model-name", name])
+    assert stopped.value.code == 2
+    assert f"argument --model-name/--model_name: {name!r} is not allowed; use letters" in capsys.readouterr().err
