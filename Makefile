@@ -134,13 +134,15 @@ promote-arguments:
 # Values are read by the shell from the environment, never expanded by make into
 # the recipe: make would run a `$(shell ...)` inside a value. CI passes DIGEST and
 # SOURCE_* in the environment (a value on make's command line is make syntax).
-given = $(filter-out undefined,$(origin $(1)))
+# An empty FROM= or RECORD= counts as not given; any other variable, once set,
+# is passed even when empty, so that an empty DIGEST fails the digest check
+# instead of switching it off.
 promote: promote-arguments deps
-	$(PY) -m delivery.promote --to "$$TO" $(if $(call given,RECORD),--record "$$RECORD",--from "$$FROM") \
-		$(if $(call given,SOURCE_ROLE_ARN),--source-role-arn "$$SOURCE_ROLE_ARN") \
-		$(if $(call given,SOURCE_REGION),--source-region "$$SOURCE_REGION") \
-		$(if $(call given,DIGEST),--expect-digest "$$DIGEST") \
-		$(if $(call given,ASSEMBLY),--assembly "$$ASSEMBLY")
+	@$(PY) -m delivery.promote --to "$$TO" $${RECORD:+--record "$$RECORD"} $${FROM:+--from "$$FROM"} \
+		$${SOURCE_ROLE_ARN+--source-role-arn "$$SOURCE_ROLE_ARN"} \
+		$${SOURCE_REGION+--source-region "$$SOURCE_REGION"} \
+		$${DIGEST+--expect-digest "$$DIGEST"} \
+		$${ASSEMBLY+--assembly "$$ASSEMBLY"}
 
 ## assembly STAGE=staging DIGEST=sha256   synthesize the stage pinned to that digest's promoted copy, into
 ##         cdk.out/assembly-STAGE (CI builds each once per commit; make promote ASSEMBLY=... deploys it)
@@ -150,7 +152,7 @@ assembly: deps
 ## status STAGE=staging  one screen for the stage: stacks, endpoint, what it serves, last promotion,
 ##                       alarms, last packaging job, dashboard [JSON=1 for scripts]
 status: deps
-	$(PY) -m delivery.status --stage $(STAGE) $(if $(JSON),--json)
+	$(PY) -m delivery.status --stage $(STAGE) $(if $(filter-out 0,$(JSON)),--json)
 
 ## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
 digest: deps

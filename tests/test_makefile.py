@@ -13,11 +13,12 @@ from rehearsal.user import copy_project
 from tests.conftest import ROOT
 
 
-def make(*args: str, cwd=ROOT, **env: str) -> subprocess.CompletedProcess:
+def make(*args: str, cwd=ROOT, **env: str | None) -> subprocess.CompletedProcess:
+    """Run make; an `env` value of None removes that variable."""
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         cwd=cwd,
-        env={**os.environ, **env},
+        env={name: value for name, value in {**os.environ, **env}.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,6 +77,30 @@ def test_promote_names_its_make_variables(variables, line):
     assert result.returncode == 2
     assert result.stderr.splitlines()[0].startswith(line)
     assert "--to" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variables, line",
+    [
+        # An empty RECORD= is not a rollback: the promotion from dev goes on (to credentials here).
+        (("FROM=dev", "TO=staging", "RECORD="), "No AWS credentials found"),
+        # An empty DIGEST= is a failed check, never a check switched off.
+        (("FROM=dev", "TO=staging", "DIGEST="), "DIGEST '' is not a tree digest"),
+    ],
+)
+def test_promote_reads_an_empty_variable_as_its_meaning(tmp_path, variables, line):
+    unset = dict.fromkeys(("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "CI"))
+    result = make("promote", *variables, HOME=str(tmp_path), **unset)
+    assert result.returncode != 0
+    (message,) = [text for text in result.stderr.splitlines() if not text.startswith("make")]
+    assert message.startswith(line)
+
+
+@pytest.mark.parametrize("switch, json_given", [("JSON=1", True), ("JSON=0", False), ("JSON=", False)])
+def test_status_json_0_is_off(switch, json_given):
+    result = make("-n", "status", "STAGE=dev", switch)
+    (line,) = [text for text in result.stdout.splitlines() if "delivery.status" in text]
+    assert line.endswith("--json") is json_given
 
 
 @pytest.mark.parametrize("python, found", [("", "neither"), ("python3.10", "python3.10")])

@@ -86,9 +86,14 @@ def explain(error: BaseException) -> str | None:
     return None
 
 
+def switched_on(value: str | None) -> bool:
+    """A make switch (DEBUG=, VERBOSE=): unset, empty and 0 mean off."""
+    return value not in (None, "", "0")
+
+
 def debugging(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
     variables = os.environ if environ is None else environ
-    return "--debug" in argv or variables.get("DEBUG", "") not in ("", "0")
+    return "--debug" in argv or switched_on(variables.get("DEBUG"))
 
 
 def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,7 @@ import boto3
 from botocore.exceptions import NoCredentialsError
 
 from packaging_job.packager import contract
-from tools.cli import UserError, run
+from tools.cli import UserError, run, switched_on
 from tools.toolkit import failure_message, stream_toolkit, write_layout
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--verbose",
         action="store_true",
-        default=bool(env("VERBOSE")),
+        default=switched_on(env("VERBOSE")),
         help="show the toolkit's and TensorFlow's output",
     )
     args = parser.parse_args(argv)

@@ -270,3 +270,9 @@ def test_through_make_the_tools_line_is_followed_only_by_makes_own(accounts):
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 2, result.stderr
         assert lines[1].startswith("make: *** [Makefile:") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value, on", [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)])
+def test_a_switch_set_to_0_is_off_like_an_unset_one(value, on):
+    assert cli.switched_on(value) is on
+    assert cli.debugging([], {} if value is None else {"DEBUG": value}) is on
