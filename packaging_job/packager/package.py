@@ -47,14 +47,14 @@ def package(
     if hub_sha256 and not resolved.is_archive:
         raise PackagingError(f"model.hub_sha256 pins an archive, but {handle} is a folder: pin an archive's handle.")
     entries = [model_name, MANIFEST_NAME] + ([CODE_DIR] if inference_code else [])
-    taken = [name for name in entries if os.path.exists(os.path.join(model_dir, name))]
+    # Nothing but what this run writes may be there: SageMaker uploads the whole folder.
+    taken = sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else []
     if taken:
         raise PackagingError(f"{model_dir} already holds {taken}; the model directory must start empty.")
     os.makedirs(model_dir, exist_ok=True)
     # Staging inside model_dir keeps the final moves same-filesystem renames.
     staging = tempfile.mkdtemp(prefix=".staging-", dir=model_dir)
     artifact = os.path.join(staging, "artifact")
-    published: list[str] = []
     try:
         fetched = os.path.join(staging, "source")
         os.makedirs(fetched)
@@ -79,13 +79,17 @@ def package(
         if inference_code:
             add_inference_code(inference_code, artifact)
         _remove_empty_folders(artifact)
+        # Hashed before the model runs, and again after: what a run wrote or
+        # rewrote is then refused, so what is published is what was tested.
+        log("Hashing files")
+        files = manifest.file_digests(artifact)
         outputs = None
         if verify_load or sample_input is not None:
             # The version folder as TF Serving will load it.
             log("Loading the model to verify it")
             outputs = verify.load_and_run(version_dir, served, sample_input)
-        log("Hashing files")
-        files = manifest.file_digests(artifact)
+            log("Checking that the run left the files as hashed")
+            verify.require_untouched(model_dir, staging, artifact, files)
         record = {
             "source_handle": handle,
             "resolved_url": resolved.url,
@@ -110,13 +114,14 @@ def package(
             json.dump(record, handle_, indent=2, sort_keys=True)
         for name in entries:
             os.rename(os.path.join(artifact, name), os.path.join(model_dir, name))
-            published.append(name)
         log(f"Packaged {model_name}/{model_version}: {record['total_bytes']} bytes, tree {record['tree_digest'][:12]}")
         return record
     except BaseException:
-        for name in published:
+        # The folder started empty: all in it but the staging folder (removed
+        # below) was published by this run, or written by the model's sample run.
+        for name in set(os.listdir(model_dir)) - {os.path.basename(staging)}:
             path = os.path.join(model_dir, name)
-            if os.path.isdir(path):
+            if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:
                 os.remove(path)

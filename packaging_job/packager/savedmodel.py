@@ -12,27 +12,29 @@ SERVE_TAG = "serve"
 
 
 def find_root(tree: str) -> str:
-    """The one shallowest folder under `tree` holding a saved_model.pb(txt).
+    """The one folder under `tree` holding a saved_model.pb(txt).
 
-    A hub archive holds one SavedModel at its root. Several at the same depth
-    would leave the choice to luck, so they are refused; a nested one below
-    the shallowest (a SavedModel kept among another's assets) is not served.
+    A hub model holds one SavedModel. A second anywhere in the tree, side by
+    side or nested among the first's assets, is refused: the SageMaker TF
+    Serving container walks the whole model folder and serves every
+    `<name>/<digits>/saved_model.pb` it finds (sagemaker-tensorflow-serving-container,
+    `tfs_utils.find_models`), so a nested one would be a second model reachable
+    through the `tfs-model-name` header, or would stop TF Serving from starting.
     """
-    found = sorted(
-        (folder.count(os.sep), folder)
-        for folder, _, files in os.walk(tree)
-        if any(name in files for name in SAVED_MODEL_FILES)
-    )
+    found = sorted((folder, name) for folder, _, files in os.walk(tree) for name in files if name in SAVED_MODEL_FILES)
+    folders = {folder for folder, _ in found}
     if not found:
         raise PackagingError(
             "No SavedModel inside (no saved_model.pb found). TF Serving needs a TF2 SavedModel; "
             "TF1 hub modules and Keras .h5/.keras files are not servable as they are."
         )
-    shallowest = [folder for depth, folder in found if depth == found[0][0]]
-    if len(shallowest) > 1:
-        names = ", ".join(os.path.relpath(folder, tree) for folder in shallowest)
-        raise PackagingError(f"The archive holds several SavedModels side by side ({names}); it should hold one.")
-    return shallowest[0]
+    if len(folders) > 1:
+        names = ", ".join(os.path.relpath(os.path.join(folder, name), tree) for folder, name in found)
+        raise PackagingError(
+            f"The model holds several SavedModels ({names}); it should hold one. The SageMaker TF "
+            "Serving container would serve each of them: remove all but the one to serve."
+        )
+    return found[0][0]
 
 
 @dataclass(frozen=True)

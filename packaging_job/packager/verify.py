@@ -1,9 +1,12 @@
-"""Loading the SavedModel with this container's TensorFlow and running a sample."""
+"""Loading the SavedModel with this container's TensorFlow, running a sample, and
+checking that the run left the staged files as they were hashed."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from . import manifest
 from .errors import PackagingError
 from .savedmodel import Signature
 
@@ -95,3 +98,45 @@ def _inputs(signature: Signature, sample: Any, tf) -> dict:
         name: tf.constant(values, dtype=tf.dtypes.as_dtype(signature.inputs[name].dtype))
         for name, values in columns.items()
     }
+
+
+def require_untouched(model_dir: str, staging: str, artifact: str, files: list[dict]) -> None:
+    """Refuse unless the model folder holds only `staging`, and `artifact` exactly
+    `files` (as `manifest.file_digests` gave them before the model ran), byte for byte.
+
+    Loading the model (its initializers) and running the sample ran the hub
+    model's graph in this process, and a graph can write files
+    (`tf.io.write_file`). SageMaker uploads the whole model folder as the model
+    artifact (SageMaker API Reference, ModelArtifacts), so a file written there,
+    or a hashed one rewritten, would be served without the manifest naming it,
+    or unlike what was tested. Writes elsewhere do not reach the artifact: the
+    staging folder's other parts are deleted, and what lands in /opt/ml/output
+    is uploaded apart from the model artifact, which alone the Model is made from.
+    """
+    strays = _paths(model_dir, skip=staging)
+    before = {entry["path"]: entry for entry in files}
+    after = {entry["path"]: entry for entry in manifest.file_digests(artifact)}
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    # Empty folders were removed before hashing: one now is new, and a new folder
+    # holds either a file (a change above) or, at its bottom, an empty folder.
+    changed += [path for path in _paths(artifact) if path.endswith("/")]
+    # file_digests skips the manifest's name, which is written next.
+    if os.path.lexists(os.path.join(artifact, manifest.MANIFEST_NAME)):
+        changed.append(manifest.MANIFEST_NAME)
+    if strays or changed:
+        raise PackagingError(
+            "Loading the model to verify it changed the model folder, so the manifest would not "
+            f"match what is uploaded: its graph wrote or removed {', '.join(strays + changed)}. "
+            "A model that writes files when it runs would do so when served too: pick another model."
+        )
+
+
+def _paths(root: str, skip: str | None = None) -> list[str]:
+    """Every file, and every empty folder (ending in "/"), under `root` but `skip`."""
+    found = []
+    for folder, names, leaves in os.walk(root):
+        names[:] = [name for name in names if os.path.join(folder, name) != skip]
+        if folder != root and not names and not leaves:
+            found.append(os.path.relpath(folder, root) + "/")
+        found += [os.path.relpath(os.path.join(folder, leaf), root) for leaf in leaves]
+    return sorted(path.replace(os.sep, "/") for path in found)
