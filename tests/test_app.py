@@ -77,9 +77,36 @@ def test_bad_value_in_cdk_json_fails_synth_naming_key_and_allowed_values(tmp_pat
     errors = [line for line in result.stderr.splitlines() if line.startswith("Configuration error")]
     assert errors == [
         "Configuration error: stages.staging.serving.instances.type: 'm5.large' is not "
-        "allowed; expected a SageMaker instance type such as 'ml.m5.large' (it starts with 'ml.')"
+        "allowed; expected an instance type SageMaker offers for real-time endpoints, such as 'ml.m5.large' "
+        "(it starts with 'ml.')"
     ]
     assert template_bytes(tmp_path / "out") == {}
+
+
+def test_an_instance_type_without_the_pinned_image_fails_in_one_line(tmp_path):
+    """The SDK's image lookup refuses it; the app says so as a configuration error, not a traceback."""
+    context = cdk_json_context()
+    context["stages"]["staging"]["serving"]["instances"]["type"] = "ml.inf2.xlarge"
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "app.py"],
+        cwd=ROOT,
+        env={
+            "PATH": f"{CDK.parent}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "CDK_OUTDIR": str(tmp_path / "out"),
+            "CDK_CONTEXT_JSON": json.dumps({**context, "stage": "staging"}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Configuration error")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "Configuration error: stages.staging.serving.instances.type: 'ml.inf2.xlarge' is not allowed; "
+    )
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

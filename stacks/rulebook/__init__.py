@@ -88,6 +88,16 @@ RULES = {
             'KmsKeyId when using an instance type with local storage"',
         ),
         Rule(
+            "endpoint-instance-type",
+            "an endpoint variant runs on an instance type SageMaker offers for real-time endpoints",
+            f"{_API}, ProductionVariant.InstanceType, valid values; botocore's enum ProductionVariantInstanceType",
+        ),
+        Rule(
+            "training-instance-type",
+            "a training job runs on an instance type SageMaker offers for training",
+            f"{_API}, ResourceConfig.InstanceType, valid values; botocore's enum TrainingInstanceType",
+        ),
+        Rule(
             "canary-size",
             "a canary is at least one instance and at most 50 % of the variant's instances, at every fleet size "
             "autoscaling may hold",

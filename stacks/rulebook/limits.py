@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from fractions import Fraction
+from functools import cache
+
+from botocore.loaders import Loader
 
 # ProductionVariantServerlessConfig: MemorySizeInMB in 1 GB steps, MaxConcurrency 1-200.
 SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
@@ -175,6 +178,13 @@ EBS_ONLY_FAMILIES = frozenset(
 
 INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+(?:-[a-z0-9]+)?)\.[a-z0-9]+$")
 
+# The instance types SageMaker offers for each purpose: the valid values of
+# ProductionVariant.InstanceType and ResourceConfig.InstanceType in the API
+# reference, as botocore's copy of the SageMaker service model names their enums.
+ENDPOINT_INSTANCE_TYPES = "ProductionVariantInstanceType"
+TRAINING_INSTANCE_TYPES = "TrainingInstanceType"
+_PURPOSES = {ENDPOINT_INSTANCE_TYPES: "real-time endpoints", TRAINING_INSTANCE_TYPES: "training jobs"}
+
 # CreateTrainingJob.HyperParameters: each value at most 2500 characters.
 HYPERPARAMETER_MAX = 2500
 
@@ -192,6 +202,38 @@ def instance_family(instance_type: str) -> str | None:
 
 def has_instance_store(instance_type: str) -> bool:
     return instance_family(instance_type) in INSTANCE_STORE_FAMILIES
+
+
+@cache
+def offered_instance_types(shape: str) -> tuple[str, ...]:
+    """The instance types the SageMaker service model's enum `shape` lists, in its order.
+
+    Read from the data botocore ships, and only that: no credentials, no network,
+    and no service model a user keeps in ~/.aws/models, so every synth with the
+    pinned botocore reads the same list.
+    """
+    loader = Loader(extra_search_paths=[Loader.BUILTIN_DATA_PATH], include_default_search_paths=False)
+    return tuple(loader.load_service_model("sagemaker", "service-2")["shapes"][shape]["enum"])
+
+
+def unoffered(instance_type: str, shape: str) -> str | None:
+    """Why `instance_type` is not among the types `shape` lists (the sizes its family
+    comes in, or what else the family is offered for), or None when it is."""
+    offered = offered_instance_types(shape)
+    if instance_type in offered:
+        return None
+    family = instance_family(instance_type)
+    if family is None:
+        return "not an instance type"
+    sizes = [kind.rsplit(".", 1)[1] for kind in offered if instance_family(kind) == family]
+    if sizes:
+        return f"ml.{family} is offered as {', '.join(sizes)}"
+    elsewhere = [
+        purpose
+        for other, purpose in _PURPOSES.items()
+        if other != shape and any(instance_family(kind) == family for kind in offered_instance_types(other))
+    ]
+    return f"ml.{family} is offered only for {' and '.join(elsewhere)}" if elsewhere else f"no ml.{family} is offered"
 
 
 def step_problem(strategy: str, instances: int, fleet_sizes: Iterable[int]) -> str | None:

@@ -42,6 +42,10 @@ def _training_job(request: dict, lookups: Lookups) -> list[Violation]:
     ):
         found.append(violation("spot-wait", where, f"StoppingCondition {stopping}"))
     resources = request.get("ResourceConfig", {})
+    kind = resources.get("InstanceType")
+    problem = limits.unoffered(kind, limits.TRAINING_INSTANCE_TYPES) if isinstance(kind, str) else None
+    if problem:
+        found.append(violation("training-instance-type", where, f"InstanceType {kind}: {problem}"))
     if resources.get("VolumeKmsKeyId") and limits.has_instance_store(resources.get("InstanceType", "")):
         found.append(violation("instance-store-kms", where, f"VolumeKmsKeyId with {resources['InstanceType']}"))
     return found
@@ -98,6 +102,11 @@ def _endpoint_config(request: dict, lookups: Lookups) -> list[Violation]:
                     "serverless-features", where, f"model {variant.get('ModelName')} has network isolation or a VPC"
                 )
             )
+    for variant in variants:
+        kind = variant.get("InstanceType")
+        problem = limits.unoffered(kind, limits.ENDPOINT_INSTANCE_TYPES) if isinstance(kind, str) else None
+        if problem:
+            found.append(violation("endpoint-instance-type", where, f"InstanceType {kind}: {problem}"))
     store = [v["InstanceType"] for v in variants if limits.has_instance_store(v.get("InstanceType", ""))]
     if request.get("KmsKeyId") and store:
         found.append(violation("instance-store-kms", where, f"KmsKeyId with {store[0]}"))

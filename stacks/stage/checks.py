@@ -1,5 +1,6 @@
 """The rules that join a stage's validated parts: serving with region, artifact,
-deployment, capture and cost guard; the packaging key with the region.
+deployment, capture and cost guard; the packaging key with the region; each
+instance type with the pinned TensorFlow image for it.
 
 Each part is valid on its own by then (`settings.py`, `stage_settings.py`);
 these rules need two parts, or the stage's resolved region, or know whether the
@@ -8,7 +9,10 @@ stage packages as cdk.json says (a promotion's `-c artifact` replaces packaging)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stacks.rulebook import limits
+from stacks.stage import images
 from stacks.stage.schema import ConfigError, breaks_rule
 from stacks.stage.stage_settings import StageSettings
 
@@ -83,3 +87,46 @@ def _check_deployment(settings: StageSettings, where: str) -> None:
         raise breaks_rule(
             "canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_instances", step, problem
         )
+
+
+def check_stage_images(settings: StageSettings, where: str, region: str) -> None:
+    """Raise a ConfigError when the SDK's image table (`images.py`) has no pinned
+    TensorFlow image for the serving or packaging instance type.
+
+    The SDK is imported for this (seconds). Its lookup raises ValueError for what
+    it does not have; the region and the pinned versions are known good by now,
+    so what it refuses is the instance type.
+    """
+    instances, packaging = settings.serving.instances, settings.packaging
+    if instances is not None:
+        _has_image(
+            images.serving_image,
+            f"{where}.serving.instances.type",
+            instances.type,
+            region,
+            f"TF Serving image {images.SERVING_TF_VERSION}",
+        )
+    if packaging is not None:
+        _has_image(
+            images.training_image,
+            f"{where}.packaging.instance_type",
+            packaging.instance_type,
+            region,
+            f"TensorFlow training image {images.TRAINING_TF_VERSION}",
+        )
+
+
+def _has_image(
+    lookup: Callable[[str, str], images.ContainerImage], key: str, instance_type: str, region: str, image: str
+) -> None:
+    try:
+        lookup(region, instance_type)
+    except ValueError as error:
+        # The SDK's first sentence names what it lacks ("Unsupported processor: inf"); the
+        # rest advises upgrading the SDK, which the pinned version rules out.
+        reason = str(error).split(". ")[0].rstrip(".")
+        raise ConfigError(
+            f"{key}: {instance_type!r} is not allowed; the pinned {image} has no build for it (SageMaker SDK: "
+            f"{reason}); use a CPU type (ml.m5, ml.c5 ...) or a GPU type (ml.g5 ...): the pinned TensorFlow "
+            "images have no Inferentia, Trainium or Graviton build"
+        ) from error

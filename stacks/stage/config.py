@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from packaging_job.packager.archive import Limits
 from stacks.stage import images
-from stacks.stage.checks import check_stage
+from stacks.stage.checks import check_stage, check_stage_images
 from stacks.stage.errors import config_error
 from stacks.stage.names import StageNames
 from stacks.stage.region import FALLBACK_STAGE, environment_region
@@ -56,12 +56,17 @@ def load_stage_config(
     default_region: str | None = None,
     artifact: str | None = None,
     artifact_digest: str | None = None,
+    check_images: bool = True,
 ) -> StageConfig:
     """Validate `context` (cdk.json's context) for `stage`.
 
     `artifact` (`cdk deploy -c artifact=KEY -c artifact_digest=SHA256`, as
     promotions deploy) serves that key of the stage bucket instead of what the
     stage's config says, and reports its digest.
+
+    `check_images=False` leaves out looking up the pinned images for the stage's
+    instance types (the SDK takes seconds to import), for the tools that only read
+    a stage whose synth has checked them.
 
     Only the dev stage may take its account and region from the fallbacks
     (`CDK_DEFAULT_ACCOUNT` and the region rule of `stacks/stage/region.py`, applied by
@@ -112,6 +117,8 @@ def load_stage_config(
                 f"AWS_DEFAULT_REGION or the profile's region; cdk.json leaves {where}.region null)"
             ) from None
         raise
+    if check_images:
+        check_stage_images(settings, where, region)
     return _stage_config(
         settings,
         project=project,
@@ -145,8 +152,14 @@ def stage_names(cdk_json: pathlib.Path) -> list[str]:
 
 
 def load_from_cdk_json(cdk_json: pathlib.Path, stage: str, environ: Mapping[str, str]) -> StageConfig:
-    """The stage's config for the command-line tools, its region by the region rule."""
-    return load_stage_config(read_context(cdk_json), stage, default_region=environment_region(environ))
+    """The stage's config for the command-line tools, its region by the region rule.
+
+    Each reads a stage that a synth built or goes on to synthesize it, and synth
+    checks the images, so they do without the SDK's seconds.
+    """
+    return load_stage_config(
+        read_context(cdk_json), stage, default_region=environment_region(environ), check_images=False
+    )
 
 
 def _account(value: str | None, where: str, fallback: str | None, may_fall_back: bool) -> str | None:

@@ -61,12 +61,15 @@ _FRAMEWORK = "tensorflow"
 PATCH_WINDOW = dt.timedelta(days=365)
 # GitHub GA of each pinned image. Inference 2.20: released 2026-08 (field notes;
 # the day is not given, the first is taken). Training 2.21: its date is not in
-# the sources available offline; 2026-03-01 is assumed, no earlier than
-# TensorFlow 2.21 itself, so a wrong guess warns early, never late. Check both
+# the sources available offline, so TensorFlow 2.21.0's own release stands in:
+# 2026-03-06, the day its first file reached PyPI (`pip index versions
+# tensorflow --uploaded-prior-to`). A DLC is built on a released TensorFlow, so
+# the image came out no earlier: the window computed from this date closes no
+# later than the real one, and a wrong guess warns early, never late. Check both
 # against the support policy table when bumping a pin.
 GA_DATES = {
     ("inference", SERVING_TF_VERSION): dt.date(2026, 8, 1),
-    ("training", TRAINING_TF_VERSION): dt.date(2026, 3, 1),
+    ("training", TRAINING_TF_VERSION): dt.date(2026, 3, 6),
 }
 
 # The SDK logs at INFO for choices we make on purpose (e.g. CPU for serverless).

@@ -56,12 +56,37 @@ def text(pattern: str, description: str) -> Any:
 NonEmpty = Annotated[
     str, text(r"^\S(?:[^\r\n]*\S)?$", "expected a non-empty string without line breaks or leading or trailing spaces")
 ]
-InstanceType = Annotated[
+
+
+def _offered(shape: str, rule_id: str) -> AfterValidator:
+    """Refuses an instance type SageMaker does not offer for the purpose `shape` lists."""
+
+    def check(value: str) -> str:
+        problem = limits.unoffered(value, shape)
+        if problem:
+            raise Refused(rule_broken(rule_id, value, problem))
+        return value
+
+    return AfterValidator(check)
+
+
+# The pattern says what an instance type looks like; the enum, which one SageMaker offers.
+EndpointInstanceType = Annotated[
     str,
     text(
         limits.INSTANCE_TYPE.pattern,
-        "expected a SageMaker instance type such as 'ml.m5.large' (it starts with 'ml.')",
+        "expected an instance type SageMaker offers for real-time endpoints, such as 'ml.m5.large' "
+        "(it starts with 'ml.')",
     ),
+    _offered(limits.ENDPOINT_INSTANCE_TYPES, "endpoint-instance-type"),
+]
+TrainingInstanceType = Annotated[
+    str,
+    text(
+        limits.INSTANCE_TYPE.pattern,
+        "expected an instance type SageMaker offers for training jobs, such as 'ml.m5.xlarge' (it starts with 'ml.')",
+    ),
+    _offered(limits.TRAINING_INSTANCE_TYPES, "training-instance-type"),
 ]
 Project = Annotated[
     str,
@@ -143,7 +168,7 @@ class LimitsSettings(Settings):
 class PackagingSettings(Settings):
     """`packaging`: the training job that packages the hub model on deploy."""
 
-    instance_type: InstanceType
+    instance_type: TrainingInstanceType
     volume_gb: Annotated[int, whole(1, 16384)]
     max_runtime_minutes: Annotated[
         int, whole(1, MAX_JOB_MINUTES, f"expected a whole number from 1 to {MAX_JOB_MINUTES}: {_JOB_MINUTES_WHY}")
@@ -227,7 +252,7 @@ class AutoscalingSettings(Settings):
 class InstancesSettings(Settings):
     """`serving.instances`: a real-time endpoint on instances."""
 
-    type: InstanceType
+    type: EndpointInstanceType
     count: Count
     autoscaling: Omittable[AutoscalingSettings] = None
 

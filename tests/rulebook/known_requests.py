@@ -147,6 +147,18 @@ KNOWN_BAD = {
         },
         Knows(),
     ),
+    # ml.c5n trains, but serves no endpoint.
+    "endpoint-instance-type": (
+        "CreateEndpointConfig",
+        {"EndpointConfigName": "bad", "ProductionVariants": [instances(kind="ml.c5n.xlarge")]},
+        Knows(),
+    ),
+    # ml.inf2 serves, but trains no job.
+    "training-instance-type": (
+        "CreateTrainingJob",
+        training_job(ResourceConfig={"InstanceType": "ml.inf2.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}),
+        Knows(),
+    ),
     # One instance of two is 50 %, but autoscaling may shrink the fleet to one.
     "canary-size": (
         "UpdateEndpoint",
@@ -212,6 +224,11 @@ CONFIG_ONLY = {"serverless-regions"}
 
 GOOD = [
     ("CreateModel", ARCHIVE_MODEL, Knows()),
+    (
+        "CreateTrainingJob",
+        training_job(ResourceConfig={"InstanceType": "ml.c5n.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}),
+        Knows(),
+    ),
     ("CreateModel", PREFIX_MODEL, Knows(prefixes={"s3://models/artifacts/m/": ["artifacts/m/use/4/saved_model.pb"]})),
     (
         "CreateEndpointConfig",

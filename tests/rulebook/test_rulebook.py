@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import botocore.session
 import pytest
 
 from stacks.rulebook import RULES
 from stacks.rulebook import requests as api
 from stacks.rulebook.limits import (
     EBS_ONLY_FAMILIES,
+    ENDPOINT_INSTANCE_TYPES,
     INSTANCE_STORE_FAMILIES,
+    TRAINING_INSTANCE_TYPES,
     has_instance_store,
     instance_family,
+    offered_instance_types,
     step_problem,
+    unoffered,
 )
 from tests.rulebook.known_requests import CONFIG_ONLY, GOOD, KNOWN_BAD, TEMPLATE_ONLY
 
@@ -63,13 +66,29 @@ def test_instance_store_allow_list_comes_from_the_documents():
         assert not has_instance_store(f"ml.{family}.xlarge"), family
 
 
-@pytest.mark.parametrize("shape", ["ProductionVariantInstanceType", "TrainingInstanceType"])
+@pytest.mark.parametrize("shape", [ENDPOINT_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES])
 def test_every_family_sagemaker_offers_is_decided_once(shape):
     """A family botocore learns of fails here until it joins exactly one list."""
-    offered = botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum
+    offered = offered_instance_types(shape)
     families = {instance_family(instance_type) or instance_type for instance_type in offered}
     undecided = sorted(f for f in families if (f in INSTANCE_STORE_FAMILIES) == (f in EBS_ONLY_FAMILIES))
     assert undecided == [], "add each to INSTANCE_STORE_FAMILIES or EBS_ONLY_FAMILIES, with its document"
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "shape", "problem"),
+    [
+        ("ml.m5.large", ENDPOINT_INSTANCE_TYPES, None),
+        ("ml.g5.xlarge", TRAINING_INSTANCE_TYPES, None),
+        ("ml.m5.huge", ENDPOINT_INSTANCE_TYPES, "ml.m5 is offered as large, xlarge, 2xlarge"),
+        ("ml.c5n.xlarge", ENDPOINT_INSTANCE_TYPES, "ml.c5n is offered only for training jobs"),
+        ("ml.inf2.xlarge", TRAINING_INSTANCE_TYPES, "ml.inf2 is offered only for real-time endpoints"),
+        ("ml.zz9.large", TRAINING_INSTANCE_TYPES, "no ml.zz9 is offered"),
+    ],
+)
+def test_an_instance_type_is_one_the_service_model_lists_for_its_purpose(instance_type, shape, problem):
+    found = unoffered(instance_type, shape)
+    assert (found is None) if problem is None else problem in found
 
 
 def test_the_readme_states_every_rule():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from stacks.stage.config import load_stage_config
+from stacks.stage.config import load_from_cdk_json, load_stage_config
+from stacks.stage.images import SERVING_TF_VERSION, TRAINING_TF_VERSION
 from stacks.stage.schema import ConfigError, InstanceServing, ServerlessServing
 from tests.conftest import STAGES
 
@@ -60,6 +63,68 @@ def test_unknown_stage_names_the_declared_ones(context):
 def test_instance_type_needs_the_ml_prefix(context):
     context["stages"]["prod"]["serving"]["instances"]["type"] = "m5.large"
     assert_error(context, "prod", "stages.prod.serving.instances.type", "'m5.large'", "starts with 'ml.'")
+
+
+SERVING_TYPE = "stages.staging.serving.instances.type"
+PACKAGING_TYPE = "stages.dev.packaging.instance_type"
+NO_SERVING_IMAGE = f"TF Serving image {SERVING_TF_VERSION} has no build"
+NO_TRAINING_IMAGE = f"training image {TRAINING_TF_VERSION} has no build"
+
+
+def set_instance_type(context, key, instance_type):
+    if key == SERVING_TYPE:
+        context["stages"]["staging"]["serving"]["instances"]["type"] = instance_type
+    else:
+        context["stages"]["dev"]["packaging"]["instance_type"] = instance_type
+
+
+@pytest.mark.parametrize(
+    ("key", "instance_type", "fragments"),
+    [
+        # Offered for the purpose, but the SDK has no build of the pinned image for them.
+        (SERVING_TYPE, "ml.inf2.xlarge", [NO_SERVING_IMAGE, "Unsupported processor: inf"]),
+        (SERVING_TYPE, "ml.trn1.2xlarge", [NO_SERVING_IMAGE, "Unsupported framework"]),
+        (SERVING_TYPE, "ml.c7g.xlarge", [NO_SERVING_IMAGE, "Unsupported tensorflow version"]),
+        (PACKAGING_TYPE, "ml.trn1.2xlarge", [NO_TRAINING_IMAGE, "Unsupported framework"]),
+        # Not offered for the purpose at all.
+        (SERVING_TYPE, "ml.c5n.xlarge", ["offered only for training jobs", "SageMaker rule endpoint-instance-type"]),
+        (SERVING_TYPE, "ml.m5.huge", ["ml.m5 is offered as large, xlarge", "SageMaker rule endpoint-instance-type"]),
+        (
+            PACKAGING_TYPE,
+            "ml.inf2.xlarge",
+            ["offered only for real-time endpoints", "SageMaker rule training-instance-type"],
+        ),
+    ],
+)
+def test_an_instance_type_sagemaker_or_the_pinned_image_lacks_fails_in_one_line(context, key, instance_type, fragments):
+    set_instance_type(context, key, instance_type)
+    stage = key.split(".")[1]
+    message = assert_error(context, stage, f"{key}: {instance_type!r} is not allowed", *fragments)
+    if "has no build" in message:
+        assert "use a CPU type (ml.m5, ml.c5 ...) or a GPU type (ml.g5 ...)" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "instance_type"),
+    [
+        (SERVING_TYPE, "ml.c5.xlarge"),
+        (SERVING_TYPE, "ml.g5.xlarge"),
+        (PACKAGING_TYPE, "ml.c5n.xlarge"),
+        (PACKAGING_TYPE, "ml.g5.xlarge"),
+    ],
+)
+def test_cpu_and_gpu_types_sagemaker_offers_load(context, key, instance_type):
+    set_instance_type(context, key, instance_type)
+    config = load(context, key.split(".")[1])
+    chosen = config.instance_type if key == SERVING_TYPE else config.packaging.instance_type
+    assert chosen == instance_type
+
+
+def test_the_command_line_tools_leave_the_image_lookup_to_synth(context, tmp_path):
+    """They read stages synth has checked; the SDK's import costs seconds."""
+    set_instance_type(context, SERVING_TYPE, "ml.inf2.xlarge")
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": context}))
+    assert load_from_cdk_json(tmp_path / "cdk.json", "staging", {}).instance_type == "ml.inf2.xlarge"
 
 
 @pytest.mark.parametrize("memory", [1000, 512, 7168, 2048.5])
