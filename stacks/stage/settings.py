@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -134,11 +135,16 @@ class ModelSettings(Settings):
     @field_validator("hub_handle")
     @classmethod
     def _handle_scheme(cls, value: str) -> str:
-        """https, s3 or a local path; plain http only when the handle itself says so
-        (the job never downgrades a redirect, `packager/source.py`)."""
-        scheme = value.partition("://")[0].lower() if "://" in value else ""
-        if scheme not in ("", "https", "http", "s3"):
-            raise Refused(f"{value!r} is not allowed; use an https://, http:// or s3:// handle")
+        """https, s3, or plain http when the handle itself says so (the job never
+        downgrades a redirect, `packager/source.py`), read as the job reads it
+        (urlsplit). A local path is the job's too, but only for `make local`:
+        SageMaker runs a stage's job, where no path of this machine exists."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http", "s3") or not parts.netloc:
+            raise Refused(
+                f"{value!r} is not allowed; use an https:// (or http://) URL or an s3://bucket/key URI "
+                "(the job runs in SageMaker: a local path is for make local only)"
+            )
         return hyperparameter(value)
 
 

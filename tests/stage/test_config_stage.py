@@ -142,10 +142,31 @@ def test_a_hub_archive_may_be_pinned_by_its_sha256(context):
     assert load(context).model.hub_sha256 is None
 
 
-@pytest.mark.parametrize("handle", ["ftp://example.com/m.tar.gz", "file:///etc/passwd", "gopher://x/m"])
-def test_a_hub_handle_is_https_http_s3_or_a_path(context, handle):
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "ftp://example.com/m.tar.gz",
+        "file:///etc/passwd",
+        "gopher://x/m",
+        # Read as the job reads them (urlsplit), these have no scheme it takes.
+        "gs:bucket/model",
+        "hf:google/model",
+        "s3:/bucket/x",
+        "https:///no-host",
+        # A path exists on this machine, not in the SageMaker job a stage runs.
+        "/opt/models/m",
+        "models/m",
+    ],
+)
+def test_a_stages_hub_handle_is_an_https_http_or_s3_url_the_job_can_reach(context, handle):
     context["stages"]["dev"]["model"]["hub_handle"] = handle
     assert_error(context, "dev", f"stages.dev.model.hub_handle: {handle!r} is not allowed", "https://")
+
+
+@pytest.mark.parametrize("handle", ["https://tfhub.dev/google/m/1", "http://hub.internal/m", "s3://bucket/m.tar.gz"])
+def test_https_http_and_s3_handles_load(context, handle):
+    context["stages"]["dev"]["model"]["hub_handle"] = handle
+    assert load(context).model.hub_handle == handle
 
 
 def test_archive_limits_have_defaults_and_bounds(context):
