@@ -2,11 +2,11 @@
 
 `make promote FROM=<this stage> TO=<next>` runs in the next stage's account and
 assumes this role for every read of its source: the serving stack's
-`ArtifactLocation` and `TreeDigest` outputs, then the artifact itself, listed
-(an uncompressed prefix) and read file by file. From a stage that serves
-promoted copies (staging), the promotion also checks this stage verified the
-digest: it finds the bucket by its export and reads the promotion log. It
-writes nothing here.
+`ArtifactLocation` and `TreeDigest` outputs, the bucket's name by its export
+(the artifact must lie where only this stage's own writers put it), then the
+artifact itself, listed (an uncompressed prefix) and read file by file. From a
+stage that serves promoted copies (staging), the promotion also checks this
+stage verified the digest: it reads the promotion log. It writes nothing here.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class SourceReadRole(Construct):
             iam.PolicyStatement(
                 sid="ReadTheServingOutputs", actions=["cloudformation:DescribeStacks"], resources=[serving]
             ),
+            iam.PolicyStatement(sid="FindTheBucket", actions=["cloudformation:ListExports"], resources=["*"]),
             iam.PolicyStatement(
                 sid="ReadTheArtifacts",
                 actions=["s3:GetObject"],
@@ -63,13 +64,16 @@ class SourceReadRole(Construct):
                 conditions=res.in_this_account(stack),
             ),
         ]
-        reasons = {serving: res.STACK_ID_REASON, artifacts: res.ARTIFACTS_REASON}
+        reasons = {
+            serving: res.STACK_ID_REASON,
+            artifacts: res.ARTIFACTS_REASON,
+            "*": f"cloudformation:ListExports {res.NO_RESOURCE_LEVEL}",
+        }
         # As promote.py: a stage without a packaging job of its own serves promoted copies.
         if config.packaging is None:
             records = f"{bucket}/{RECORDS_PREFIX}*.json"
             readable.append(RECORDS_PREFIX)
             statements += [
-                iam.PolicyStatement(sid="FindTheBucket", actions=["cloudformation:ListExports"], resources=["*"]),
                 iam.PolicyStatement(
                     sid="ReadThePromotionLog",
                     actions=["s3:GetObject"],
@@ -77,7 +81,6 @@ class SourceReadRole(Construct):
                     conditions=res.in_this_account(stack),
                 ),
             ]
-            reasons["*"] = f"cloudformation:ListExports {res.NO_RESOURCE_LEVEL}"
             reasons[records] = (
                 f"{res.BUCKET_REASON} Promotion records are numbered as promotions happen, "
                 f"'{RECORDS_PREFIX}<number>-<time>-<digest>.json'."

@@ -7,7 +7,9 @@ Both hold `<name>/<version>/...`, `manifest.json` and optionally `code/`. This
 module reads either form as a stream of files (`artifact_copy.py` writes
 them). Links, devices, absolute or `..` paths and zero-byte "folder" objects
 are refused: SageMaker would either fail on them (S3ModelDataSource) or place
-something other than what the manifest lists.
+something other than what the manifest lists. An archive must end as a tar
+archive ends, as a hub archive must (`packaging_job/packager/archive.py`): a
+file hidden behind a broken header is found by extractors that read on.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
+from packaging_job.packager.archive import BadEnd, members
 from packaging_job.packager.manifest import MANIFEST_NAME as MANIFEST
 
 _CHUNK = 1 << 20
@@ -71,17 +75,23 @@ def files(s3, uri: str) -> Iterator[File]:
     bucket, key = split(uri)
     if is_archive(uri):
         body = _get(s3, bucket, key, uri)
+        last = "its start"
         try:
-            with tarfile.open(fileobj=body, mode="r|gz") as archive:
-                for member in archive:
-                    if member.isdir():
-                        continue
-                    if not member.isfile():
-                        raise ArtifactError(f"{uri} holds {member.name!r}, which is not a regular file.")
-                    # A regular file's member always has a reader.
-                    reader = cast(IO[bytes], archive.extractfile(member))
-                    yield File(safe_path(member.name, uri), member.size, cast(IO[bytes], _Forward(reader)))
-        except (tarfile.TarError, EOFError, OSError) as error:
+            for archive, member in members(body):
+                last = repr(member.name)
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise ArtifactError(f"{uri} holds {member.name!r}, which is not a regular file.")
+                # A regular file's member always has a reader.
+                reader = cast(IO[bytes], archive.extractfile(member))
+                yield File(safe_path(member.name, uri), member.size, cast(IO[bytes], _Forward(reader)))
+        except BadEnd as error:
+            raise ArtifactError(
+                f"{uri} is corrupt after {last}: {error}, and an extractor that reads on (GNU tar does) "
+                "would place files behind it that no check has read: refusing it."
+            ) from error
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ArtifactError(f"{uri} is not a readable tar.gz ({error}).") from error
         return
     for object_key, relative, size in _prefix_files(s3, uri):

@@ -38,6 +38,29 @@ def stage_artifact(cloudformation, names: StageNames) -> tuple[str, str]:
     return uri, outputs[ServingOutputs.TREE_DIGEST]
 
 
+def source_artifact(cloudformation, names: StageNames, promoted: bool) -> tuple[str, str]:
+    """(artifact URI, tree digest) of a promotion's source stage, which must be where
+    only the stage's own writers put it (the bucket policy, `stacks/storage/bucket_guard.py`):
+    its packaging jobs' output in its bucket, or, from a stage serving promoted copies
+    (`promoted`), the promoted copy of that digest in its bucket. Whoever may deploy
+    the source stage could otherwise point its outputs at any object, written by
+    anyone (the manifest's sample input and expected output, which the smoke test
+    trusts, included)."""
+    uri, digest = stage_artifact(cloudformation, names)
+    bucket = export_value(cloudformation, names.bucket_name_export)
+    if promoted:
+        own = uri in {f"s3://{bucket}/{promoted_key(digest, archive)}" for archive in (False, True)}
+        where = f"the promoted copy of {digest} in its bucket (s3://{bucket}/{PROMOTED_PREFIX}{digest}/)"
+        remedy = f"promote into {names.stage} first, or roll it back to a promoted state"
+    else:
+        own = uri.startswith(f"s3://{bucket}/{names.packaging_output_prefix}")
+        where = f"its own packaging jobs' output (s3://{bucket}/{names.packaging_output_prefix}*)"
+        remedy = f"make deploy STAGE={names.stage}, so that it serves its packaging job's output"
+    if not own:
+        raise PromotionError(f"{names.serving_stack} reports {uri} as its artifact, not {where}: {remedy}.")
+    return uri, digest
+
+
 def promoted_key(digest: str, archive: bool) -> str:
     """Where a promoted copy lives in a stage bucket, by its full tree digest and form."""
     return f"{PROMOTED_PREFIX}{digest}/model.tar.gz" if archive else f"{PROMOTED_PREFIX}{digest}/model/"

@@ -1,7 +1,8 @@
 """`make promote FROM=dev TO=staging`: ship the artifact that passed one stage to the next.
 
 Reads the source stage's artifact and tree digest from its serving stack's
-outputs, copies the artifact into the target stage's bucket under
+outputs (an artifact only where the stage's own writers put it: its packaging
+jobs' output, or a promoted copy; `artifacts.source_artifact`), copies the artifact into the target stage's bucket under
 `artifacts/promoted/<digest>/` in the form the target serves (`model/` on
 instances, `model.tar.gz` serverless), re-hashes it there, deploys the target stage
 pinned to that copy (its assembly: built once by CI, `ASSEMBLY=`, or synthesized
@@ -55,7 +56,7 @@ def promote(
     smoke: Smoke | None = None,
     assembly: pathlib.Path | None = None,
 ) -> dict[str, Any]:
-    uri, digest = artifacts.stage_artifact(source.cloudformation, source.names)
+    uri, digest = artifacts.source_artifact(source.cloudformation, source.names, source.promoted)
     if expected_digest and digest != expected_digest:
         # The source stage was redeployed since the run that tested this artifact.
         raise PromotionError(

@@ -143,8 +143,9 @@ def resolve(s3, bucket: str, key: str) -> dict[str, Any]:
 
     `previous` undoes the newest deploy: after a promotion (verified, failed or
     never finished), the newest verified state before it; after a rollback
-    (verified, or never finished), that rollback's own target again, so running
-    it twice lands where running it once did. `last-verified` is the newest
+    (verified, failed or never finished), that rollback's own target again, so
+    running it twice lands where running it once did, never on the state it
+    rolled away from. `last-verified` is the newest
     verified state itself: what CI restores once a promotion failed, whether it
     stopped before its deploy (the stage gets again what it serves), during it
     or at its smoke test. With no verified state, both are what the stage served
@@ -162,7 +163,7 @@ def resolve(s3, bucket: str, key: str) -> dict[str, Any]:
     if newest_key is None:
         raise PromotionError(f"s3://{bucket}/{PREFIX} holds no promotion records: nothing to return to.")
     record = require(s3, bucket, newest_key)
-    if record.get("rollback_to") and (verified(record) or record.get("deploy") == STARTED):
+    if record.get("rollback_to") and (key == PREVIOUS or verified(record) or record.get("deploy") == STARTED):
         return _target_of(s3, bucket, record)
     if key == LAST_VERIFIED and verified(record):
         return record

@@ -7,8 +7,9 @@ are bounded as the archive streams in (downloaded bytes, extracted bytes,
 file count, and the ratio of the two, which a decompression bomb breaks), the
 disk is checked before each file (`Budget`, which bounds a folder handle's
 copy too), and the archive must end as a tar archive ends: a header that is
-not a header after some members, or a stream cut short, is a corrupt
-archive, never a partial model.
+not a header after some members, data after the end-of-archive marker, or a
+stream cut short, is a corrupt archive, never a partial model (`members`,
+which a promotion's reading of a model.tar.gz shares).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import http.client
 import shutil
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
@@ -73,35 +75,27 @@ class _Tail:
         self.tail = (self.tail + chunk)[-_TAIL:]
         return chunk
 
-    def block_at(self, offset: int) -> bytes | None:
-        """The 512 bytes at `offset` of the stream, if still remembered."""
+    def since(self, offset: int) -> bytes | None:
+        """The stream from `offset` to what was read last, if still remembered."""
         start = len(self.tail) - (self.position - offset)
-        return self.tail[start : start + _BLOCK] if 0 <= start <= len(self.tail) - _BLOCK else None
+        return self.tail[start:] if start >= 0 else None
 
 
 def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = Limits()) -> None:
     """Extract a tar.gz stream member by member; memory stays flat in the archive's size."""
     counted = _Counted(stream, limits.download_mb * _MIB, origin)
-    tail = _Tail(cast(IO[bytes], gzip.GzipFile(fileobj=cast(IO[bytes], counted), mode="rb")))
     budget = Budget(limits, destination, origin)
     last = "the start"
     try:
-        with tarfile.open(fileobj=cast(IO[bytes], tail), mode="r|") as archive:
-            for member in archive:
-                _refuse_unsafe(member, origin)
-                if member.isfile():
-                    budget.admit(member.size)
-                    _within_ratio(limits, budget.total, counted.read_bytes, origin)
-                archive.extract(member, destination, filter=tarfile.data_filter)
-                last = member.name
-            end = tail.block_at(archive.offset)
-        # What stops the member loop must be the end-of-archive block, and only
-        # zero padding may follow it; reading on also checks gzip's own trailer.
-        if end is None or any(end):
-            raise PackagingError(f"The archive from {origin} is corrupt after {last}: a broken header follows.")
-        while chunk := tail.read(_MIB):
-            if any(chunk):
-                raise PackagingError(f"The archive from {origin} has data after its end, after {last}.")
+        for archive, member in members(cast(IO[bytes], counted)):
+            _refuse_unsafe(member, origin)
+            if member.isfile():
+                budget.admit(member.size)
+                _within_ratio(limits, budget.total, counted.read_bytes, origin)
+            archive.extract(member, destination, filter=tarfile.data_filter)
+            last = member.name
+    except BadEnd as error:
+        raise PackagingError(f"The archive from {origin} is corrupt after {last}: {error}.") from error
     except tarfile.FilterError as error:
         raise PackagingError(
             f"Refusing unsafe archive member from {origin}: {error}. A hub archive holds "
@@ -113,6 +107,36 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
         raise _corrupt(origin, last, error) from error
     except (tarfile.TarError, EOFError, zlib.error, http.client.HTTPException) as error:
         raise _corrupt(origin, last, error) from error
+
+
+class BadEnd(tarfile.TarError):
+    """A tar.gz that does not end as a tar archive ends; the message says how."""
+
+
+def members(compressed: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Each member of the tar.gz stream `compressed`, with the archive to read it from
+    (before the next member); then `BadEnd` unless the archive ended as one ends.
+
+    tarfile's member loop stops quietly at the first block that is not a header,
+    where GNU tar reports an error and goes on to find the members behind it: what
+    stops the loop must be the end-of-archive block, only zero padding may follow
+    it, and the gzip stream must be whole (reading it to its end checks gzip's own
+    trailer), so no member can hide behind a broken header or after the end."""
+    tail = _Tail(cast(IO[bytes], gzip.GzipFile(fileobj=compressed, mode="rb")))
+    with tarfile.open(fileobj=cast(IO[bytes], tail), mode="r|") as archive:
+        for member in archive:
+            yield archive, member
+        # tarfile reads ahead in records: what it read past the end counts too.
+        rest = tail.since(archive.offset)
+    if rest is None or len(rest) < _BLOCK:
+        raise BadEnd("it ends without an end-of-archive marker")
+    if any(rest[:_BLOCK]):
+        raise BadEnd("a broken header follows")
+    if any(rest):
+        raise BadEnd("data follows its end-of-archive marker")
+    while chunk := tail.read(_MIB):
+        if any(chunk):
+            raise BadEnd("data follows its end-of-archive marker")
 
 
 def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:

@@ -1,5 +1,5 @@
 """The names a stage's parts find each other by, across processes: its two stacks,
-its endpoint, its packaging jobs, the exports the serving stack, `make promote` and CI
+its endpoint, its packaging jobs and where they write, the exports the serving stack, `make promote` and CI
 read, the serving stack's outputs, and where SageMaker puts what the stage runs."""
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 INVOCATION_METRICS_NAMESPACE = "AWS/SageMaker"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+# Where packaging jobs write in a stage's bucket, each job into `<prefix><job name>/output/`;
+# the bucket policy lets only the packaging role write there (`stacks/storage/bucket_guard.py`).
+PACKAGING_PREFIX = "artifacts/packaging/"
 
 
 def endpoint_log_group(endpoint: str) -> str:
@@ -70,6 +75,12 @@ class StageNames:
         """
         tag = hashlib.sha256(self.endpoint.encode()).hexdigest()[:12]
         return f"{tag}-{self.endpoint[:27].rstrip('-')}-pkg"
+
+    @property
+    def packaging_output_prefix(self) -> str:
+        """Where this stage's packaging jobs write in its bucket: the folders only its
+        packaging role may write (its IAM policy, `<this>*`; the bucket policy)."""
+        return f"{PACKAGING_PREFIX}{self.job_name_prefix}-"
 
     # Exports of the storage stack. Named on purpose: the serving stack's IAM findings
     # then name the export (e.g. `tfhub-serving-dev-bucket-arn/artifacts/...`), which lets

@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
+from stacks.stage.names import PACKAGING_PREFIX
 from stacks.storage.promotion_role import PROMOTED_PREFIX, RECORDS_PREFIX
-
-PACKAGING_PREFIX = "artifacts/packaging/"
 
 
 def guard_writes(

@@ -137,8 +137,9 @@ def test_iam_lets_the_deploy_role_assume_exactly_the_roles_it_needs(ci_access, s
 
 @pytest.mark.parametrize("stage", ["dev", "staging"])
 def test_iam_lets_the_read_role_read_what_a_promotion_from_the_stage_reads(ci_access, stage):
-    """Outputs and artifacts; from staging, which serves promoted copies, also the export
-    naming its bucket and its promotion log (prod takes only a digest staging verified)."""
+    """Outputs, the export naming its bucket (the artifact must be in it) and artifacts;
+    from staging, which serves promoted copies, also its promotion log (prod takes only
+    a digest staging verified)."""
     synth = ci_access(stage)
     role_id, _ = synth.role("-source-read")
     account, region = ACCOUNTS[stage], REGIONS[stage]
@@ -175,7 +176,7 @@ def test_iam_lets_the_read_role_read_what_a_promotion_from_the_stage_reads(ci_ac
             ),
             "Allowed",
         ),
-        "the exports": (request("cloudformation:ListExports", "*"), log),
+        "the exports": (request("cloudformation:ListExports", "*"), "Allowed"),
         "a promotion record": (request("s3:GetObject", f"arn:aws:s3:::{bucket}/promotions/00000001-t-d.json"), log),
         "the records listed": (request("s3:ListBucket", f"arn:aws:s3:::{bucket}", **{"s3:prefix": "promotions/"}), log),
         "a stored assembly": (

@@ -16,9 +16,11 @@ from stacks.stage.names import StageNames
 from tests.conftest import ROOT
 from tests.delivery.world import (
     ARCHIVE_KEY,
+    DEV,
     DEV_ACCOUNT,
     JOB_PREFIX,
     REGION,
+    SLS,
     STAGING_ACCOUNT,
     StageAccess,
     session,
@@ -46,6 +48,8 @@ def stages(packaged):
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
                 dev_s3.upload_file(str(path), "dev-bucket", JOB_PREFIX + path.relative_to(model_dir).as_posix())
+        # dev's storage stack: a promotion finds dev's bucket by its export.
+        stack_with_outputs(dev.client("cloudformation"), DEV.storage_stack, {}, {DEV.bucket_name_export: "dev-bucket"})
         stack_with_outputs(
             dev.client("cloudformation"),
             "tfhub-serving-dev-serving",
@@ -61,7 +65,7 @@ def stages(packaged):
             },
         )
         yield (
-            StageAccess("dev", StageNames("tfhub-serving", "dev"), dev.client("cloudformation"), dev_s3),
+            StageAccess("dev", DEV, dev.client("cloudformation"), dev_s3),
             StageAccess(
                 "staging", StageNames("tfhub-serving", "staging"), staging.client("cloudformation"), staging_s3
             ),
@@ -74,12 +78,14 @@ def serverless_dev(stages, packaged):
     """dev serving serverless: its artifact is the packaging job's model.tar.gz."""
     dev, staging, record = stages
     upload_archive(dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0])
+    # Its bucket is dev's: two stages in one account and bucket, as far as a promotion can tell.
+    stack_with_outputs(dev.cloudformation, SLS.storage_stack, {}, {SLS.bucket_name_export: "dev-bucket"})
     stack_with_outputs(
         dev.cloudformation,
         "tfhub-serving-sls-serving",
         {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", "TreeDigest": record["tree_digest"]},
     )
-    return StageAccess("sls", StageNames("tfhub-serving", "sls"), dev.cloudformation, dev.s3, serverless_memory_mb=3072)
+    return StageAccess("sls", SLS, dev.cloudformation, dev.s3, serverless_memory_mb=3072)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import io
 import shutil
 import tarfile
@@ -111,6 +113,59 @@ def test_an_archive_with_an_ambiguous_member_is_refused(stages, serverless_dev, 
     upload_archive(serverless_dev.s3, "dev-bucket", ARCHIVE_KEY, packaged[0], extra=extra)
     with pytest.raises(PromotionError, match=refusal):
         promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
+def _member(name: str, data: bytes) -> bytes:
+    """One tar member as it is stored: its header, then its data in whole blocks."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info.tobuf(tarfile.USTAR_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+
+
+def _members(model_dir) -> bytes:
+    """The packaged model's files as tar members, with no end-of-archive marker."""
+    files = (path for path in sorted(model_dir.rglob("*")) if path.is_file())
+    return b"".join(_member(path.relative_to(model_dir).as_posix(), path.read_bytes()) for path in files)
+
+
+# A serving script GNU tar extracts from behind a broken header (it skips to the
+# next header), or with --ignore-zeros from after the end-of-archive marker.
+HIDDEN = _member("code/inference.py", b"import os\nos.system('id')\n")
+END = bytes(2 * tarfile.BLOCKSIZE)
+
+
+@pytest.mark.parametrize(
+    ("archive", "refusal"),
+    [
+        (lambda model: gzip.compress(model + b"Z" * 512 + HIDDEN + END), r"is corrupt after '.*': a broken header"),
+        (lambda model: gzip.compress(model + END + HIDDEN + END), r"data follows its end-of-archive marker"),
+        (lambda model: gzip.compress(model + END)[:-8], r"not a readable tar.gz \(Compressed file ended"),
+        (lambda model: gzip.compress(model + END) + b"more", r"not a readable tar.gz \(Not a gzipped file"),
+    ],
+    ids=["a member behind a broken header", "a member after the end", "gzip cut short", "bytes after the gzip"],
+)
+def test_an_archive_that_does_not_end_as_one_ends_is_refused(stages, serverless_dev, packaged, archive, refusal):
+    _, staging, record = stages
+    body = archive(_members(packaged[0]))
+    serverless_dev.s3.put_object(Bucket="dev-bucket", Key=ARCHIVE_KEY, Body=body)
+    with pytest.raises(PromotionError, match=refusal):
+        promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert "manifest.json" not in only_listed_files(
+        staging.s3, "staging-bucket", promoted(record["tree_digest"]), record
+    )
+
+
+def test_a_planted_archive_copy_hiding_a_member_is_refused_and_left_alone(stages, packaged):
+    """An archive already at the digest's address is verified before it is used:
+    one hiding a member behind a broken header is never deployed."""
+    dev, staging, record = stages
+    target = dataclasses.replace(staging, serverless_memory_mb=3072)
+    key = artifacts.promoted_key(record["tree_digest"], archive=True)
+    planted = gzip.compress(_members(packaged[0]) + b"Z" * 512 + HIDDEN + END)
+    staging.s3.put_object(Bucket="staging-bucket", Key=key, Body=planted)
+    with pytest.raises(PromotionError, match=r"a broken header follows.* The promoted copy is left alone"):
+        promote(dev, target, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert staging.s3.get_object(Bucket="staging-bucket", Key=key)["Body"].read() == planted
 
 
 def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):

@@ -215,6 +215,19 @@ def test_previous_after_a_rollback_that_never_finished_retries_its_target(stages
     assert served == first["digest"] and back["rollback_to"] == first["record"]
 
 
+def test_previous_after_a_rollback_whose_smoke_test_failed_retries_its_target(stages):
+    """Undoing that rollback is not going back to the state it rolled away from:
+    run again, `previous` lands where the first run did."""
+    dev, staging, _ = stages
+    first = promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    repackage(dev, "other")
+    promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))
+    failed = rollback(staging, "previous", lambda *a: None, "back", lambda: NOW + dt.timedelta(hours=2), smoke=fails)
+    assert failed["rollback_to"] == first["record"] and failed["smoke"]["passed"] is False
+    served, back = roll_back(staging, "previous", 3)
+    assert served == first["digest"] and back["rollback_to"] == first["record"]
+
+
 def test_a_record_written_before_a_deploy_is_no_rollback_target(stages):
     dev, staging, _ = stages
     promoted_record = promote(dev, staging, lambda *a: None, "one", lambda: NOW)

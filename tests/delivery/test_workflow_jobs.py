@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.delivery.workflow_accounts import (
     ACCOUNTS,
+    ARCHIVE_KEY,
     Moto,
     fresh,
     gh_answering,
@@ -29,7 +30,7 @@ from tests.delivery.workflow_accounts import (
 )
 from tests.delivery.workflow_machine import Runner
 from tests.delivery.workflow_runner import JobRun, StepRun, jobs, run_job, succeeded, workflow
-from tests.delivery.world import ARCHIVE_KEY, upload_archive
+from tests.delivery.world import upload_archive
 
 pytestmark = pytest.mark.emulated
 

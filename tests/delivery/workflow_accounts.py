@@ -17,12 +17,14 @@ import boto3
 from account_setup.settings import deploy_role_name, read_role_name
 from stacks.stage.names import StageNames
 from tests.conftest import DEV_REGION, moto_server
-from tests.delivery.world import ARCHIVE_KEY, stack_with_outputs
+from tests.delivery.world import DEV, stack_with_outputs
 
 PROJECT = "tfhub-serving"
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 # dev's region is its environment's (cdk.json leaves it null); staging's is cdk.json's.
 REGIONS = {"dev": DEV_REGION, "staging": "eu-west-1", "prod": "eu-west-1"}
+# Where dev's (serverless) packaging job left its model.tar.gz.
+ARCHIVE_KEY = f"{DEV.packaging_output_prefix}fedcba987654/output/model.tar.gz"
 
 
 def variables(stage: str) -> dict[str, str]:
@@ -79,9 +81,12 @@ def recorded_moto(recording: pathlib.Path) -> Iterator[Moto]:
 
 
 def fresh(moto: Moto) -> None:
-    """Every account emptied, then dev's bucket, staging's storage stack and bucket."""
+    """Every account emptied, then dev's and staging's storage stacks and buckets."""
     urllib.request.urlopen(urllib.request.Request(f"{moto.url}/moto-api/reset", method="POST"))
     moto.client("dev", "s3").create_bucket(Bucket="dev-bucket")
+    stack_with_outputs(
+        moto.client("dev", "cloudformation"), DEV.storage_stack, {}, {DEV.bucket_name_export: "dev-bucket"}
+    )
     staging = StageNames(PROJECT, "staging")
     moto.client("staging", "s3").create_bucket(
         Bucket="staging-bucket", CreateBucketConfiguration={"LocationConstraint": REGIONS["staging"]}
@@ -101,7 +106,7 @@ def serving_in_dev(moto: Moto, outputs: Mapping[str, str]) -> None:
     """dev's serving stack as its deploy left it, reporting `outputs` beside its artifact."""
     stack_with_outputs(
         moto.client("dev", "cloudformation"),
-        StageNames(PROJECT, "dev").serving_stack,
+        DEV.serving_stack,
         {"ArtifactLocation": f"s3://dev-bucket/{ARCHIVE_KEY}", **outputs},
     )
 

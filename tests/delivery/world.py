@@ -15,6 +15,7 @@ import boto3
 from delivery import promote as promotion
 from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
+from stacks.stage.names import StageNames
 
 
 def passes(stage: str) -> dict:
@@ -50,7 +51,10 @@ DEV_ACCOUNT, STAGING_ACCOUNT = "111111111111", "222222222222"
 REGION = "eu-west-1"
 
 
-JOB_PREFIX = "artifacts/packaging/tfhub-serving-dev-pkg-abc/output/model/"
+DEV, SLS = StageNames("tfhub-serving", "dev"), StageNames("tfhub-serving", "sls")
+# Where a packaging job of dev leaves its model (instances: a prefix); a promotion
+# takes a source artifact only from its own stage's job folders.
+JOB_PREFIX = f"{DEV.packaging_output_prefix}0123456789ab/output/model/"
 
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -103,7 +107,8 @@ def upload_archive(s3, bucket: str, key: str, model_dir: pathlib.Path, extra: ta
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
 
 
-ARCHIVE_KEY = "artifacts/packaging/tfhub-serving-dev-pkg-def/output/model.tar.gz"
+# Where a packaging job of the serverless `sls` stage (`serverless_dev`) leaves its model.tar.gz.
+ARCHIVE_KEY = f"{SLS.packaging_output_prefix}fedcba987654/output/model.tar.gz"
 
 
 def repackage(dev, model_name: str) -> str:

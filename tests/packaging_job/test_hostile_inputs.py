@@ -100,6 +100,20 @@ def test_an_archive_that_stops_at_a_member_boundary_is_corrupt(hub, text_model, 
     assert_nothing_left(tmp_path)
 
 
+def test_a_member_right_after_the_end_of_archive_marker_is_a_corrupt_archive(hub, text_model, tmp_path):
+    """Within the record tarfile reads ahead, where a check of later blocks alone
+    would miss it; an extractor that reads on (`tar --ignore-zeros`) finds it."""
+    raw = tar_of(text_model)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+        last = archive.getmembers()[-1]
+    end = last.offset_data + -(-last.size // 512) * 512 + 2 * 512
+    info, data = regular("assets/hidden.txt", b"found by an extractor that reads on")
+    body = raw[:end] + info.tobuf() + data.ljust(512, b"\0") + bytes(1024)
+    with pytest.raises(PackagingError, match=r"corrupt after .*: data follows its end-of-archive marker"):
+        run(served(hub, gzip.compress(body)), tmp_path)
+    assert_nothing_left(tmp_path)
+
+
 def test_a_download_cut_short_says_so(hub, text_archive, tmp_path):
     hub.routes["/m/1"] = (200, CutShort(text_archive[: len(text_archive) // 2]))
     with pytest.raises(PackagingError, match=r"truncated or corrupt"):
