@@ -29,9 +29,10 @@ from stacks.model_packaging import source_archive
 from stacks.model_packaging.handler_asset.packaging_handler.job_request import RESOURCE_TYPE, Attribute, Property
 from stacks.model_packaging.job_contract import job_contract
 from stacks.stage.images import SERVING_TF_VERSION, training_image
+from stacks.stage.names import PACKAGING_PREFIX
 from stacks.stage.schema import ModelConfig, PackagingConfig
 from stacks.stage.settings import JOB_OVERHEAD_MINUTES, LIMIT_BOUNDS
-from stacks.storage.stack import PACKAGING_OUTPUT_PREFIX, TRAINING_DATA_KEY
+from stacks.storage.stack import TRAINING_DATA_KEY
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 JOB_SOURCE = ROOT / "packaging_job"
@@ -93,7 +94,7 @@ class PackagingJob(Construct):
         )
 
         job_arns = stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{job_name_prefix}-*")
-        manifests = bucket.arn_for_objects(f"{PACKAGING_OUTPUT_PREFIX}{job_name_prefix}-*")
+        manifests = bucket.arn_for_objects(f"{PACKAGING_PREFIX}{job_name_prefix}-*")
         handler_role = lambda_role(self, "HandlerRole")
         handler_policy = iam.Policy(
             self,
@@ -209,7 +210,7 @@ class PackagingJob(Construct):
                 Property.VERIFY_LOAD: settings.verify_load,
                 Property.SERVING_TF_VERSION: SERVING_TF_VERSION,
                 Property.TRAIN_URI: f"s3://{bucket.bucket_name}/{TRAIN_PREFIX}",
-                Property.OUTPUT_URI: f"s3://{bucket.bucket_name}/{PACKAGING_OUTPUT_PREFIX}",
+                Property.OUTPUT_URI: f"s3://{bucket.bucket_name}/{PACKAGING_PREFIX}",
                 Property.INSTANCE_TYPE: settings.instance_type,
                 Property.VOLUME_SIZE_GB: settings.volume_gb,
                 Property.MAX_RUNTIME_SECONDS: settings.max_runtime_minutes * 60,

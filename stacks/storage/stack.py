@@ -21,15 +21,14 @@ from stacks.compliance import checkov
 from stacks.cost_guard.construct import IdleTeardown
 from stacks.model_packaging.packaging_role import PackagingRole
 from stacks.stage.images import training_image
+from stacks.stage.names import PACKAGING_PREFIX
 from stacks.stage.schema import StageConfig
-from stacks.storage.bucket_guard import PACKAGING_PREFIX, guard_writes
+from stacks.storage.bucket_guard import guard_writes
 from stacks.storage.promotion_role import PromotionRole
 
 TRAINING_DATA_PREFIX = "trainingData/"
 # Endpoint data capture, when a stage turns it on.
 DATA_CAPTURE_PREFIX = "datacapture/"
-# The packaging job writes <prefix><job name>/output/model/ (or model.tar.gz).
-PACKAGING_OUTPUT_PREFIX = PACKAGING_PREFIX
 TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
 # The seed's job ignores this file; SageMaker only needs the channel to exist.
 _PLACEHOLDER_CSV = "placeholder\n"
@@ -154,7 +153,7 @@ class StorageStack(Stack):
                 job_name_prefix=config.job_name_prefix,
                 image=training_image(config.region, config.packaging.instance_type),
                 training_data_prefix=TRAINING_DATA_PREFIX,
-                output_prefix=PACKAGING_OUTPUT_PREFIX,
+                output_prefix=PACKAGING_PREFIX,
                 volume_key_arn=config.packaging.volume_kms_key_arn,
             )
         promotion = PromotionRole(self, "PromotionRole", bucket=bucket, promoters=config.promoters, stage=config.stage)
