@@ -140,8 +140,8 @@ def _s3_get(client, bucket: str, key: str):
 
 @contextmanager
 def _s3_errors(uri: str) -> Iterator[None]:
-    """S3 failures as a message: a refused or missing object, or no credentials at all."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """S3 failures as a message: a refused or missing object, S3 out of reach, or no credentials at all."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
     try:
         yield
@@ -149,6 +149,12 @@ def _s3_errors(uri: str) -> Iterator[None]:
         code = error.response.get("Error", {}).get("Code", "")
         raise PackagingError(
             f"Cannot read {uri} ({code}): check the URI and that the job's execution role may read it."
+        ) from error
+    except (ConnectionError, HTTPClientError) as error:
+        # Credentials are not the problem here: the request never reached S3.
+        raise PackagingError(
+            f"Cannot reach S3 for {uri}: {error}. Check the network (inside SageMaker, a VPC "
+            "without an S3 endpoint or NAT cannot reach S3)."
         ) from error
     except BotoCoreError as error:
         raise PackagingError(

@@ -1,10 +1,14 @@
-"""Handle resolution: which URL is fetched, and what is refused before any download."""
+"""Handle resolution: which URL is fetched, what is refused before any download, and S3 out of reach."""
 
 from __future__ import annotations
 
+import socket
+
+import boto3
 import pytest
+from botocore.config import Config
 from packager.errors import PackagingError
-from packager.source import compressed_url, resolve
+from packager.source import compressed_url, open_archive, resolve
 
 
 @pytest.mark.parametrize(
@@ -48,3 +52,23 @@ def test_local_paths(tmp_path):
 def test_unsupported_scheme_names_the_supported_ones():
     with pytest.raises(PackagingError, match=r"Unsupported hub handle 'gs://b/m'.*s3:// URI"):
         resolve("gs://b/m")
+
+
+def test_s3_out_of_reach_is_not_blamed_on_credentials():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends
+    s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
+    )
+    with pytest.raises(PackagingError) as caught:
+        with open_archive(resolve("s3://models/m.tar.gz"), s3_client=s3):
+            pass
+    message = str(caught.value)
+    assert message.startswith("Cannot reach S3 for s3://models/m.tar.gz: ")
+    assert "credentials" not in message
