@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from account_setup.deploy_role import MAX_SESSION
+from delivery.target import SETTLE_MINUTES
 from tests.conftest import ROOT
 from tests.delivery.workflow_expressions import context, evaluate
 from tests.delivery.workflow_runner import WORKFLOW, jobs, step, workflow
@@ -183,24 +184,35 @@ def test_a_hung_deploy_fails_in_time_for_its_rollback_within_the_jobs_timeout():
         assert all(isinstance(s.get("timeout-minutes"), int) for s in deploying), name
         if name != "dev":
             promote, rollback = deploying
-            # A rollback is a whole blue/green cycle too.
-            assert rollback["timeout-minutes"] >= promote["timeout-minutes"], name
+            # A rollback is a whole blue/green cycle too, after waiting for CloudFormation
+            # to finish the update of a promotion killed mid-deploy.
+            assert rollback["timeout-minutes"] >= promote["timeout-minutes"] + SETTLE_MINUTES, name
         timed = sum(s.get("timeout-minutes", 0) for s in job["steps"])
         assert SETUP_MINUTES + timed <= job["timeout-minutes"], (name, SETUP_MINUTES + timed)
 
 
 @pytest.mark.parametrize(
-    ("status", "promote", "rolls_back"),
+    ("status", "promote", "rolls_back", "says_so"),
     [
-        ("failure", "failure", True),  # the deploy or the smoke test failed
-        ("cancelled", "cancelled", True),  # a timeout or a person cancelled mid-deploy
-        ("success", "success", False),
-        ("failure", "skipped", False),  # an earlier step failed: nothing was deployed
+        ("failure", "failure", True, False),  # the deploy or the smoke test failed, or its step timed out
+        # A person (or the job's timeout) cancelled mid-deploy: the remaining steps would get 5 minutes
+        # (GitHub's "Workflow cancellation reference"), too few for a rollback.
+        ("cancelled", "cancelled", False, True),
+        ("success", "success", False, False),
+        ("failure", "skipped", False, False),  # an earlier step failed: nothing was deployed
+        ("cancelled", "skipped", False, False),
     ],
 )
-def test_a_failed_or_cancelled_promotion_rolls_back_to_the_last_verified_state(status, promote, rolls_back):
+def test_a_failed_promotion_rolls_back_to_the_last_verified_state_a_cancelled_one_says_what_to_run(
+    status, promote, rolls_back, says_so
+):
     for stage in ("staging", "prod"):
-        rollback = jobs()[stage]["steps"][-1]
+        *_, rollback, cancelled = jobs()[stage]["steps"]
         assert rollback["run"] == f"make promote TO={stage} RECORD=last-verified"
+        assert cancelled["id"] == "cancelled" and "timeout-minutes" not in cancelled
+        # It only says so, in the log and the run's summary, naming the rollback command.
+        assert rollback["run"] in cancelled["run"] and "GITHUB_STEP_SUMMARY" in cancelled["run"]
+        assert not re.search(r"^\s*(make|cdk|aws) ", cancelled["run"], re.M)
         state = {**context(), "status": status, "steps": {"promote": {"outcome": promote}}}
         assert evaluate(rollback["if"], state) is rolls_back
+        assert evaluate(cancelled["if"], state) is says_so
