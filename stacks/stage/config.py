@@ -23,6 +23,7 @@ from packaging_job.packager.archive import Limits
 from stacks.stage import images
 from stacks.stage.checks import check_stage, check_stage_images
 from stacks.stage.errors import config_error
+from stacks.stage.fields import Project, StageName
 from stacks.stage.names import StageNames
 from stacks.stage.region import FALLBACK_STAGE, environment_region
 from stacks.stage.schema import (
@@ -36,7 +37,6 @@ from stacks.stage.schema import (
     ServerlessServing,
     StageConfig,
 )
-from stacks.stage.settings import Project, StageName
 from stacks.stage.stage_settings import Account, StageSettings
 
 # SageMaker endpoint names: alphanumerics and hyphens, 63 characters at most.

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stacks.stage.settings import Project, StageName
+from stacks.stage.fields import Project, StageName
 from stacks.stage.stage_settings import StageSettings
 
 SCHEMA_FILE = pathlib.Path(__file__).with_name("cdk-json.schema.json")

@@ -13,16 +13,14 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from stacks.stage.errors import Refused
+from stacks.stage.fields import Omittable, text, whole
 from stacks.stage.schema import ARTIFACTS_PREFIX, rule_broken
 from stacks.stage.settings import (
     INSTANCE_COUNT,
     ModelSettings,
-    Omittable,
     PackagingSettings,
     ServingSettings,
     Settings,
-    text,
-    whole,
 )
 
 

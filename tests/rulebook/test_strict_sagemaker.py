@@ -16,7 +16,8 @@ from rehearsal.training_jobs import split_uri
 from stacks.rulebook import RULES
 from stacks.rulebook import requests as api
 from tests.conftest import moto_server
-from tests.rulebook.known_requests import ARCHIVE_MODEL, KNOWN_BAD
+from tests.rulebook.known_requests import KNOWN_BAD
+from tests.rulebook.request_parts import ARCHIVE_MODEL
 
 ROLE = "arn:aws:iam::000000000000:role/execution"
 KEYS = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
