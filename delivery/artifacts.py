@@ -41,7 +41,7 @@ def stage_artifact(cloudformation, names: StageNames) -> tuple[str, str]:
 def source_artifact(cloudformation, names: StageNames, promoted: bool) -> tuple[str, str]:
     """(artifact URI, tree digest) of a promotion's source stage, which must be where
     only the stage's own writers put it (the bucket policy, `stacks/storage/bucket_guard.py`):
-    its packaging jobs' output in its bucket, or, from a stage serving promoted copies
+    its packaging jobs' model artifact in its bucket, or, from a stage serving promoted copies
     (`promoted`), the promoted copy of that digest in its bucket. Whoever may deploy
     the source stage could otherwise point its outputs at any object, written by
     anyone (the manifest's sample input and expected output, which the smoke test
@@ -53,8 +53,16 @@ def source_artifact(cloudformation, names: StageNames, promoted: bool) -> tuple[
         where = f"the promoted copy of {digest} in its bucket (s3://{bucket}/{PROMOTED_PREFIX}{digest}/)"
         remedy = f"promote into {names.stage} first, or roll it back to a promoted state"
     else:
-        own = uri.startswith(f"s3://{bucket}/{names.packaging_output_prefix}")
-        where = f"its own packaging jobs' output (s3://{bucket}/{names.packaging_output_prefix}*)"
+        # Exactly a job's model artifact (ModelArtifacts.S3ModelArtifacts: `<job>/output/model.tar.gz`,
+        # or the prefix `<job>/output/model/` uncompressed). Beside it SageMaker uploads
+        # `output/output.tar.gz` (/opt/ml/output/data, which the model could write into while the
+        # job checked it) and debugger/profiler folders: bytes no packaging check has read.
+        folder = re.escape(f"s3://{bucket}/{names.packaging_output_prefix}")
+        own = re.fullmatch(rf"{folder}[^/]+/output/(?:model/|model\.tar\.gz)", uri) is not None
+        where = (
+            f"its own packaging jobs' model artifact "
+            f"(s3://{bucket}/{names.packaging_output_prefix}*/output/model/ or .../model.tar.gz)"
+        )
         remedy = f"make deploy STAGE={names.stage}, so that it serves its packaging job's output"
     if not own:
         raise PromotionError(f"{names.serving_stack} reports {uri} as its artifact, not {where}: {remedy}.")

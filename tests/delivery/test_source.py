@@ -41,8 +41,19 @@ def _serving_from(dev, model_dir, bucket: str, key: str, digest: str) -> None:
         ("dev-bucket", "artifacts/manual/anything/"),
         ("dev-bucket", f"{SLS.packaging_output_prefix}0123456789ab/output/model/"),
         ("elsewhere", f"{DEV.packaging_output_prefix}0123456789ab/output/model/"),
+        # Uploaded beside the model from /opt/ml/output/data, which the model may write while it is checked.
+        ("dev-bucket", f"{DEV.packaging_output_prefix}0123456789ab/output/output.tar.gz"),
+        ("dev-bucket", f"{DEV.packaging_output_prefix}0123456789ab/output/data/"),
+        ("dev-bucket", f"{DEV.packaging_output_prefix}0123456789ab/debug-output/"),
     ],
-    ids=["outside the job folders", "another stage's job folder", "another bucket"],
+    ids=[
+        "outside the job folders",
+        "another stage's job folder",
+        "another bucket",
+        "the job's output data archive",
+        "the job's output data",
+        "the job's debugger output",
+    ],
 )
 def test_a_packaging_stage_is_promoted_only_from_its_own_job_folders(stages, packaged, bucket, key):
     dev, staging, record = stages
@@ -51,7 +62,8 @@ def test_a_packaging_stage_is_promoted_only_from_its_own_job_folders(stages, pac
     with pytest.raises(
         PromotionError,
         match=rf"^tfhub-serving-dev-serving reports s3://{bucket}/{key} as its artifact, not its own packaging "
-        rf"jobs' output \(s3://dev-bucket/{DEV.packaging_output_prefix}\*\): make deploy STAGE=dev",
+        rf"jobs' model artifact \(s3://dev-bucket/{DEV.packaging_output_prefix}\*/output/model/ or "
+        rf"\.\.\./model\.tar\.gz\): make deploy STAGE=dev",
     ):
         promote(dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee", expected_digest=record["tree_digest"])
     assert keys(staging.s3, "staging-bucket") == []
