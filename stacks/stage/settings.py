@@ -54,8 +54,14 @@ class ModelSettings(Settings):
         downgrades a redirect, `packager/source.py`), read as the job reads it
         (urlsplit). A local path is the job's too, but only for `make local`:
         SageMaker runs a stage's job, where no path of this machine exists."""
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http", "s3") or not parts.netloc:
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
+            parts = urlsplit("")
+        reachable = parts.scheme in ("https", "http") and parts.netloc
+        # s3://bucket/key.tar.gz is an archive, s3://bucket/prefix/ a tree; bare s3://bucket is neither.
+        in_s3 = parts.scheme == "s3" and parts.netloc and parts.path
+        if not (reachable or in_s3):
             raise Refused(
                 f"{value!r} is not allowed; use an https:// (or http://) URL or an s3://bucket/key URI "
                 "(the job runs in SageMaker: a local path is for make local only)"

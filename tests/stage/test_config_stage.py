@@ -153,6 +153,8 @@ def test_a_hub_archive_may_be_pinned_by_its_sha256(context):
         "hf:google/model",
         "s3:/bucket/x",
         "https:///no-host",
+        "https://[::1/x",
+        "s3://bucket",
         # A path exists on this machine, not in the SageMaker job a stage runs.
         "/opt/models/m",
         "models/m",
@@ -163,7 +165,9 @@ def test_a_stages_hub_handle_is_an_https_http_or_s3_url_the_job_can_reach(contex
     assert_error(context, "dev", f"stages.dev.model.hub_handle: {handle!r} is not allowed", "https://")
 
 
-@pytest.mark.parametrize("handle", ["https://tfhub.dev/google/m/1", "http://hub.internal/m", "s3://bucket/m.tar.gz"])
+@pytest.mark.parametrize(
+    "handle", ["https://tfhub.dev/google/m/1", "http://hub.internal/m", "s3://bucket/m.tar.gz", "s3://bucket/m/"]
+)
 def test_https_http_and_s3_handles_load(context, handle):
     context["stages"]["dev"]["model"]["hub_handle"] = handle
     assert load(context).model.hub_handle == handle
