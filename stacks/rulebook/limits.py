@@ -195,6 +195,21 @@ LINEAR_PERCENT = (10, 50)
 ROLLBACK_ALARMS = (1, 10)
 
 
+# Instance families whose CPUs are Arm: AWS Graviton (the `g` attribute of EC2's
+# "Instance type naming conventions") and NVIDIA Grace (P6e-GB200, "Amazon EC2 P6e
+# instances"). The TensorFlow DLC images the SageMaker SDK lists for them are
+# separate Graviton builds, which the pinned versions lack, and its table does not
+# know every such family: an x86 image there fails only when the endpoint starts.
+# A test holds this list to the naming convention over botocore's enums.
+ARM_FAMILIES = frozenset(
+    {"c6g", "c6gd", "c6gn", "c7g", "c8g", "m6g", "m6gd", "m8g", "r6g", "r6gd", "r7gd", "r8g", "p6e-gb200"}
+)
+
+
+def is_arm(instance_type: str) -> bool:
+    return instance_family(instance_type) in ARM_FAMILIES
+
+
 def instance_family(instance_type: str) -> str | None:
     match = INSTANCE_TYPE.fullmatch(instance_type)
     return match.group(1) if match else None

@@ -119,6 +119,12 @@ def check_stage_images(settings: StageSettings, where: str, region: str) -> None
 def _has_image(
     lookup: Callable[[str, str], images.ContainerImage], key: str, instance_type: str, region: str, image: str
 ) -> None:
+    if limits.is_arm(instance_type):
+        raise ConfigError(
+            f"{key}: {instance_type!r} is not allowed; ml.{limits.instance_family(instance_type)} runs on Arm "
+            f"(AWS Graviton or NVIDIA Grace) and the pinned {image} is an x86 build; use a CPU type "
+            "(ml.m5, ml.c5 ...) or a GPU type (ml.g5 ...)"
+        )
     try:
         lookup(region, instance_type)
     except ValueError as error:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from stacks.rulebook import RULES
 from stacks.rulebook import requests as api
 from stacks.rulebook.limits import (
+    ARM_FAMILIES,
     EBS_ONLY_FAMILIES,
     ENDPOINT_INSTANCE_TYPES,
     INSTANCE_STORE_FAMILIES,
@@ -73,6 +76,27 @@ def test_every_family_sagemaker_offers_is_decided_once(shape):
     families = {instance_family(instance_type) or instance_type for instance_type in offered}
     undecided = sorted(f for f in families if (f in INSTANCE_STORE_FAMILIES) == (f in EBS_ONLY_FAMILIES))
     assert undecided == [], "add each to INSTANCE_STORE_FAMILIES or EBS_ONLY_FAMILIES, with its document"
+
+
+def test_the_arm_families_are_those_ec2s_naming_convention_marks():
+    """EC2's "Instance type naming conventions": series, generation, then attributes, of
+    which `g` is AWS Graviton; an option `gb...` is Grace Blackwell (P6e-GB200). A new
+    Arm family in botocore's enums fails here until ARM_FAMILIES names it."""
+
+    def arm_by_name(family: str) -> bool:
+        named = re.fullmatch(r"([a-z]+)(\d+)([a-z]*)(?:-(.+))?", family)
+        assert named, f"{family} does not follow the naming convention"
+        _series, _generation, attributes, option = named.groups()
+        return "g" in attributes or (option or "").startswith("gb")
+
+    families = {
+        instance_family(instance_type)
+        for shape in (ENDPOINT_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES)
+        for instance_type in offered_instance_types(shape)
+    }
+    assert {f for f in families if arm_by_name(f)} == ARM_FAMILIES
+    # x86 GPUs are not mistaken for Graviton by their leading g.
+    assert not {"g4dn", "g5", "g6e", "p6-b200"} & ARM_FAMILIES
 
 
 @pytest.mark.parametrize(

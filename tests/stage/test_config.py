@@ -84,7 +84,15 @@ def set_instance_type(context, key, instance_type):
         # Offered for the purpose, but the SDK has no build of the pinned image for them.
         (SERVING_TYPE, "ml.inf2.xlarge", [NO_SERVING_IMAGE, "Unsupported processor: inf"]),
         (SERVING_TYPE, "ml.trn1.2xlarge", [NO_SERVING_IMAGE, "Unsupported framework"]),
-        (SERVING_TYPE, "ml.c7g.xlarge", [NO_SERVING_IMAGE, "Unsupported tensorflow version"]),
+        # Arm, whether or not the SDK's table knows the family.
+        (SERVING_TYPE, "ml.c7g.xlarge", ["ml.c7g runs on Arm", f"TF Serving image {SERVING_TF_VERSION} is an x86"]),
+        (SERVING_TYPE, "ml.c8g.xlarge", ["ml.c8g runs on Arm", f"TF Serving image {SERVING_TF_VERSION} is an x86"]),
+        (SERVING_TYPE, "ml.p6e-gb200.36xlarge", ["ml.p6e-gb200 runs on Arm"]),
+        (
+            PACKAGING_TYPE,
+            "ml.p6e-gb200.36xlarge",
+            ["ml.p6e-gb200 runs on Arm", f"training image {TRAINING_TF_VERSION} is an x86"],
+        ),
         (PACKAGING_TYPE, "ml.trn1.2xlarge", [NO_TRAINING_IMAGE, "Unsupported framework"]),
         # Not offered for the purpose at all.
         (SERVING_TYPE, "ml.c5n.xlarge", ["offered only for training jobs", "SageMaker rule endpoint-instance-type"]),
@@ -100,7 +108,7 @@ def test_an_instance_type_sagemaker_or_the_pinned_image_lacks_fails_in_one_line(
     set_instance_type(context, key, instance_type)
     stage = key.split(".")[1]
     message = assert_error(context, stage, f"{key}: {instance_type!r} is not allowed", *fragments)
-    if "has no build" in message:
+    if "has no build" in message or "runs on Arm" in message:
         assert "use a CPU type (ml.m5, ml.c5 ...) or a GPU type (ml.g5 ...)" in message
 
 
