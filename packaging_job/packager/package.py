@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -88,6 +89,10 @@ def package(
             # The version folder as TF Serving will load it.
             log("Loading the model to verify it")
             outputs = verify.load_and_run(version_dir, served, sample_input)
+            # The loaded model is gone once load_and_run returns, but a reference cycle
+            # would keep it (and a resource destructor that could still write) until
+            # the collector runs: run it now, before the files are checked.
+            gc.collect()
             log("Checking that the run left the files as hashed")
             verify.require_untouched(model_dir, staging, artifact, files)
         record = {
