@@ -101,12 +101,14 @@ rehearse: deps-emulators
 
 ## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
 # Synthesized first, so that the deployed endpoint can be checked against the
-# update's rules (delivery/preflight.py) before anything deploys.
+# update's rules (delivery/preflight.py) before anything deploys. `--progress
+# events`: on a terminal the CLI's default progress bar redraws its lines in place
+# and would write over the progress lines printed beside it.
 deploy: deps
 	@$(PY) -m tools.credentials --stage $(STAGE)
 	$(CDK) synth --quiet -c stage=$(STAGE) -o cdk.out/deploy-$(STAGE)
 	$(PY) -m tools.deploy_progress --stage $(STAGE) --assembly cdk.out/deploy-$(STAGE) -- \
-		$(CDK) deploy --app cdk.out/deploy-$(STAGE) --all --require-approval $(APPROVAL)
+		$(CDK) deploy --app cdk.out/deploy-$(STAGE) --all --require-approval $(APPROVAL) --progress events
 
 ## diff STAGE=prod       what a deploy of the stage would change
 diff: deps

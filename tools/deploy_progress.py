@@ -158,7 +158,8 @@ def run_deploy(command: list[str], watcher: Watcher | None, poll_seconds: float 
         done.set()
         if thread:
             thread.join(timeout=60)
-    return code
+    # Killed by a signal (Popen says -N): the code a shell gives it, 128 + N.
+    return 128 - code if code < 0 else code
 
 
 def main(argv: list[str]) -> int:

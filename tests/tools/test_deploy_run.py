@@ -18,6 +18,19 @@ def test_the_deploys_output_and_exit_code_pass_through(capfd):
     assert code == 3 and "cdk says hello" in capfd.readouterr().out
 
 
+def test_a_deploy_killed_by_a_signal_exits_as_a_shell_reports_it():
+    # An OOM-killed node (SIGKILL) or a stop (SIGTERM): 128 + the signal, not Python's -N.
+    assert run_deploy(["sh", "-c", "kill -TERM $$"], watcher=None) == 143
+    assert run_deploy(["sh", "-c", "kill -KILL $$"], watcher=None) == 137
+
+
+def test_make_deploy_asks_the_cli_for_event_lines_not_its_redrawn_bar():
+    # The bar rewrites its last lines in place on a terminal, over the watcher's lines.
+    dry_run = subprocess.run(["make", "-n", "deploy", "STAGE=dev"], cwd=ROOT, capture_output=True, text=True)
+    (deploy,) = [line for line in dry_run.stdout.splitlines() if " deploy --app " in line]
+    assert deploy.endswith("--progress events")
+
+
 def test_watching_ends_with_a_failed_deploy_after_one_last_look(capfd):
     stage, sagemaker, logs, cloudformation = stubbed_stage()
     lines: list[str] = []
