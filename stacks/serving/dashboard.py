@@ -1,5 +1,6 @@
 """One CloudWatch dashboard per stage: the endpoint's traffic, errors, latency, its
-capacity (instances' CPU, memory and disk, or serverless concurrency and memory) and its alarms."""
+capacity (instances' CPU, memory and disk, or serverless concurrency and memory) and its
+alarms; and its URL in the console of the stage region's partition."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from stacks.serving.operations import VARIANT_NAME
@@ -15,9 +17,28 @@ from stacks.stage.names import ENDPOINT_METRICS_NAMESPACE, INVOCATION_METRICS_NA
 PERCENTILES = ("p50", "p90", "p99")
 PERIOD = Duration.minutes(1)
 
+# The console's host in each partition the project's regions fall in: "AWS Management
+# Console endpoints and quotas" (AWS General Reference) for aws, "Getting Started with
+# Amazon Web Services in China" for aws-cn, the AWS GovCloud (US) User Guide for
+# aws-us-gov. Each takes the region as the `region` query parameter.
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def console_url(region: str, dashboard_name: str) -> str:
+    """The dashboard's page in the console of `region`'s partition (the CDK's region table)."""
+    partition = RegionInfo.get(region).partition
+    host = CONSOLE_HOSTS.get(partition or "")
+    if host is None:
+        raise ValueError(f"No console host is known for region {region!r} (partition {partition}).")
+    return f"https://{host}/cloudwatch/home?region={region}#dashboards:name={dashboard_name}"
+
 
 class EndpointDashboard(Construct):
-    """The dashboard `endpoint_name`; `url` opens it in the console."""
+    """The dashboard `dashboard_name` of endpoint `endpoint_name`; `url` opens it in the console."""
 
     def __init__(
         self,
@@ -25,6 +46,7 @@ class EndpointDashboard(Construct):
         construct_id: str,
         *,
         endpoint_name: str,
+        dashboard_name: str,
         serverless: bool,
         alarms: Sequence[cloudwatch.IAlarm] = (),
     ) -> None:
@@ -50,9 +72,15 @@ class EndpointDashboard(Construct):
             )
 
         if serverless:
-            # The SageMaker guide's "Alarms and logs for tracking metrics from serverless
-            # endpoints" lists MemoryUtilization among a serverless endpoint's metrics;
-            # the guide above puts it in /aws/sagemaker/Endpoints.
+            # What a serverless endpoint publishes, exhaustively (SageMaker developer guide,
+            # "Alarms and logs for tracking metrics from serverless endpoints"): the real-time
+            # endpoints' Invocations, 4XX/5XX errors, ModelLatency, OverheadLatency,
+            # ModelSetupTime and MemoryUtilization, and ServerlessConcurrentExecutionsUtilization;
+            # no CPU or disk. "Amazon SageMaker AI metrics in Amazon CloudWatch" lists
+            # MemoryUtilization only among the endpoint metrics of /aws/sagemaker/Endpoints,
+            # ModelSetupTime among the invocation metrics of AWS/SageMaker. Neither page names
+            # the concurrency metric's namespace: it is read from AWS/SageMaker, where every
+            # endpoint metric that is not an instance's is.
             capacity = cloudwatch.GraphWidget(
                 title="Serverless concurrency, memory (%) and cold starts",
                 width=8,
@@ -98,9 +126,6 @@ class EndpointDashboard(Construct):
         ]
         if alarms:
             widgets.append(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=8))
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=endpoint_name, widgets=[widgets])
-        # The stack's region: a literal for pinned stages, a token for dev.
-        region = Stack.of(self).region
-        self.url = (
-            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={endpoint_name}"
-        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, widgets=[widgets])
+        # Every stage's stack has a concrete region (`stacks/compose.py`), dev's too.
+        self.url = console_url(Stack.of(self).region, dashboard_name)

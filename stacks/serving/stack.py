@@ -111,6 +111,7 @@ class ServingStack(Stack):
             self,
             "Dashboard",
             endpoint_name=config.endpoint_name,
+            dashboard_name=config.names.dashboard(config.region),
             serverless=config.is_serverless,
             alarms=(alarms.errors, alarms.latency) if alarms else (),
         )

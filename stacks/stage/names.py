@@ -1,6 +1,7 @@
 """The names a stage's parts find each other by, across processes: its two stacks,
-its endpoint, its packaging jobs and where they write, the exports the serving stack, `make promote` and CI
-read, the serving stack's outputs, and where SageMaker puts what the stage runs."""
+its endpoint, its dashboard, its packaging jobs and where they write, the exports the
+serving stack, `make promote` and CI read, the serving stack's outputs, and where
+SageMaker puts what the stage runs."""
 
 from __future__ import annotations
 
@@ -60,6 +61,18 @@ class StageNames:
     @property
     def endpoint(self) -> str:
         return self.prefix
+
+    def dashboard(self, region: str) -> str:
+        """The stage's CloudWatch dashboard in `region`: the endpoint name and the region.
+
+        Dashboards are global to an account, not regional (CloudFormation reference,
+        AWS::CloudWatch::Dashboard), and dev's region follows the user's environment, so a
+        name without the region would let two dev deploys of one account in two regions
+        claim one dashboard. An endpoint name and a region code are letters, digits and
+        hyphens, 63 characters and under 20: within DashboardName's 255 of A-Z, a-z, 0-9,
+        `-` and `_` (same reference).
+        """
+        return f"{self.endpoint}-{region}"
 
     @property
     def job_name_prefix(self) -> str:

@@ -1,12 +1,40 @@
-"""Each stage's dashboard: traffic, errors, latency percentiles, capacity, alarms; its URL."""
+"""Each stage's dashboard: traffic, errors, latency percentiles, capacity, alarms; its
+name, one per region, and its URL in each partition's console."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from stacks.serving.dashboard import console_url
+from stacks.stage.images import supported_regions
+from stacks.stage.names import StageNames
 from tests.conftest import STAGES
+
+# DashboardName (CloudFormation reference, AWS::CloudWatch::Dashboard).
+DASHBOARD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+# Every metric a serverless endpoint publishes, by namespace ("Alarms and logs for tracking
+# metrics from serverless endpoints", which calls the error metrics Invocations4XXErrors and
+# Invocations5XXErrors; "Amazon SageMaker AI metrics in Amazon CloudWatch" spells them
+# Invocation4XXErrors and Invocation5XXErrors, and places MemoryUtilization).
+SERVERLESS_PUBLISHED = {
+    ("AWS/SageMaker", name)
+    for name in (
+        "Invocations",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "ModelLatency",
+        "OverheadLatency",
+        "ModelSetupTime",
+        "ServerlessConcurrentExecutionsUtilization",
+        "ServerlessProvisionedConcurrencyExecutions",
+        "ServerlessProvisionedConcurrencyUtilization",
+        "ServerlessProvisionedConcurrencyInvocations",
+        "ServerlessProvisionedConcurrencySpilloverInvocations",
+    )
+} | {("/aws/sagemaker/Endpoints", "MemoryUtilization")}
 
 
 def dashboard_body(synthesized, stage: str) -> tuple[str, dict]:
@@ -23,6 +51,16 @@ def dashboard_body(synthesized, stage: str) -> tuple[str, dict]:
     return properties["DashboardName"], json.loads(text)
 
 
+def graphed(body: dict) -> set[tuple[str, str]]:
+    """Each metric graphed as (namespace, name); metric-math lines left out."""
+    return {
+        (line[0], line[1])
+        for widget in body["widgets"]
+        for line in widget["properties"].get("metrics", [])
+        if isinstance(line[0], str)
+    }
+
+
 def metrics_of(body: dict) -> set[str]:
     """The metric names graphed, and each metric-math line as its expression."""
     names = set()
@@ -36,9 +74,9 @@ def metrics_of(body: dict) -> set[str]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_stage_has_a_dashboard_of_its_endpoint(synthesized, stage):
+def test_every_stage_has_a_dashboard_of_its_endpoint_named_for_its_region(synthesized, stage):
     name, body = dashboard_body(synthesized, stage)
-    assert name == f"tfhub-serving-{stage}"
+    assert name == f"tfhub-serving-{stage}-{synthesized(stage).stage.config.region}"
     assert {"Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency"} <= (
         metrics_of(body)
     )
@@ -50,17 +88,15 @@ def test_every_stage_has_a_dashboard_of_its_endpoint(synthesized, stage):
 
 def test_capacity_is_concurrency_and_memory_when_serverless_and_utilization_on_instances(synthesized):
     _, dev = dashboard_body(synthesized, "dev")
-    assert "ServerlessConcurrentExecutionsUtilization" in metrics_of(dev)
-    assert "CPUUtilization" not in metrics_of(dev)
+    assert {
+        ("AWS/SageMaker", "ServerlessConcurrentExecutionsUtilization"),
+        ("AWS/SageMaker", "ModelSetupTime"),
+        ("/aws/sagemaker/Endpoints", "MemoryUtilization"),
+    } <= graphed(dev)
+    # Only what serverless endpoints publish, each where it is published: no CPU or disk,
+    # and no instance count (InvocationsPerInstance) either.
+    assert graphed(dev) <= SERVERLESS_PUBLISHED
     assert "invocations / per_instance" not in metrics_of(dev)
-    # Memory, as the serverless monitoring guide lists it: in the instance namespace.
-    (memory,) = [
-        line
-        for widget in dev["widgets"]
-        for line in widget["properties"].get("metrics", [])
-        if "MemoryUtilization" in line
-    ]
-    assert memory[0] == "/aws/sagemaker/Endpoints"
     _, prod = dashboard_body(synthesized, "prod")
     assert {"CPUUtilization", "MemoryUtilization", "DiskUtilization"} <= metrics_of(prod)
     # The instance count, derived: all invocations over those per instance.
@@ -77,7 +113,36 @@ def test_the_alarms_are_on_the_dashboard_where_a_stage_has_them(synthesized):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_dashboards_url_is_an_output(synthesized, stage):
-    outputs = synthesized(stage).serving.find_outputs("DashboardUrl")
-    (output,) = outputs.values()
-    value = json.dumps(output["Value"])
-    assert "console.aws.amazon.com/cloudwatch/home" in value and f"#dashboards:name=tfhub-serving-{stage}" in value
+    name, _ = dashboard_body(synthesized, stage)
+    region = synthesized(stage).stage.config.region
+    (output,) = synthesized(stage).serving.find_outputs("DashboardUrl").values()
+    assert output["Value"] == f"https://console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}"
+
+
+def test_two_regions_of_one_account_get_two_dashboards_each_a_valid_name():
+    """Dashboards are global to an account; dev's region follows the user's environment."""
+    longest = StageNames("p", "s" * 61)  # the longest endpoint name SageMaker takes: 63
+    assert len(longest.endpoint) == 63
+    names = [longest.dashboard(region) for region in supported_regions()]
+    assert len(set(names)) == len(names)
+    assert all(DASHBOARD_NAME.match(name) for name in names), names
+
+
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("eu-west-1", "console.aws.amazon.com"),
+        ("cn-northwest-1", "console.amazonaws.cn"),
+        ("us-gov-west-1", "console.amazonaws-us-gov.com"),
+    ],
+)
+def test_the_url_opens_the_console_of_the_regions_partition(region, host):
+    assert console_url(region, "d") == f"https://{host}/cloudwatch/home?region={region}#dashboards:name=d"
+
+
+def test_every_region_a_stage_may_use_has_a_console_and_no_other_region_gets_a_guessed_one():
+    for region in supported_regions():
+        assert console_url(region, "d").startswith("https://console.")
+    # A partition without a known console host (here one the project does not support).
+    with pytest.raises(ValueError, match="us-iso-east-1"):
+        console_url("us-iso-east-1", "d")

@@ -31,15 +31,17 @@ def dashboard_text(template: Template) -> str:
 @pytest.mark.parametrize("serverless", [True, False], ids=["serverless", "instances"])
 def test_the_dashboard_graphs_the_endpoint_it_is_given_by_its_kind(serverless):
     stack = bare()
-    dashboard = EndpointDashboard(stack, "Dashboard", endpoint_name="bare-endpoint", serverless=serverless)
+    dashboard = EndpointDashboard(
+        stack, "Dashboard", endpoint_name="bare-endpoint", dashboard_name="bare-board", serverless=serverless
+    )
     template = Template.from_stack(stack)
-    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "bare-endpoint"})
+    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "bare-board"})
     text = dashboard_text(template)
     assert '"EndpointName","bare-endpoint"' in text.replace(" ", "")
     assert ("ServerlessConcurrentExecutionsUtilization" in text) is serverless
     assert ("invocations / per_instance" in text) is not serverless
     assert '"type":"alarm"' not in text.replace(" ", "")  # none given, none shown
-    assert dashboard.url.endswith("#dashboards:name=bare-endpoint")
+    assert dashboard.url == "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards:name=bare-board"
 
 
 def test_the_alarms_use_the_names_and_limits_they_are_given():
@@ -49,7 +51,12 @@ def test_the_alarms_use_the_names_and_limits_they_are_given():
         stack, "Alarms", endpoint_name="bare-endpoint", names=("bare-5xx", "bare-latency"), settings=settings
     )
     EndpointDashboard(
-        stack, "Dashboard", endpoint_name="bare-endpoint", serverless=False, alarms=(alarms.errors, alarms.latency)
+        stack,
+        "Dashboard",
+        endpoint_name="bare-endpoint",
+        dashboard_name="bare-board",
+        serverless=False,
+        alarms=(alarms.errors, alarms.latency),
     )
     template = Template.from_stack(stack)
     template.has_resource_properties(
