@@ -7,6 +7,16 @@ its alarms' states, the last packaging job and how long it took (or has been
 running), and the dashboard's URL. A missing piece (a stage never deployed, a
 failed endpoint, no promotion, job, dashboard or alarm) is stated as such, never
 a traceback or a silent gap; `--json` has every key, null where a piece is missing.
+
+The stacks are read first, and what cannot read them (no credentials, access
+denied on DescribeStacks) is the tools' usual one line and exit code 1
+(`tools/cli.py`). Every other section (endpoint, last promotion, alarms, last
+packaging job) is read on its own: an AWS refusal or error in one (a deleted
+endpoint config, AccessDenied on DescribeAlarms, a promotion record that does not
+parse) is one line in that section saying what could not be read and why, the
+other sections still show, and the exit code stays 0 (the screen is the answer).
+In `--json` such a section is null and `errors` (always there, `{}` when all
+were read) maps its key to that line.
 """
 
 from __future__ import annotations
@@ -15,17 +25,17 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from delivery import records
 from delivery.deployed import DeployedStage, deployed_stage
+from delivery.status_screen import NOT_DEPLOYED, render
 from stacks.stage.names import ServingOutputs
 from stacks.stage.schema import StageConfig
-from tools.cli import run
-
-NOT_DEPLOYED = "NOT DEPLOYED"
+from tools.cli import UserError, explain, run
 
 
 def stacks(cloudformation, config: StageConfig) -> dict[str, dict[str, Any]]:
@@ -149,27 +159,43 @@ def last_packaging_job(sagemaker, prefix: str, now: dt.datetime | None = None) -
 
 def status(stage: DeployedStage) -> dict[str, Any]:
     config = stage.config
+    # Not a section: what cannot read the stacks cannot say anything about the stage.
     found = stacks(stage.client("cloudformation"), config)
-    storage = found[config.storage_stack_name]
-    serving = found[config.serving_stack_name]
-    outputs = serving.get("outputs", {})
-    bucket = _bucket(stage, config) if storage["status"] != NOT_DEPLOYED else None
+    outputs = found[config.serving_stack_name].get("outputs", {})
+    deployed = found[config.storage_stack_name]["status"] != NOT_DEPLOYED
+    errors: dict[str, str] = {}
+
+    def section(key: str, read: Callable[[], Any]) -> Any:
+        """`read()`, or None with the reason in `errors` when AWS refuses or a record does not parse."""
+        try:
+            return read()
+        except (ClientError, UserError) as error:
+            # One line on the screen, however the error's own message is laid out.
+            errors[key] = " ".join((explain(error) or str(error)).split())
+            return None
+
+    sagemaker, packaging = stage.client("sagemaker"), config.packaging is not None
     return {
         "stage": config.stage,
         "account": config.account,
         "region": config.region,
         "stacks": {name: {k: v for k, v in s.items() if k != "outputs"} for name, s in found.items()},
         "serving_stack": config.serving_stack_name,
-        "endpoint": endpoint(stage.client("sagemaker"), config.endpoint_name),
+        "endpoint": section("endpoint", lambda: endpoint(sagemaker, config.endpoint_name)),
         "artifact": outputs.get(ServingOutputs.ARTIFACT_LOCATION),
         "digest": outputs.get(ServingOutputs.TREE_DIGEST),
         "dashboard": outputs.get(ServingOutputs.DASHBOARD_URL),
-        "last_promotion": last_promotion(stage.client("s3"), bucket),
-        "alarms": alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ()),
-        "packages": config.packaging is not None,
-        "last_packaging_job": last_packaging_job(stage.client("sagemaker"), config.job_name_prefix)
-        if config.packaging
-        else None,
+        "last_promotion": section(
+            "last_promotion", lambda: last_promotion(stage.client("s3"), _bucket(stage, config) if deployed else None)
+        ),
+        "alarms": section(
+            "alarms", lambda: alarms(stage.client("cloudwatch"), config.alarm_names if config.alarms else ())
+        ),
+        "packages": packaging,
+        "last_packaging_job": section(
+            "last_packaging_job", lambda: last_packaging_job(sagemaker, config.job_name_prefix) if packaging else None
+        ),
+        "errors": errors,
     }
 
 
@@ -179,70 +205,6 @@ def _bucket(stage: DeployedStage, config: StageConfig) -> str | None:
             if export["Name"] == config.names.bucket_name_export:
                 return export["Value"]
     return None
-
-
-def render(report: dict[str, Any]) -> str:
-    lines = [f"Stage {report['stage']} ({report['account'] or 'any account'}, {report['region']})"]
-    for name, stack in report["stacks"].items():
-        reason = f": {stack['reason']}" if stack.get("reason") else ""
-        lines.append(f"  stack {name}: {stack['status']}{reason}")
-    point = report["endpoint"]
-    if point is None:
-        lines.append("  endpoint: none")
-    else:
-        failure = f" ({point['failure']})" if point.get("failure") else ""
-        lines.append(f"  endpoint: {point['status']}{failure}, since {point['since']}")
-        for variant in point["variants"]:
-            if "serverless" in variant:
-                settings = variant["serverless"]
-                lines.append(
-                    f"    {variant['name']}: serverless, {settings.get('MemorySizeInMB')} MB, "
-                    f"up to {settings.get('MaxConcurrency')} concurrent"
-                )
-            else:
-                lines.append(
-                    f"    {variant['name']}: {variant['instance_type']}, {variant['current_instances']} of "
-                    f"{variant['desired_instances']} instances"
-                )
-    lines.append(f"  serves: {report['artifact'] or 'nothing reported'}")
-    lines.append(f"  digest: {report['digest'] or 'none reported'}")
-    promotion = report["last_promotion"]
-    if promotion is None:
-        lines.append("  last promotion: none")
-    else:
-        what = (
-            f"rollback to {promotion['rollback_to']}" if promotion.get("rollback_to") else f"from {promotion['from']}"
-        )
-        outcome = (
-            f"smoke test {promotion['smoke']}"
-            if promotion["finished"]
-            else "its deploy started; no outcome recorded (failed, cancelled or still running)"
-        )
-        lines.append(f"  last promotion: {what} at {promotion['time']}, commit {promotion['commit']}, {outcome}")
-    for name, state in report["alarms"].items():
-        lines.append(f"  alarm {name}: {state}")
-    if not report["alarms"]:
-        lines.append("  alarms: none configured")
-    job = report["last_packaging_job"]
-    if job is not None:
-        if job.get("seconds") is None:
-            took = ""
-        elif job["status"] == "InProgress":
-            took = f", running for {job['seconds']} s"
-        else:
-            took = f", took {job['seconds']} s"
-        failure = f" ({job['failure']})" if job.get("failure") else ""
-        lines.append(f"  last packaging job: {job['name']}: {job['status']}{took}{failure}")
-    elif report["packages"]:
-        lines.append("  last packaging job: none yet")
-    lines.append(f"  dashboard: {report['dashboard'] or _no_dashboard(report)}")
-    return "\n".join(lines)
-
-
-def _no_dashboard(report: dict[str, Any]) -> str:
-    if report["stacks"][report["serving_stack"]]["status"] == NOT_DEPLOYED:
-        return "none (serving stack not deployed)"
-    return "none (the serving stack has no DashboardUrl output: redeploy it with this version of the project)"
 
 
 def main(argv: list[str]) -> int:

@@ -40,6 +40,7 @@ def bare_report(**parts) -> dict:
         "alarms": {},
         "packages": False,
         "last_packaging_job": None,
+        "errors": {},
     }
     return {"stage": "staging", "account": None, "region": REGION, **empty, **parts}
 
@@ -87,15 +88,16 @@ def test_the_json_has_the_same_keys_deployed_or_not(staging):
 
 
 def deploy(stage: DeployedStage) -> None:
-    """staging as a promotion leaves it: stacks, bucket, a record, an endpoint on instances, alarms."""
+    """A stage as a promotion leaves it: stacks, bucket, a record, an endpoint on instances, alarms."""
     config = stage.config
+    bucket = f"{config.stage}-bucket"
     s3, sagemaker, cloudwatch = stage.client("s3"), stage.client("sagemaker"), stage.client("cloudwatch")
-    s3.create_bucket(Bucket="staging-bucket", CreateBucketConfiguration={"LocationConstraint": config.region})
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.region})
     stack_with_outputs(
         stage.client("cloudformation"),
         config.storage_stack_name,
         {},
-        {config.names.bucket_name_export: "staging-bucket"},
+        {config.names.bucket_name_export: bucket},
     )
     stack_with_outputs(
         stage.client("cloudformation"),
@@ -108,7 +110,7 @@ def deploy(stage: DeployedStage) -> None:
     )
     records.write(
         s3,
-        "staging-bucket",
+        bucket,
         {
             "source_stage": "dev",
             "digest": "a" * 64,
