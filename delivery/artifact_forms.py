@@ -9,7 +9,9 @@ them). Links, devices, absolute or `..` paths and zero-byte "folder" objects
 are refused: SageMaker would either fail on them (S3ModelDataSource) or place
 something other than what the manifest lists. An archive must end as a tar
 archive ends, as a hub archive must (`packaging_job/packager/archive.py`): a
-file hidden behind a broken header is found by extractors that read on.
+file hidden behind a broken header is found by extractors that read on. Nor
+may it hold what tar programs read differently (a global pax header, a sparse
+file), where SageMaker's extraction could find files this reading does not.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
-from packaging_job.packager.archive import BadEnd, members
+from packaging_job.packager.archive import BadEnd, NotReadAlike, members
 from packaging_job.packager.manifest import MANIFEST_NAME as MANIFEST
 
 _CHUNK = 1 << 20
@@ -90,6 +92,11 @@ def files(s3, uri: str) -> Iterator[File]:
             raise ArtifactError(
                 f"{uri} is corrupt after {last}: {error}, and an extractor that reads on (GNU tar does) "
                 "would place files behind it that no check has read: refusing it."
+            ) from error
+        except NotReadAlike as error:
+            raise ArtifactError(
+                f"{uri} holds what tar programs read differently ({error}): SageMaker's extraction could place "
+                "files no check has read, so refusing it."
             ) from error
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ArtifactError(f"{uri} is not a readable tar.gz ({error}).") from error

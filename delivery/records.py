@@ -4,8 +4,12 @@ rollback served, when, from where and at which commit.
 Each record is written once, under the next number of the log
 (`promotions/<number>-<time>-<digest>.json`, a conditional write that never
 replaces a record: two promotions racing for one number both land, one under
-the next number). The newest record is the highest number; there is no
-mutable "latest" pointer that a stray write could redirect. Each record holds
+the next number). The newest record is the highest number, compared as a
+number whatever its count of digits; there is no mutable "latest" pointer
+that a stray write could redirect. A record's number is always one more than
+its `previous` record's (the first: 1, with none), so a record that does not
+follow the one it names is refused, naming its key, rather than continued
+from. Each record holds
 the smoke test's verdict on what it deployed and what the stage served before
 (`replaced`); each deploy is logged twice, before it starts and once it is
 smoke-tested, so one that never finishes is still in the log. A rollback
@@ -27,8 +31,10 @@ from botocore.exceptions import ClientError
 from delivery.artifacts import PromotionError
 
 PREFIX = "promotions/"
+# Zero-padded so that a listing reads in order; the number may outgrow it, so
+# keys are matched with any count of digits and ordered by their value.
 _NUMBER_DIGITS = 8
-_KEY = re.compile(rf"^{PREFIX}(\d{{{_NUMBER_DIGITS}}})-[^/]+\.json$")
+_KEY = re.compile(rf"^{PREFIX}(\d+)-[^/]+\.json$")
 _ATTEMPTS = 20
 
 
@@ -58,30 +64,67 @@ def require(s3, bucket: str, key: str) -> dict[str, Any]:
 
 
 def newest(s3, bucket: str) -> str | None:
-    """The key of the highest-numbered record, or None for an empty log."""
-    numbered = []
+    """The key of the highest-numbered record, or None for an empty log; one that
+    does not follow the record it names as `previous` is refused."""
+    numbered = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
         for entry in page.get("Contents", []):
-            match = _KEY.match(entry["Key"])
-            if match:
-                numbered.append((int(match.group(1)), entry["Key"]))
-    return max(numbered)[1] if numbered else None
+            number = _number(entry["Key"])
+            if number is not None:
+                numbered[entry["Key"]] = number
+    if not numbered:
+        return None
+    key = max(numbered, key=lambda listed: (numbered[listed], listed))
+    record = require(s3, bucket, key)
+    _require_follows(bucket, record, record.get("previous") in numbered)
+    return key
 
 
 def log(s3, bucket: str) -> list[dict[str, Any]]:
-    """Every record of the log, newest first."""
-    keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
-        keys += [entry["Key"] for entry in page.get("Contents", []) if _KEY.match(entry["Key"])]
-    return [require(s3, bucket, key) for key in sorted(keys, reverse=True)]
+    """Every record of the log, newest first: the chain of `previous` links from
+    the newest record, each link checked, so a record outside the chain counts for nothing."""
+    key = newest(s3, bucket)
+    record = require(s3, bucket, key) if key else None
+    chain = []
+    while record is not None:
+        chain.append(record)
+        earlier = read(s3, bucket, record["previous"]) if record.get("previous") else None
+        # Each link steps down one number, so the walk ends, even on a planted loop.
+        _require_follows(bucket, record, earlier is not None)
+        record = earlier
+    return chain
+
+
+def _number(key: str) -> int | None:
+    matched = _KEY.match(key)
+    return int(matched.group(1)) if matched else None
+
+
+def _require_follows(bucket: str, record: dict[str, Any], previous_exists: bool) -> None:
+    """Refuse a record unless it follows its `previous` as `write` chains them:
+    numbered one more than an existing record it names, or 1 naming none."""
+    key, previous = record["record"], record.get("previous")
+    number = _number(key)
+    if previous is None:
+        fits, before = number == 1, "names no record before it"
+    else:
+        before_number = _number(previous) if isinstance(previous, str) else None
+        fits = previous_exists and before_number is not None and number == before_number + 1
+        before = f"names {previous}" + ("" if previous_exists else ", which is not there")
+    if not fits:
+        raise PromotionError(
+            f"s3://{bucket}/{key} does not follow the record before it (it is number {number} and {before}): "
+            "only the promotion role writes promotions/, each record numbered one after the one it names, so "
+            "something else put it there; find out who (CloudTrail), then an administrator lifts the bucket "
+            'policy\'s CopiesAndRecordsStay deny for a moment and deletes it (README "Who can change what serves").'
+        )
 
 
 def write(s3, bucket: str, record: dict[str, Any]) -> dict[str, Any]:
     """Append the record with the key of the record before it as `previous`; return it as written."""
     for _ in range(_ATTEMPTS):
         before = newest(s3, bucket)
-        matched = _KEY.match(before) if before else None
-        number = int(matched.group(1)) + 1 if matched else 1
+        number = (_number(before or "") or 0) + 1  # 1 in an empty log
         stamp = record["time"].replace(":", "").replace("+0000", "Z")
         key = f"{PREFIX}{number:0{_NUMBER_DIGITS}d}-{stamp}-{record['digest'][:12]}.json"
         written = {**record, "previous": before, "record": key}

@@ -8,8 +8,11 @@ file count, and the ratio of the two, which a decompression bomb breaks), the
 disk is checked before each file (`Budget`, which bounds a folder handle's
 copy too), and the archive must end as a tar archive ends: a header that is
 not a header after some members, data after the end-of-archive marker, or a
-stream cut short, is a corrupt archive, never a partial model (`members`,
-which a promotion's reading of a model.tar.gz shares).
+stream cut short, is a corrupt archive, never a partial model. Nor may it
+hold what tar programs read differently: a global pax header (with one,
+tarfile and GNU tar can find different files in one archive), a sparse or
+contiguous file (`members`, which a promotion's reading of a model.tar.gz
+shares).
 """
 
 from __future__ import annotations
@@ -96,6 +99,12 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
             last = member.name
     except BadEnd as error:
         raise PackagingError(f"The archive from {origin} is corrupt after {last}: {error}.") from error
+    except NotReadAlike as error:
+        raise PackagingError(
+            f"Refusing the archive from {origin}: {error}. A hub archive may hold only plain files and "
+            "folders, which every tar program reads alike: repack the model so (Python's tarfile writes such "
+            "archives) and point the handle at that copy."
+        ) from error
     except tarfile.FilterError as error:
         raise PackagingError(
             f"Refusing unsafe archive member from {origin}: {error}. A hub archive holds "
@@ -113,6 +122,10 @@ class BadEnd(tarfile.TarError):
     """A tar.gz that does not end as a tar archive ends; the message says how."""
 
 
+class NotReadAlike(tarfile.TarError):
+    """A tar.gz holding what tar programs read differently; the message says what."""
+
+
 def members(compressed: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     """Each member of the tar.gz stream `compressed`, with the archive to read it from
     (before the next member); then `BadEnd` unless the archive ended as one ends.
@@ -121,10 +134,13 @@ def members(compressed: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.Ta
     where GNU tar reports an error and goes on to find the members behind it: what
     stops the loop must be the end-of-archive block, only zero padding may follow
     it, and the gzip stream must be whole (reading it to its end checks gzip's own
-    trailer), so no member can hide behind a broken header or after the end."""
+    trailer), so no member can hide behind a broken header or after the end.
+    `NotReadAlike` stops it at a member, or a header, that another tar program
+    would read otherwise (links, devices and the like are the callers' to refuse)."""
     tail = _Tail(cast(IO[bytes], gzip.GzipFile(fileobj=compressed, mode="rb")))
     with tarfile.open(fileobj=cast(IO[bytes], tail), mode="r|") as archive:
         for member in archive:
+            _require_read_alike(archive, member)
             yield archive, member
         # tarfile reads ahead in records: what it read past the end counts too.
         rest = tail.since(archive.offset)
@@ -137,6 +153,24 @@ def members(compressed: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.Ta
     while chunk := tail.read(_MIB):
         if any(chunk):
             raise BadEnd("data follows its end-of-archive marker")
+
+
+def _require_read_alike(archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    # tarfile consumes a global header ('g') itself: all that shows of it is the
+    # archive's pax_headers. Which of its fields apply to which member is where tar
+    # programs part ways (POSIX.1-2008, pax, "pax Header Block"): with a global
+    # `size`, tarfile reads one file where GNU tar reads that file and a second one.
+    if archive.pax_headers:
+        raise NotReadAlike("it has a global pax header (type 'g'), which tar programs apply differently")
+    if not member.isfile():
+        return
+    # tarfile counts these as regular files: a sparse one ('S', or pax GNU.sparse.*
+    # fields, which tarfile may not read as GNU tar does) is not its stored bytes,
+    # and a contiguous one ('7') is a plain file to some programs only.
+    sparse = member.issparse() or any(field.startswith("GNU.sparse.") for field in member.pax_headers)
+    if sparse or member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        kind = "a sparse file" if sparse else f"a tar member of type {member.type.decode(errors='replace')!r}"
+        raise NotReadAlike(f"{member.name!r} is {kind}, not a plain file")
 
 
 def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:

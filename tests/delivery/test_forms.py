@@ -168,6 +168,54 @@ def test_a_planted_archive_copy_hiding_a_member_is_refused_and_left_alone(stages
     assert staging.s3.get_object(Bucket="staging-bucket", Key=key)["Body"].read() == planted
 
 
+def _hiding_behind_a_global_size(model_dir) -> bytes:
+    """The packaged model's files, the last one's header preceded by a global pax
+    header holding its size and itself spanning HIDDEN too: tarfile reads every
+    listed file and skips HIDDEN as data, GNU tar applies the size and extracts it."""
+    *before, last = (path for path in sorted(model_dir.rglob("*")) if path.is_file())
+    data = last.read_bytes()
+    padded = data + bytes(-len(data) % tarfile.BLOCKSIZE)
+    info = tarfile.TarInfo(last.relative_to(model_dir).as_posix())
+    info.size = len(padded) + len(HIDDEN)
+    return (
+        b"".join(_member(path.relative_to(model_dir).as_posix(), path.read_bytes()) for path in before)
+        + tarfile.TarInfo.create_pax_global_header({"size": str(len(data))})
+        + info.tobuf(tarfile.USTAR_FORMAT)
+        + padded
+        + HIDDEN
+        + END
+    )
+
+
+def test_a_planted_archive_copy_that_tar_programs_read_differently_is_refused_and_left_alone(stages, packaged):
+    dev, staging, record = stages
+    target = dataclasses.replace(staging, serverless_memory_mb=3072)
+    key = artifacts.promoted_key(record["tree_digest"], archive=True)
+    planted = gzip.compress(_hiding_behind_a_global_size(packaged[0]))
+    staging.s3.put_object(Bucket="staging-bucket", Key=key, Body=planted)
+    with pytest.raises(PromotionError, match=r"holds what tar programs read differently \(it has a global pax header"):
+        promote(dev, target, lambda *a: pytest.fail("deployed"), "c0ffee")
+    assert staging.s3.get_object(Bucket="staging-bucket", Key=key)["Body"].read() == planted
+
+
+def test_an_archive_holding_a_sparse_file_is_refused(stages, serverless_dev, packaged):
+    """A listed file as a pax sparse member mapped onto all its bytes: tarfile reads
+    the file as listed, and where another extractor reads the map otherwise it is not."""
+    _, staging, _ = stages
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(packaged[0].rglob("*")):
+            if path.is_file():
+                info = archive.gettarinfo(path, arcname=f"./{path.relative_to(packaged[0]).as_posix()}")
+                if path.name == "saved_model.pb":
+                    info.pax_headers = {"GNU.sparse.map": f"0,{info.size}", "GNU.sparse.size": str(info.size)}
+                with path.open("rb") as stream:
+                    archive.addfile(info, stream)
+    serverless_dev.s3.put_object(Bucket="dev-bucket", Key=ARCHIVE_KEY, Body=buffer.getvalue())
+    with pytest.raises(PromotionError, match=r"read differently \('./use/4/saved_model.pb' is a sparse file"):
+        promote(serverless_dev, staging, lambda *a: pytest.fail("deployed"), "c0ffee")
+
+
 def test_a_serverless_target_too_small_for_the_model_is_refused_before_the_deploy(stages):
     dev, staging, _ = stages
     # 512 MB cannot hold TF Serving and even this small model (the sizing rule).
