@@ -9,17 +9,21 @@ template is taken, after these checks, and put into an assembly this checkout
 synthesizes for the same artifact (`transplant`):
 
 - the template has only what a serving stack's template has: no `Transform`
-  (a macro or `AWS::Include` would add resources after the checks), no
-  parameters but CDK's bootstrap version, no `Fn::Transform` anywhere;
-- its resources are only of the kinds a promoted stage's serving stack is
-  made of: nothing that runs code of its own (no Lambda, no custom resource);
-- it reaches outside itself only to the stage's own exports, to ARNs of the
-  stage's own account, to the services SageMaker and CloudWatch as principals,
-  and to the region's TensorFlow Serving image (the SageMaker SDK's registry
-  for it, any version: an earlier commit may pin an earlier one);
-- every Model runs that image (no `ImageConfig`, which would let it pull from
-  elsewhere) under a role the template defines, serving the record's copy in
-  the stage's bucket.
+  or `Fn::Transform` anywhere (a macro or `AWS::Include` would add resources
+  after the checks), no
+  parameters but CDK's bootstrap version, outputs with a value and a description;
+- every value is evaluated as CloudFormation would build it (`intrinsics.py`:
+  `Fn::Join`, `Fn::Sub`, `Fn::Select`, `Fn::Split`; the stage's bucket exports
+  and pseudo parameters; any other function or import refused), and then it
+  names no account but the stage's and the TF Serving registry's (the region's
+  repository only), no S3 bucket but the stage's;
+- its resources have the serving stack's shape (`serving_shape.py`): only its
+  kinds of resource, each with only the properties the stacks set, and in each
+  property that could grant access, send data or run code the one form the
+  stacks give it; so nothing runs code of its own (no Lambda, no custom
+  resource), and every Model runs the region's TF Serving image (the SageMaker
+  SDK's registry for it, any version: an earlier commit may pin an earlier one)
+  under a role the template defines, serving the record's copy.
 
 A rollback deploys the serving stack alone (`promote.cdk_deploy`): the storage
 stack holds the bucket's guards and roles, which an older template would take
@@ -33,36 +37,22 @@ import json
 import pathlib
 import re
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import Any
 
-from delivery.artifacts import PromotionError
+from delivery.intrinsics import BUCKET_NAME, Evaluator, refuse, shown
+from delivery.serving_shape import Stage, only, require_kinds, require_shape
 from stacks.stage.images import serving_image
 from stacks.stage.names import StageNames
 
-# The resource types of every promoted stage's serving stack (instances, alarms,
-# deployment guardrails, autoscaling, the dashboard); tests/delivery keeps this
-# equal to what the stacks synthesize.
-SERVING_RESOURCE_TYPES = frozenset(
-    {
-        "AWS::ApplicationAutoScaling::ScalableTarget",
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        "AWS::CDK::Metadata",
-        "AWS::CloudWatch::Alarm",
-        "AWS::CloudWatch::Dashboard",
-        "AWS::IAM::Policy",
-        "AWS::IAM::Role",
-        "AWS::KMS::Key",
-        "AWS::SNS::Topic",
-        "AWS::SNS::TopicPolicy",
-        "AWS::SageMaker::Endpoint",
-        "AWS::SageMaker::EndpointConfig",
-        "AWS::SageMaker::Model",
-    }
-)
 _SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules", "Conditions"}
 _SECTIONS |= {"Mappings", "Resources", "Outputs"}
-_PRINCIPALS = {"sagemaker.amazonaws.com", "cloudwatch.amazonaws.com"}
+# CDK's version-reporting resource is inert, and its packed text may hold any digits.
+_INERT = "AWS::CDK::Metadata"
+# CDK builds a dashboard's body with its alarms' ARNs in it: the one place a
+# reference to a resource may be part of a string.
+_DASHBOARD = "AWS::CloudWatch::Dashboard"
 _ARN = re.compile(r"^arn:[\w-]+:[\w-]+:[\w-]*:(\d*):")
+_S3_ARN = re.compile(r"^arn:[\w-]+:s3:::")
 # An account id as ARNs, registry hosts and principals spell it (not digits inside a hash).
 _ACCOUNT = re.compile(r"(?:^|[:/])(\d{12})(?=$|[:./])")
 
@@ -72,7 +62,7 @@ def template_of(assembly: pathlib.Path, names: StageNames) -> dict[str, Any]:
     try:
         return json.loads((assembly / f"{names.serving_stack}.template.json").read_text())
     except (OSError, ValueError) as error:
-        _refuse(f"it holds no readable serving template {names.serving_stack} ({error!r})")
+        refuse(f"it holds no readable serving template {names.serving_stack} ({error!r})")
 
 
 def require_restorable(
@@ -80,85 +70,65 @@ def require_restorable(
 ) -> None:
     """Refuse the stored serving `template` unless a rollback may deploy it (above)."""
     if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
-        _refuse("its serving template has no resources")
+        refuse("its serving template has no resources")
     sections = sorted(set(template) - _SECTIONS)
     if sections or set(template.get("Parameters", {})) - {"BootstrapVersion"}:
-        _refuse(f"its serving template has {sections or sorted(template['Parameters'])}, which CDK's do not")
+        refuse(f"its serving template has {sections or sorted(template['Parameters'])}, which CDK's do not")
+    if "Fn::Transform" in _keys(template):
+        refuse("its serving template uses Fn::Transform")
     resources = template["Resources"]
-    foreign = sorted({str(resource.get("Type")) for resource in resources.values()} - SERVING_RESOURCE_TYPES)
-    if foreign:
-        _refuse(f"its serving stack holds {foreign}, which no serving stack of a promoted stage has")
+    require_kinds(resources)
+    evaluator = Evaluator(set(resources), names, account, region)
+    evaluated = {
+        name: {**resource, "Properties": evaluator.tree(resource.get("Properties", {}), resource["Type"] == _DASHBOARD)}
+        for name, resource in resources.items()
+        if resource["Type"] != _INERT
+    }
+    outputs = template.get("Outputs", {})
+    if not isinstance(outputs, dict):
+        refuse(f"its outputs are {outputs!r}")
+    for name, output in outputs.items():
+        only(output, {"Value", "Description"}, f"its output {name}")
     image = serving_image(region, None)
-    _require_own_references(template, names, account, image.account, image.repository)
-    models = [r.get("Properties", {}) for r in resources.values() if r["Type"] == "AWS::SageMaker::Model"]
-    if not models:
-        _refuse("its serving stack has no SageMaker Model")
-    roles = {name for name, resource in resources.items() if resource["Type"] == "AWS::IAM::Role"}
-    location = {"Fn::Join": ["", ["s3://", {"Fn::ImportValue": names.bucket_name_export}, f"/{artifact_key}"]]}
-    registry = image.uri.partition("/")[0]
-    for model in models:
-        role = model.get("ExecutionRoleArn")
-        if not (isinstance(role, dict) and (role.get("Fn::GetAtt") or [None])[0] in roles):
-            _refuse(f"a Model runs as {role!r}, not as a role its own stack defines")
-        for container in [model.get("PrimaryContainer"), *model.get("Containers", [])]:
-            if container is None:
-                continue
-            host, _, path = str(container.get("Image")).partition("/")
-            if host != registry or not path.startswith(f"{image.repository}:") or "ImageConfig" in container:
-                _refuse(f"a Model runs the image {container.get('Image')}, not the region's {image.repository}")
-            data = container.get("ModelDataUrl") or container.get("ModelDataSource", {}).get("S3DataSource", {}).get(
-                "S3Uri"
-            )
-            if data != location:
-                served = json.dumps(data)
-                _refuse(f"a Model serves {served}, not the record's {artifact_key} in the stage's bucket")
+    _require_own_references([evaluated, evaluator.tree(outputs)], account, image.account, image.repository)
+    kinds = {name: resource["Type"] for name, resource in resources.items()}
+    stage = Stage(names, account, evaluator.partition, image, artifact_key, kinds)
+    require_shape({**resources, **evaluated}, stage)
 
 
-def _require_own_references(
-    template: dict[str, Any], names: StageNames, account: str, registry_account: str, repository: str
-) -> None:
-    """Everything the template names outside itself is the stage's own (see above)."""
-    exports = {names.bucket_name_export, names.bucket_arn_export}
-    # CDK's version-reporting resource is inert, and its packed text may hold any digits.
-    inert = {k: r for k, r in template["Resources"].items() if r.get("Type") == "AWS::CDK::Metadata"}
-    checked = {**template, "Resources": {k: r for k, r in template["Resources"].items() if k not in inert}}
-    for key, value in _walk(checked):
-        if key == "Fn::Transform":
-            _refuse("its serving template uses Fn::Transform")
-        if key == "Fn::ImportValue" and value not in exports:
-            _refuse(f"it imports {value!r}, which is not its stage's bucket")
-        services = [value] if isinstance(value, str) else value
-        if key == "Service" and not (isinstance(services, list) and all(v in _PRINCIPALS for v in services)):
-            _refuse(f"it lets {value!r} act, which no serving stack does")
-        if isinstance(value, dict) and value.get("Effect") == "Allow" and "*" in _principals(value.get("Principal")):
-            _refuse(f"it allows the principal {value['Principal']!r}")
-        if key in ("Federated", "CanonicalUser"):
-            _refuse(f"it names the principal {value!r}")
-        if isinstance(value, str):
-            # Account ids, also where a Fn::Join splits an ARN into parts.
-            others = set(_ACCOUNT.findall(value)) - {account, registry_account}
-            arn = _ARN.match(value)
-            if others or (arn and arn.group(1) == registry_account and not value.endswith(f"/{repository}")):
-                _refuse(f"it names {value}, outside the stage's account")
-            if value.startswith("s3://") and value != "s3://":
-                _refuse(f"it names {value}, not the stage's bucket")
+def _require_own_references(values: Any, account: str, registry_account: str, repository: str) -> None:
+    """Every string of the evaluated `values` names only the stage's account, the
+    registry's repository and the stage's bucket (see above)."""
+    for value in _strings(values):
+        others = set(_ACCOUNT.findall(value)) - {account, registry_account}
+        arn = _ARN.match(value)
+        if others or (arn and arn.group(1) == registry_account and not value.endswith(f"/{repository}")):
+            refuse(f"it names {shown(value)}, outside the stage's account")
+        if (value.startswith("s3://") and not value.startswith(f"s3://{BUCKET_NAME}/")) or _S3_ARN.match(value):
+            refuse(f"it names {shown(value)}, not the stage's bucket")
 
 
-def _principals(principal: Any) -> list[Any]:
-    """A policy statement's principals: "*", or each value of its {kind: value(s)}."""
-    if not isinstance(principal, dict):
-        return [principal]
-    return [v for value in principal.values() for v in (value if isinstance(value, list) else [value])]
-
-
-def _walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    yield key, value
-    if isinstance(value, dict):
-        for inner_key, inner in value.items():
-            yield from _walk(inner, inner_key)
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
     elif isinstance(value, list):
         for inner in value:
-            yield from _walk(inner, key)
+            yield from _strings(inner)
+
+
+def _keys(value: Any) -> Iterator[str]:
+    """Every key of every object in `value`: a macro (`Fn::Transform`) rewrites the part
+    of the template it stands in (User Guide, "Fn::Transform"), wherever that is."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
 
 
 def transplant(template: dict[str, Any], fresh: pathlib.Path, serving_stack: str) -> pathlib.Path:
@@ -184,7 +154,3 @@ def transplant(template: dict[str, Any], fresh: pathlib.Path, serving_stack: str
     properties["stackTemplateAssetObjectUrl"] = properties["stackTemplateAssetObjectUrl"].replace(old, digest)
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return fresh
-
-
-def _refuse(why: str) -> NoReturn:
-    raise PromotionError(f"The stored assembly is not one a rollback may deploy: {why}.")
