@@ -3,8 +3,11 @@ rollback served, when, from where and at which commit.
 
 Each record is written once, under the next number of the log
 (`promotions/<number>-<time>-<digest>.json`, a conditional write that never
-replaces a record: two promotions racing for one number both land, one under
-the next number). The newest record is the highest number, compared as a
+replaces a record). Two promotions of one stage racing within the same second
+for the same digest: the loser takes the next number; racing otherwise, both
+land under one number, and the later key counts as newest. CI never races
+(one concurrency group per stage); do not run two promotions of a stage at
+once by hand. The newest record is the highest number, compared as a
 number whatever its count of digits; there is no mutable "latest" pointer
 that a stray write could redirect. A record's number is always one more than
 its `previous` record's (the first: 1, with none), so a record that does not
