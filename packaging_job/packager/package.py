@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
@@ -10,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Any, cast
 
-from . import archive, manifest, savedmodel, source, verify
+from . import archive, manifest, model_run, savedmodel, source, verify
 from .contract import DEFAULT_SIGNATURE
 from .errors import PackagingError
 from .inference_code import CODE_DIR, add_inference_code
@@ -86,13 +85,11 @@ def package(
         files = manifest.file_digests(artifact)
         outputs = None
         if verify_load or sample_input is not None:
-            # The version folder as TF Serving will load it.
+            # The version folder as TF Serving will load it, in a child process
+            # that has exited (with every thread the model started) by the time
+            # the files are checked; as user nobody when the job is root.
             log("Loading the model to verify it")
-            outputs = verify.load_and_run(version_dir, served, sample_input)
-            # The loaded model is gone once load_and_run returns, but a reference cycle
-            # would keep it (and a resource destructor that could still write) until
-            # the collector runs: run it now, before the files are checked.
-            gc.collect()
+            outputs = model_run.load_and_run(version_dir, served, sample_input)
             log("Checking that the run left the files as hashed")
             verify.require_untouched(model_dir, staging, artifact, files)
         record = {

@@ -59,6 +59,15 @@ class Signature:
             "outputs": {k: v.as_dict() for k, v in sorted(self.outputs.items())},
         }
 
+    @classmethod
+    def from_dict(cls, key: str, data: dict) -> Signature:
+        """`as_dict`'s inverse, for the child process that runs the model (`model_run`)."""
+        return cls(
+            key,
+            {k: TensorSpec(**v) for k, v in data["inputs"].items()},
+            {k: TensorSpec(**v) for k, v in data["outputs"].items()},
+        )
+
 
 @dataclass(frozen=True)
 class SavedModelInfo:

@@ -1,9 +1,15 @@
 """Loading the SavedModel with this container's TensorFlow, running a sample, and
-checking that the run left the staged files as they were hashed."""
+checking that the run left the staged files as they were hashed.
+
+`load_and_run` and `run_sample` run the hub model's graph in the process that
+calls them: in the job, only `model_run`'s child process does. The checks run
+in the job's own process, which never imports TensorFlow."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from typing import Any
 
 from . import manifest
@@ -33,7 +39,6 @@ def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[st
     try:
         loaded = tf.saved_model.load(root)
     except Exception as error:  # TF raises many types here; all mean "won't serve"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         hint = (
             " The model needs ops that plain TensorFlow (and so TF Serving) lacks, e.g. "
             "tensorflow_text's; such a model cannot be served by the TF Serving container."
@@ -41,7 +46,7 @@ def load_and_run(root: str, signature: Signature, sample: Any | None) -> dict[st
             else ""
         )
         raise PackagingError(
-            f"The model does not load with TensorFlow {tf.__version__}: {first_line}.{hint}"
+            f"The model does not load with TensorFlow {tf.__version__}: {_summary(error)}.{hint}"
         ) from error
     if sample is None:
         return None
@@ -73,8 +78,26 @@ def run_sample(loaded, signature: Signature, sample: Any) -> dict:
         raise
     except Exception as error:
         raise PackagingError(
-            f"The sample input does not run through signature {signature.key!r}: {str(error).strip().splitlines()[0]}"
+            f"The sample input does not run through signature {signature.key!r}: {_summary(error)}"
         ) from error
+
+
+_NODE = re.compile(r"\[\[\{\{node (.+?)\}\}\]\]")
+
+
+def _summary(error: Exception) -> str:
+    """The error in one line: its first, or for an error in the graph, whose first
+    line is only "Graph execution error:", the failing op's own message (the line
+    above `[[{{node <name>}}]]`), such as a write's "<path>; Permission denied"."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    if not lines:
+        return repr(error)
+    if lines[0] == "Graph execution error:":
+        for above, line in itertools.pairwise(lines):
+            node = _NODE.match(line)
+            if node:
+                return f"{above} (op {node.group(1)})"
+    return lines[0]
 
 
 def _inputs(signature: Signature, sample: Any, tf) -> dict:
@@ -105,13 +128,16 @@ def require_untouched(model_dir: str, staging: str, artifact: str, files: list[d
     `files` (as `manifest.file_digests` gave them before the model ran), byte for byte.
 
     Loading the model (its initializers) and running the sample ran the hub
-    model's graph in this process, and a graph can write files
-    (`tf.io.write_file`). SageMaker uploads the whole model folder as the model
-    artifact (SageMaker API Reference, ModelArtifacts), so a file written there,
-    or a hashed one rewritten, would be served without the manifest naming it,
-    or unlike what was tested. Writes elsewhere do not reach the artifact: the
-    staging folder's other parts are deleted, and what lands in /opt/ml/output
-    is uploaded apart from the model artifact, which alone the Model is made from.
+    model's graph, and a graph can write files (`tf.io.write_file`). It ran in
+    a child process that has exited (`model_run`), so nothing writes after this
+    check; as nobody when the job is root (nobody writes here only if the folder
+    is open to all), and as the job's user otherwise (`make local`). SageMaker
+    uploads the whole model folder as the model artifact (SageMaker API
+    Reference, ModelArtifacts), so a file written there, or a hashed one
+    rewritten, would be served without the manifest naming it, or unlike what
+    was tested. Writes elsewhere do not reach the artifact: the staging
+    folder's other parts are deleted, and what lands in /opt/ml/output is
+    uploaded apart from the model artifact, which alone the Model is made from.
     """
     strays = _paths(model_dir, skip=staging)
     before = {entry["path"]: entry for entry in files}

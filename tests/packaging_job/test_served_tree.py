@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 import tensorflow as tf
-from packager import verify
+from packager import model_run, verify
 from packager.errors import PackagingError
 from packager.manifest import file_digests
 from packager.package import package
@@ -32,13 +32,13 @@ def assert_nothing_left(tmp_path):
 
 
 def writing_model(folder: str, into: str, name: str, at_load: bool = False) -> str:
-    """A SavedModel that writes `name` into the first folder matching the glob `into`:
-    from its serving signature, or (`at_load`) from a resource initializer, which
-    `tf.saved_model.load` runs."""
+    """A SavedModel that writes `name` into the first folder matching the glob `into`
+    (with no `*` in it, that folder, found or not): from its serving signature, or
+    (`at_load`) from a resource initializer, which `tf.saved_model.load` runs."""
 
     def write():
-        target = tf.strings.join([tf.io.matching_files(into)[0], "/", name])
-        return tf.io.write_file(target, WRITTEN)
+        where = tf.io.matching_files(into)[0] if "*" in into else into
+        return tf.io.write_file(tf.strings.join([where, "/", name]), WRITTEN)
 
     class Writer(tf.saved_model.experimental.TrackableResource):
         def _create_resource(self):
@@ -77,7 +77,10 @@ def writing_model(folder: str, into: str, name: str, at_load: bool = False) -> s
         ("", "code/inference.py", True, "code/inference.py"),
     ],
 )
-def test_a_model_that_writes_files_when_run_is_refused(tmp_path, into, name, at_load, expected):
+def test_a_model_that_writes_files_when_run_is_refused(tmp_path, monkeypatch, into, name, at_load, expected):
+    # As a job not run as root runs the model: as the job's own user, who may
+    # write the model folder; the check after the run refuses what it wrote.
+    monkeypatch.setattr(model_run, "_run_as", lambda: None)
     model_dir = tmp_path / "model"
     source = writing_model(str(tmp_path / "source"), str(model_dir / into), name, at_load)
     code = tmp_path / "inference.py"
@@ -87,6 +90,27 @@ def test_a_model_that_writes_files_when_run_is_refused(tmp_path, into, name, at_
     with pytest.raises(PackagingError, match=refused):
         run(source, tmp_path, inference_code=str(code), **run_options)
     assert_nothing_left(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the model runs as nobody only when the job is root")
+@pytest.mark.parametrize(
+    "into, at_load",
+    [
+        ("model", False),  # the model folder, beside the staging folder: uploaded with the artifact
+        ("model", True),  # the same from the load alone
+        ("site-packages/tensorflow", False),  # code the job runs, were it ever run again
+    ],
+)
+def test_a_model_run_by_a_root_job_cannot_write(tmp_path, open_folder, into, at_load):
+    (open_folder / "model").mkdir()
+    (open_folder / "site-packages" / "tensorflow").mkdir(parents=True)
+    source = writing_model(str(tmp_path / "source"), str(open_folder / into), "evil.py", at_load)
+    run_options = {"verify_load": True} if at_load else {"sample_input": [1.0, 2.0]}
+    refused = r"/evil.py; Permission denied \(op WriteFile\).* The model ran as user nobody \(65534\)"
+    with pytest.raises(PackagingError, match=refused):
+        package(source, str(open_folder / "model"), "text", 1, log=lambda m: None, **run_options)
+    assert not (open_folder / into / "evil.py").exists()
+    assert os.listdir(open_folder / "model") == []
 
 
 def test_the_check_after_the_run_names_removed_files_new_folders_and_a_planted_manifest(text_model, tmp_path):

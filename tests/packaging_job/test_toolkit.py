@@ -1,5 +1,6 @@
 """The job as the training container runs and stops it: the real SageMaker training
-toolkit, and SIGTERM (StopTrainingJob, a spot interruption) mid-download."""
+toolkit, and SIGTERM (StopTrainingJob, a spot interruption) mid-download or
+while the model's process runs the sample."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from fixtures.demo_model import save_weights_model, write_archive
 from fixtures.hub_server import HubServer
-from tests.packaging_job.conftest import JOB_DIR
+from tests.packaging_job.conftest import JOB_DIR, misbehaving_model, model_runs
 from tools.toolkit import run_toolkit, start_toolkit, write_layout
 
 
@@ -85,6 +86,40 @@ def test_sigterm_leaves_nothing_in_the_model_folder(slow_handle, tmp_path):
     wait_for(lambda: any(model_dir.glob(".staging-*/source/*")), time.monotonic() + 60, job)
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=60) == 143
+    assert list(model_dir.iterdir()) == []
+    assert (output / "failure").read_text().startswith("Stopped (SIGTERM)")
+
+
+def test_a_stop_during_the_sample_run_ends_the_models_process_and_leaves_nothing(tmp_path):
+    model_dir, output = tmp_path / "out" / "model", tmp_path / "out" / "output"
+    source = misbehaving_model(str(tmp_path / "hang"), "hang")
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            str(JOB_DIR / "train.py"),
+            "--hub-handle",
+            source,
+            "--model-name",
+            "m",
+            "--sample-input",
+            "[1]",
+        ],
+        env={**os.environ, "SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DIR": str(output)},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: model_runs(job.pid), time.monotonic() + 60, job)
+        [child] = model_runs(job.pid)
+        # To the whole process group, the model's process too: the job alone
+        # decides when it ends, and cleans up once it has.
+        os.killpg(job.pid, signal.SIGTERM)
+        assert job.wait(timeout=60) == 143
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
     assert list(model_dir.iterdir()) == []
     assert (output / "failure").read_text().startswith("Stopped (SIGTERM)")
 
