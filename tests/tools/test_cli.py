@@ -82,7 +82,8 @@ EXPECTED = {
         "promote": r"^AWS refused DescribeStacks \(AccessDenied",
         "leftovers": r"^AWS refused ListEndpoints \(403: .*not authorized to perform: sagemaker:ListEndpoints",
         "status": r"^AWS refused DescribeStacks \(AccessDenied",
-        "rollback": r"^AWS refused DescribeStacks \(AccessDenied: .*not authorized to perform: cloudformation:DescribeStacks",
+        "rollback": r"^AWS refused DescribeStacks \(AccessDenied: .*not authorized to perform: "
+        r"cloudformation:DescribeStacks",
     },
 }
 
