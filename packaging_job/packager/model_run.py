@@ -54,6 +54,7 @@ def load_and_run(
         request = {
             "root": version_dir,
             "user": user,
+            "parent": os.getpid(),
             "signature": {"key": signature.key, **signature.as_dict()},
             "sample": sample,
         }
@@ -140,12 +141,25 @@ def _reply(returncode: int, answer: bytes, user: int | None) -> dict[str, dict] 
     return reply["outputs"]
 
 
+def _die_with(parent: int) -> None:
+    """Have the kernel end this process when the job that started it dies
+    (prctl(2), PR_SET_PDEATHSIG): a job killed outright (out of memory) takes the
+    model with it. Set first thing, before TensorFlow's seconds-long import; a
+    parent already gone by then (its pid is not ours any more) ends it here."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _child() -> None:
     """The child's side: load and run as the request says, answer on stdout, exit."""
     # The parent ends this process (SIGKILL) on a stop; a SIGTERM to the whole
     # process group must not end it first and look like a crash.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     request = json.load(sys.stdin)
+    _die_with(request["parent"])
     # stdout carries the answer alone: whatever else writes to it (the model's
     # own prints) goes to stderr.
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")
@@ -156,22 +170,19 @@ def _child() -> None:
     # reach (a Python installed under /root).
     import tensorflow  # noqa: F401
 
+    model = request["root"]
     if request["user"] is not None:
         os.setgroups([])
         os.setgid(request["user"])
         os.setuid(request["user"])
-    # Set after the switch, which clears it (prctl(2), PR_SET_PDEATHSIG): a job
-    # killed outright (out of memory) takes the model with it.
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1  # <linux/prctl.h>
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        # Again: the switch clears it.
+        _die_with(request["parent"])
+        # The folder through its handle (Linux, where the job runs as root): the way
+        # to it may be closed to nobody (a staging folder is 0700), the folder itself is not.
+        model = f"/proc/self/fd/{root}"
     signature = request["signature"]
     try:
-        # The folder through its handle: the way to it may be closed to nobody
-        # (a staging folder is 0700), the folder itself is not.
-        outputs = verify.load_and_run(
-            f"/proc/self/fd/{root}", Signature.from_dict(signature.pop("key"), signature), request["sample"]
-        )
+        outputs = verify.load_and_run(model, Signature.from_dict(signature.pop("key"), signature), request["sample"])
         reply: dict[str, Any] = {"outputs": outputs}
     except PackagingError as error:
         reply = {"error": str(error)}

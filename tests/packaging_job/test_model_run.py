@@ -5,6 +5,8 @@ answers the same outputs and messages the job had when it ran the model itself."
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,7 +16,7 @@ from packager.errors import PackagingError
 from packager.package import package
 from packager.savedmodel import read_info
 
-from tests.packaging_job.conftest import misbehaving_model, model_runs
+from tests.packaging_job.conftest import JOB_DIR, misbehaving_model, model_runs
 
 
 def lingering_model(folder: str, model_dir: str) -> str:
@@ -115,3 +117,28 @@ def test_the_child_answers_outputs_and_errors_as_the_job_did_in_process(text_mod
     assert outputs == {"scaled": {"shape": [1, 2], "values": [[3.0, 6.0]]}}
     with pytest.raises(PackagingError, match=r"^Sample input names \['nope'\] are not inputs of 'scale' \(values\)\.$"):
         model_run.load_and_run(str(text_model), signature, {"nope": [1]})
+
+
+def test_a_job_killed_outright_takes_the_model_with_it_even_during_tensorflows_import(tmp_path):
+    # SIGKILL (out of memory) reaches the job before the child has imported TensorFlow.
+    source = misbehaving_model(str(tmp_path / "hang"), "hang")
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from packager import model_run; from packager.savedmodel import read_info; "
+            "s = sys.argv[1]; model_run.load_and_run(s, read_info(s).signatures['serving_default'], [1.0])",
+            source,
+        ],
+        cwd=JOB_DIR,
+    )
+    deadline = time.monotonic() + 30
+    while not model_runs(job.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = model_runs(job.pid)
+    job.kill()
+    job.wait()
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}"), "the model ran on without its job"
