@@ -212,26 +212,24 @@ def test_a_failed_endpoint_says_why(staging):
     assert "endpoint: Failed (The primary container" in text and "ml.m5.large, 0 of 1 instances" in text
 
 
+# DescribeEndpoint of dev's serverless endpoint (moto has no serverless variants).
+SERVERLESS_ENDPOINT = {
+    "EndpointName": "tfhub-serving-dev",
+    "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/tfhub-serving-dev",
+    "EndpointConfigName": "c",
+    "EndpointStatus": "InService",
+    "CreationTime": dt.datetime(2026, 11, 26),
+    "LastModifiedTime": dt.datetime(2026, 11, 26),
+    "ProductionVariants": [
+        {"VariantName": "AllTraffic", "CurrentServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5}}
+    ],
+}
+
+
 def test_a_serverless_variant_shows_its_settings():
     sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(sagemaker) as stub:
-        stub.add_response(
-            "describe_endpoint",
-            {
-                "EndpointName": "tfhub-serving-dev",
-                "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/x",
-                "EndpointConfigName": "c",
-                "EndpointStatus": "InService",
-                "CreationTime": dt.datetime(2026, 11, 26),
-                "LastModifiedTime": dt.datetime(2026, 11, 26),
-                "ProductionVariants": [
-                    {
-                        "VariantName": "AllTraffic",
-                        "CurrentServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5},
-                    }
-                ],
-            },
-        )
+        stub.add_response("describe_endpoint", SERVERLESS_ENDPOINT)
         point = status.endpoint(sagemaker, "tfhub-serving-dev")
     assert point["variants"] == [{"name": "AllTraffic", "serverless": {"MemorySizeInMB": 3072, "MaxConcurrency": 5}}]
     text = status.render(bare_report(endpoint=point))

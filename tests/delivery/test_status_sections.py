@@ -6,7 +6,6 @@ moto cannot produce."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from contextlib import redirect_stdout
@@ -21,7 +20,7 @@ from delivery.deployed import DeployedStage
 from delivery.status_screen import SECTIONS
 from stacks.stage.config import load_from_cdk_json
 from tests.conftest import ROOT
-from tests.delivery.test_status import REGION, deploy
+from tests.delivery.test_status import REGION, SERVERLESS_ENDPOINT, deploy
 from tools.cli import run
 
 STAGING_ALARMS = ("tfhub-serving-staging-5xx-errors", "tfhub-serving-staging-model-latency")
@@ -115,23 +114,7 @@ def test_a_packaging_job_it_may_not_list_is_the_jobs_line_alone(dev, monkeypatch
     # One SageMaker client answers both the endpoint and the job lookups: the stub answers both.
     with Stubber(dev.client("sagemaker")) as stub:
         for _ in ("screen", "json"):
-            stub.add_response(
-                "describe_endpoint",
-                {
-                    "EndpointName": "tfhub-serving-dev",
-                    "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/tfhub-serving-dev",
-                    "EndpointConfigName": "c",
-                    "EndpointStatus": "InService",
-                    "CreationTime": dt.datetime(2026, 11, 26),
-                    "LastModifiedTime": dt.datetime(2026, 11, 26),
-                    "ProductionVariants": [
-                        {
-                            "VariantName": "AllTraffic",
-                            "CurrentServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5},
-                        }
-                    ],
-                },
-            )
+            stub.add_response("describe_endpoint", SERVERLESS_ENDPOINT)
             stub.add_client_error(
                 "list_training_jobs",
                 "AccessDeniedException",
