@@ -36,6 +36,9 @@ BUCKET_NAME = "\x00stage-bucket-name\x00"
 BUCKET_ARN = "\x00stage-bucket-arn\x00"
 _EMBEDDED = "\x00reference\x00"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# The most of a value a refusal quotes.
+_LONGEST = 200
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,8 @@ class Evaluator:
             return self._resource(resource, attribute)
         if name == "Fn::ImportValue":
             export = self.tree(argument, embed)
-            if export not in self._imports:
-                refuse(f"it imports {export!r}, which is not its stage's bucket")
+            if not isinstance(export, str) or export not in self._imports:
+                refuse(f"it imports {shown(repr(export))}, which is not its stage's bucket")
             return self._imports[export]
         if name == "Fn::Join":
             delimiter, pieces = _pair(name, argument)
@@ -98,15 +101,21 @@ class Evaluator:
         if name == "Fn::Select":
             index, items = _pair(name, argument)
             index, items = self.tree(index, embed), self._list(items, embed)
-            if not (str(index).isdigit() and int(index) < len(items)):
-                refuse(f"it selects item {index!r} of {len(items)}")
-            return items[int(index)]
+            # An index is a number or a short string of ASCII digits: not "²", which
+            # str.isdigit takes and int refuses, nor more digits than int converts.
+            position = index if type(index) is int else int(index) if _DIGITS.fullmatch(str(index)) else -1
+            if not 0 <= position < len(items):
+                refuse(f"it selects item {shown(repr(index))} of {len(items)}")
+            return items[position]
         if name == "Fn::Split":
             delimiter, source = _pair(name, argument)
             whole = self._text(source, embed=False)
             if "\x00" in whole:
                 refuse(f"it splits {shown(whole)!r}, which holds the stage's bucket")
-            return whole.split(self._text(delimiter, embed=False))
+            separator = self._text(delimiter, embed=False)
+            if not separator:
+                refuse("it splits by an empty delimiter")
+            return whole.split(separator)
         refuse(f"its serving template uses {name}")
 
     def _ref(self, name: Any) -> Any:
@@ -116,12 +125,18 @@ class Evaluator:
 
     def _resource(self, resource: Any, attribute: Any) -> Reference:
         if not (isinstance(resource, str) and resource in self._resources and isinstance(attribute, str | None)):
-            refuse(f"it refers to {resource!r}, which is neither its own resource nor the stage's account or region")
+            refuse(
+                f"it refers to {shown(repr(resource))}, which is neither its own resource "
+                "nor the stage's account or region"
+            )
         return Reference(resource, attribute or None)
 
     def _sub(self, template: Any, variables: Any, embed: bool) -> str:
         if not isinstance(template, str) or not isinstance(variables, dict):
-            refuse(f"its Fn::Sub takes {template!r} and {variables!r}, not a string and a variable map")
+            refuse(
+                f"its Fn::Sub takes {shown(repr(template))} and {shown(repr(variables))}, "
+                "not a string and a variable map"
+            )
         values = {key: self._text(value, embed) for key, value in variables.items()}
 
         def substitute(match: re.Match[str]) -> str:
@@ -145,27 +160,35 @@ class Evaluator:
         if isinstance(value, Reference) and embed:
             return _EMBEDDED
         if not isinstance(value, str):
-            refuse(f"it builds a string from {value!r}, which only a dashboard's body may")
+            refuse(f"it builds a string from {shown(repr(value))}, which only a dashboard's body may")
         return value
 
     def _list(self, value: Any, embed: bool) -> list[Any]:
         items = self.tree(value, embed)
         if not isinstance(items, list):
-            refuse(f"it takes {items!r} for a list")
+            refuse(f"it takes {shown(repr(items))} for a list")
         return items
 
 
 def shown(value: str) -> str:
-    """`value` as a person reads it: the markers named."""
-    named = value.replace(BUCKET_NAME, "<stage bucket>").replace(BUCKET_ARN, "<stage bucket ARN>")
-    return named.replace(_EMBEDDED, "<reference>")
+    """`value` as a person reads it: the markers named, as they are or as `repr` writes
+    them, and cut after `_LONGEST` characters."""
+    for marker, name in (
+        (BUCKET_NAME, "<stage bucket>"),
+        (BUCKET_ARN, "<stage bucket ARN>"),
+        (_EMBEDDED, "<reference>"),
+    ):
+        value = value.replace(marker, name).replace(repr(marker)[1:-1], name)
+    return value if len(value) <= _LONGEST else f"{value[:_LONGEST]}..."
 
 
 def _pair(name: str, argument: Any) -> list[Any]:
     if not (isinstance(argument, list) and len(argument) == 2):
-        refuse(f"its {name} takes {argument!r}, not two arguments")
+        refuse(f"its {name} takes {shown(repr(argument))}, not two arguments")
     return argument
 
 
 def refuse(why: str) -> NoReturn:
-    raise PromotionError(f"The stored assembly is not one a rollback may deploy: {why}.")
+    """Raise the one error a template a rollback may not deploy ends in: one line,
+    whatever names and values of the template it quotes."""
+    raise PromotionError(f"The stored assembly is not one a rollback may deploy: {' '.join(why.split())}.")

@@ -11,19 +11,26 @@ synthesizes for the same artifact (`transplant`):
 - the template has only what a serving stack's template has: no `Transform`
   or `Fn::Transform` anywhere (a macro or `AWS::Include` would add resources
   after the checks), no
-  parameters but CDK's bootstrap version, outputs with a value and a description;
-- every value is evaluated as CloudFormation would build it (`intrinsics.py`:
-  `Fn::Join`, `Fn::Sub`, `Fn::Select`, `Fn::Split`; the stage's bucket exports
-  and pseudo parameters; any other function or import refused), and then it
-  names no account but the stage's and the TF Serving registry's (the region's
-  repository only), no S3 bucket but the stage's;
-- its resources have the serving stack's shape (`serving_shape.py`): only its
+  parameters but CDK's bootstrap version, outputs with a value and a description,
+  nothing nested deeper than a serving stack's template ever is;
+- every value of its resources (their properties and metadata, CDK's
+  version-reporting resource included) and outputs is evaluated as CloudFormation
+  would build it (`intrinsics.py`: `Fn::Join`, `Fn::Sub`, `Fn::Select`,
+  `Fn::Split`; the stage's bucket exports and pseudo parameters; any other
+  function or import refused), and then it names no account but the stage's and
+  the TF Serving registry's (the region's repository only), no S3 bucket but the
+  stage's;
+- its resources have the serving stack's shape (`serving_shape.py`,
+  `policy_shape.py`) for the stage as this checkout's config has it: only its
   kinds of resource, each with only the properties the stacks set, and in each
-  property that could grant access, send data or run code the one form the
-  stacks give it; so nothing runs code of its own (no Lambda, no custom
+  property that could grant access, send data, run code or cost money the one
+  form the stacks give it; so nothing runs code of its own (no Lambda, no custom
   resource), and every Model runs the region's TF Serving image (the SageMaker
   SDK's registry for it, any version: an earlier commit may pin an earlier one)
   under a role the template defines, serving the record's copy.
+
+A template of any other shape, however malformed, is refused with a
+`PromotionError` naming what is wrong.
 
 A rollback deploys the serving stack alone (`promote.cdk_deploy`): the storage
 stack holds the bucket's guards and roles, which an older template would take
@@ -40,14 +47,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from delivery.intrinsics import BUCKET_NAME, Evaluator, refuse, shown
-from delivery.serving_shape import Stage, only, require_kinds, require_shape
+from delivery.serving_shape import require_kinds, require_shape
+from delivery.shape_stage import Stage, only
 from stacks.stage.images import serving_image
 from stacks.stage.names import StageNames
+from stacks.stage.schema import StageConfig
 
 _SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules", "Conditions"}
 _SECTIONS |= {"Mappings", "Resources", "Outputs"}
-# CDK's version-reporting resource is inert, and its packed text may hold any digits.
-_INERT = "AWS::CDK::Metadata"
+# CDK's version-reporting resource: its packed text may hold any digits.
+_PACKED = "AWS::CDK::Metadata"
+# Deeper than any serving stack's template nests (about a dozen levels), shallower
+# than the checks' recursion may go.
+_MOST_NESTED = 40
 # CDK builds a dashboard's body with its alarms' ARNs in it: the one place a
 # reference to a resource may be part of a string.
 _DASHBOARD = "AWS::CloudWatch::Dashboard"
@@ -61,39 +73,57 @@ def template_of(assembly: pathlib.Path, names: StageNames) -> dict[str, Any]:
     """The stored serving template (nothing else of the assembly is read)."""
     try:
         return json.loads((assembly / f"{names.serving_stack}.template.json").read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         refuse(f"it holds no readable serving template {names.serving_stack} ({error!r})")
 
 
 def require_restorable(
-    template: dict[str, Any], names: StageNames, region: str, account: str, artifact_key: str
+    template: dict[str, Any], config: StageConfig, region: str, account: str, artifact_key: str
 ) -> None:
-    """Refuse the stored serving `template` unless a rollback may deploy it (above)."""
+    """Refuse the stored serving `template` unless a rollback may deploy it to the stage
+    of `config` (this checkout's) in `account` and `region`, serving `artifact_key` (above)."""
     if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
         refuse("its serving template has no resources")
+    _require_shallow(template)
     sections = sorted(set(template) - _SECTIONS)
-    if sections or set(template.get("Parameters", {})) - {"BootstrapVersion"}:
-        refuse(f"its serving template has {sections or sorted(template['Parameters'])}, which CDK's do not")
+    parameters = template.get("Parameters", {})
+    if sections or not isinstance(parameters, dict) or set(parameters) - {"BootstrapVersion"}:
+        refuse(f"its serving template has {sections or shown(repr(parameters))}, which CDK's do not")
     if "Fn::Transform" in _keys(template):
         refuse("its serving template uses Fn::Transform")
     resources = template["Resources"]
     require_kinds(resources)
-    evaluator = Evaluator(set(resources), names, account, region)
+    evaluator = Evaluator(set(resources), config.names, account, region)
     evaluated = {
-        name: {**resource, "Properties": evaluator.tree(resource.get("Properties", {}), resource["Type"] == _DASHBOARD)}
+        name: {
+            **resource,
+            "Properties": evaluator.tree(resource.get("Properties", {}), resource["Type"] == _DASHBOARD),
+            "Metadata": evaluator.tree(resource.get("Metadata", {})),
+        }
         for name, resource in resources.items()
-        if resource["Type"] != _INERT
     }
     outputs = template.get("Outputs", {})
     if not isinstance(outputs, dict):
-        refuse(f"its outputs are {outputs!r}")
+        refuse(f"its outputs are {shown(repr(outputs))}")
     for name, output in outputs.items():
         only(output, {"Value", "Description"}, f"its output {name}")
     image = serving_image(region, None)
-    _require_own_references([evaluated, evaluator.tree(outputs)], account, image.account, image.repository)
+    named = [resource for resource in evaluated.values() if resource["Type"] != _PACKED]
+    _require_own_references([named, evaluator.tree(outputs)], account, image.account, image.repository)
     kinds = {name: resource["Type"] for name, resource in resources.items()}
-    stage = Stage(names, account, evaluator.partition, image, artifact_key, kinds)
-    require_shape({**resources, **evaluated}, stage)
+    stage = Stage(config, account, region, evaluator.partition, image, artifact_key, kinds)
+    require_shape(evaluated, stage)
+
+
+def _require_shallow(template: dict[str, Any]) -> None:
+    """Refuse a template nested deeper than `_MOST_NESTED` (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(template, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > _MOST_NESTED:
+            refuse(f"its serving template nests deeper than {_MOST_NESTED} levels")
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        pending.extend((item, depth + 1) for item in inner)
 
 
 def _require_own_references(values: Any, account: str, registry_account: str, repository: str) -> None:

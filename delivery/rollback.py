@@ -4,6 +4,7 @@ assembly recorded beside it."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pathlib
 import tempfile
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.restorable import require_restorable, template_of
 from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, settled, verdict
+from stacks.stage.config import load_from_cdk_json
 
 
 def rollback(
@@ -62,7 +64,10 @@ def rollback(
             # The stage's account, as the promotion role's ARN (an export of its storage stack) names it.
             account = artifacts.export_value(target.cloudformation, target.names.promotion_role_export).split(":")[4]
             region = target.cloudformation.meta.region_name
-            require_restorable(template_of(restored, target.names), target.names, region, account, key)
+            # Checked against the stage as this checkout configures it: the deploy
+            # puts the template into an assembly this checkout synthesizes (`promote.cdk_deploy`).
+            config = load_from_cdk_json(stage_assembly.ROOT / "cdk.json", target.stage, os.environ)
+            require_restorable(template_of(restored, target.names), config, region, account, key)
         deployed = deploy(target.stage, key, digest, restored)
         writer = target.writing()  # a fresh session, as for a promotion
         record = {

@@ -4,28 +4,38 @@ deploys from a stored assembly (`restorable.py`).
 `SHAPE` lists the kinds of resource the stack is made of and the properties the
 stacks set on each (tests/delivery/test_serving_shape.py keeps it equal to what
 staging and prod synthesize, in each serving kind and artifact form); anything else
-is refused. Wherever a property could grant access, send data or run code it must
-have the one form the stacks give it: policies attached only to the template's own
-roles and granting only the serving role's actions, S3 only in the stage's bucket;
-roles only SageMaker may assume, with no managed or inline policies; key and topic
-policies letting in only the stage's account and CloudWatch; alarms notifying only
-the template's topic, email subscriptions only; autoscaling of the stage's endpoint
-alone, under its service-linked role; the stage's endpoint serving a Model of the
-template that runs the region's TF Serving image, with no environment but the
-default model's name, under the template's role, serving the record's copy in the
-stage's bucket; data capture into that bucket. Each check reads the template's
-evaluated values (`intrinsics.py`).
+is refused. Wherever a property could grant access, send data, run code or cost
+money it must have the one form the stacks give it, for the stage as this
+checkout's config has it (`shape_stage.Stage`): policies as `policy_shape.py`
+checks them; alarms notifying only the template's topic, whose subscriptions mail
+only the config's alarm e-mails; tags only the config's; autoscaling of the stage's
+endpoint alone, under its service-linked role; the stage's endpoint serving a Model
+of the template that runs the region's TF Serving image, network-isolated on
+instances, with no environment but the default model's name, under the template's
+role, serving the record's copy in the stage's bucket; data capture only under the
+stage's data-capture prefix; and no more capacity than the config pays for (below).
+Each check reads the template's evaluated values (`intrinsics.py`), and refuses a
+value of any other type.
+
+Capacity: a rollback restores the infrastructure that served with an artifact, not
+its size. An instance variant runs the config's instance type, and neither it nor
+autoscaling runs more instances than the config lets the stage run (its count, or
+its autoscaling maximum); a serverless variant has at most the config's memory and
+concurrency, and no provisioned concurrency; a template serving the other way than
+the config (instances or serverless) is refused. To restore a template of another
+size, roll back from a checkout whose config gives the stage that size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from delivery.intrinsics import BUCKET_ARN, BUCKET_NAME, Reference, refuse, shown
-from stacks.stage.images import ContainerImage
-from stacks.stage.names import StageNames
+from delivery import policy_shape
+from delivery.intrinsics import BUCKET_NAME, refuse, shown
+from delivery.shape_stage import Stage, items, only, whole
+from stacks.stage.names import DATA_CAPTURE_PREFIX
+from stacks.stage.schema import ServerlessServing
 
 _TAGGED = frozenset({"Tags"})
 SHAPE: dict[str, frozenset[str]] = {
@@ -51,13 +61,6 @@ SHAPE: dict[str, frozenset[str]] = {
     "AWS::SageMaker::EndpointConfig": _TAGGED | {"DataCaptureConfig", "KmsKeyId", "ProductionVariants"},
     "AWS::SageMaker::Model": _TAGGED | {"EnableNetworkIsolation", "ExecutionRoleArn", "PrimaryContainer"},
 }
-# What the Model's role may do (stacks/serving/model_role.py): read its artifact, pull
-# its image, write its logs, metrics and data capture, describe its rollback alarms.
-SERVING_ACTIONS = frozenset(
-    {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricData"}
-    | {"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
-    | {"ecr:GetAuthorizationToken", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-)
 _ATTRIBUTES = {"Type", "Properties", "DependsOn", "Metadata", "DeletionPolicy", "UpdateReplacePolicy"}
 _CONTAINER = {"Image", "Environment", "ModelDataUrl", "ModelDataSource"}
 # The TF Serving container pip-installs an artifact's code/requirements.txt (SageMaker
@@ -67,30 +70,12 @@ _CONTAINER = {"Image", "Environment", "ModelDataUrl", "ModelDataSource"}
 _ENVIRONMENT = {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME"}
 _VARIANT = {"VariantName", "ModelName", "InitialVariantWeight", "InstanceType", "InitialInstanceCount"}
 _VARIANT |= {"ServerlessConfig"}
+# No ProvisionedConcurrency: it is billed whether the endpoint is called or not
+# (SageMaker Developer Guide, "Serverless Inference": provisioned concurrency).
+_SERVERLESS = {"MemorySizeInMB", "MaxConcurrency"}
+_INSTANCES = {"InstanceType", "InitialInstanceCount"}
 _CAPTURE = {"EnableCapture", "InitialSamplingPercentage", "DestinationS3Uri", "CaptureOptions"}
-_DOCUMENT = {"Version", "Statement"}
-_IDENTITY_STATEMENT = {"Sid", "Effect", "Action", "Resource", "Condition"}
-_CLOUDWATCH = ("Service", "cloudwatch.amazonaws.com")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """What a stored template must serve and where: `artifact_key` the record's copy in
-    the stage's bucket, `kinds` the template's resources by logical id."""
-
-    names: StageNames
-    account: str
-    partition: str
-    image: ContainerImage
-    artifact_key: str
-    kinds: dict[str, str]
-
-    def require_own(self, value: Any, kind: str, attribute: str | None, what: str) -> None:
-        """Refuse `value` unless it is `Fn::GetAtt` `attribute` (None: `Ref`) of a `kind` of the template."""
-        if not (
-            isinstance(value, Reference) and value.attribute == attribute and self.kinds.get(value.resource) == kind
-        ):
-            refuse(f"{what} {shown(str(value))}, which is no {kind} its own stack defines")
+_SCALED = "sagemaker:variant:DesiredInstanceCount"
 
 
 def require_kinds(resources: dict[str, Any]) -> None:
@@ -108,94 +93,120 @@ def require_shape(resources: dict[str, Any], stage: Stage) -> None:
         refuse("its serving stack has no SageMaker Model")
     for name, resource in resources.items():
         kind = resource["Type"]
-        properties = resource.get("Properties", {})
-        only(properties, SHAPE[kind], f"its {kind} {name}")
+        where = f"its {kind} {name}"
+        properties = only(resource.get("Properties", {}), SHAPE[kind], where)
+        if "Tags" in properties:
+            _tags(properties["Tags"], stage, where)
         check = _CHECKS.get(kind)
         if check:
-            check(properties, stage, f"its {kind} {name}")
+            check(properties, stage, where)
+
+
+def _tags(tags: Any, stage: Stage, where: str) -> None:
+    # A tag can grant access: IAM policies may allow by a principal's or a resource's
+    # tags (IAM User Guide, "Controlling access to AWS resources using tags").
+    allowed = dict(stage.config.resource_tags)
+    for tag in items(tags, f"the tags of {where}"):
+        only(tag, {"Key", "Value"}, f"a tag of {where}")
+        key, value = tag.get("Key"), tag.get("Value")
+        if not isinstance(key, str) or allowed.get(key) != value:
+            refuse(
+                f"{where} is tagged {shown(repr(key))}: {shown(repr(value))}, which this checkout's config "
+                f"does not tag {stage.names.stage}'s resources with"
+            )
+
+
+def _metadata(metadata: dict[str, Any], stage: Stage, where: str) -> None:
+    if not isinstance(metadata.get("Analytics"), str):
+        refuse(f"{where} reports {shown(repr(metadata.get('Analytics')))}, not CDK's packed text")
 
 
 def _model(model: dict[str, Any], stage: Stage, where: str) -> None:
     stage.require_own(model.get("ExecutionRoleArn"), "AWS::IAM::Role", "Arn", "a Model runs as")
+    # On instances the stacks isolate the container from the network, so nothing it
+    # runs can send data out; serverless endpoints do not support isolation
+    # (SageMaker Developer Guide, "Serverless Inference": feature exclusions), and
+    # the stacks write false (`stacks/serving/endpoint.py`).
+    isolated = stage.instances is not None
+    if model.get("EnableNetworkIsolation") is not isolated:
+        refuse(
+            f"{where} has network isolation {shown(repr(model.get('EnableNetworkIsolation')))}, not {isolated} "
+            f"as the stacks give a Model {'on instances' if isolated else 'serverless'}"
+        )
     container = only(model.get("PrimaryContainer"), _CONTAINER, f"the container of {where}")
     only(container.get("Environment", {}), _ENVIRONMENT, f"the container environment of {where}")
-    host, _, path = str(container.get("Image")).partition("/")
+    image = container.get("Image")
+    host, _, path = image.partition("/") if isinstance(image, str) else ("", "", "")
     if host != stage.image.uri.partition("/")[0] or not path.startswith(f"{stage.image.repository}:"):
-        refuse(f"a Model runs the image {container.get('Image')}, not the region's {stage.image.repository}")
-    source = container.get("ModelDataSource", {})
-    only(source, {"S3DataSource"}, f"the model data of {where}")
-    only(source.get("S3DataSource", {}), {"S3Uri", "S3DataType", "CompressionType"}, f"the model data of {where}")
-    url, uri = container.get("ModelDataUrl"), source.get("S3DataSource", {}).get("S3Uri")
+        refuse(f"a Model runs the image {shown(repr(image))}, not the region's {stage.image.repository}")
+    source = only(container.get("ModelDataSource", {}), {"S3DataSource"}, f"the model data of {where}")
+    s3 = only(source.get("S3DataSource", {}), {"S3Uri", "S3DataType", "CompressionType"}, f"the model data of {where}")
+    url, uri = container.get("ModelDataUrl"), s3.get("S3Uri")
     artifact = f"s3://{BUCKET_NAME}/{stage.artifact_key}"
     if (url, uri) not in ((artifact, None), (None, artifact)):
         refuse(f"a Model serves {shown(str(url or uri))}, not the record's {stage.artifact_key} in the stage's bucket")
 
 
 def _endpoint_config(config: dict[str, Any], stage: Stage, where: str) -> None:
-    for variant in config.get("ProductionVariants", []):
+    for variant in items(config.get("ProductionVariants"), f"the variants of {where}"):
         only(variant, _VARIANT, f"a variant of {where}")
         stage.require_own(
             variant.get("ModelName"), "AWS::SageMaker::Model", "ModelName", f"a variant of {where} serves"
         )
+        _capacity(variant, stage, f"a variant of {where}")
     if "KmsKeyId" in config:
         stage.require_own(config["KmsKeyId"], "AWS::KMS::Key", "Arn", f"{where} encrypts with")
     if "DataCaptureConfig" in config:
-        capture = config["DataCaptureConfig"]
-        only(capture, _CAPTURE, f"the data capture of {where}")
-        if not str(capture.get("DestinationS3Uri")).startswith(f"s3://{BUCKET_NAME}/"):
+        capture = only(config["DataCaptureConfig"], _CAPTURE, f"the data capture of {where}")
+        destination = capture.get("DestinationS3Uri")
+        if not (isinstance(destination, str) and destination.startswith(f"s3://{BUCKET_NAME}/{DATA_CAPTURE_PREFIX}")):
             refuse(
-                f"{where} captures requests to {shown(str(capture.get('DestinationS3Uri')))}, not the stage's bucket"
+                f"{where} captures requests to {shown(repr(destination))}, not under the stage's {DATA_CAPTURE_PREFIX}"
             )
+
+
+def _capacity(variant: dict[str, Any], stage: Stage, where: str) -> None:
+    """`variant` pays for no more than this checkout's config gives the stage (above)."""
+    serving = stage.config.serving
+    if isinstance(serving, ServerlessServing):
+        if "ServerlessConfig" not in variant or _INSTANCES & set(variant):
+            refuse(f"{where} runs on instances; this checkout's config serves {stage.names.stage} serverless")
+        limits = only(variant["ServerlessConfig"], _SERVERLESS, f"the serverless config of {where}")
+        whole(limits.get("MemorySizeInMB"), f"the memory of {where}", serving.memory_mb)
+        whole(limits.get("MaxConcurrency"), f"the concurrency of {where}", serving.max_concurrency)
+        return
+    if "ServerlessConfig" in variant or variant.get("InstanceType") != serving.instance_type:
+        runs = "serverless" if "ServerlessConfig" in variant else shown(repr(variant.get("InstanceType")))
+        refuse(f"{where} runs {runs}; this checkout's config runs {stage.names.stage} on {serving.instance_type}")
+    whole(variant.get("InitialInstanceCount"), f"the instance count of {where}", stage.most_instances)
 
 
 def _endpoint(endpoint: dict[str, Any], stage: Stage, where: str) -> None:
     if endpoint.get("EndpointName") != stage.names.endpoint:
-        refuse(f"{where} is named {endpoint.get('EndpointName')!r}, not {stage.names.endpoint!r}")
+        refuse(f"{where} is named {shown(repr(endpoint.get('EndpointName')))}, not {stage.names.endpoint!r}")
     config = endpoint.get("EndpointConfigName")
     stage.require_own(config, "AWS::SageMaker::EndpointConfig", "EndpointConfigName", f"{where} runs")
-
-
-def _role(role: dict[str, Any], stage: Stage, where: str) -> None:
-    document = role.get("AssumeRolePolicyDocument")
-    _statements(document, where, {("Service", "sagemaker.amazonaws.com")}, lambda action: action == "sts:assumerole")
-
-
-def _policy(policy: dict[str, Any], stage: Stage, where: str) -> None:
-    for role in policy.get("Roles", []):
-        stage.require_own(role, "AWS::IAM::Role", None, f"{where} is attached to")
-    allowed = {action.lower() for action in SERVING_ACTIONS}
-    for statement in _statements(policy.get("PolicyDocument"), where, None, allowed.__contains__):
-        actions = _listed(statement.get("Action"))
-        if statement["Effect"] == "Allow" and any(str(action).lower().startswith("s3:") for action in actions):
-            resources = [str(resource) for resource in _listed(statement.get("Resource"))]
-            outside = [shown(r) for r in resources if r != BUCKET_ARN and not r.startswith(f"{BUCKET_ARN}/")]
-            if outside:
-                refuse(f"{where} grants S3 on {outside}, outside the stage's bucket")
-
-
-def _key(key: dict[str, Any], stage: Stage, where: str) -> None:
-    account = ("AWS", f"arn:{stage.partition}:iam::{stage.account}:root")
-    _statements(key.get("KeyPolicy"), where, {account, _CLOUDWATCH}, lambda action: action.startswith("kms:"))
 
 
 def _topic(topic: dict[str, Any], stage: Stage, where: str) -> None:
     stage.require_own(topic.get("KmsMasterKeyId"), "AWS::KMS::Key", "Arn", f"{where} encrypts with")
 
 
-def _topic_policy(policy: dict[str, Any], stage: Stage, where: str) -> None:
-    for topic in policy.get("Topics", []):
-        stage.require_own(topic, "AWS::SNS::Topic", None, f"{where} applies to")
-    _statements(policy.get("PolicyDocument"), where, {_CLOUDWATCH}, lambda action: action.startswith("sns:"))
-
-
 def _subscription(subscription: dict[str, Any], stage: Stage, where: str) -> None:
     if subscription.get("Protocol") != "email":
-        refuse(f"{where} delivers by {subscription.get('Protocol')!r}, not by email")
+        refuse(f"{where} delivers by {shown(repr(subscription.get('Protocol')))}, not by email")
+    alarms = stage.config.alarms
+    address = subscription.get("Endpoint")
+    if address not in (alarms.emails if alarms else ()):
+        refuse(
+            f"{where} mails {shown(repr(address))}, which this checkout's config does not name "
+            f"among {stage.names.stage}'s alarm e-mails"
+        )
     stage.require_own(subscription.get("TopicArn"), "AWS::SNS::Topic", None, f"{where} subscribes to")
 
 
 def _alarm(alarm: dict[str, Any], stage: Stage, where: str) -> None:
-    for action in alarm.get("AlarmActions", []):
+    for action in items(alarm.get("AlarmActions", []), f"the actions of {where}"):
         stage.require_own(action, "AWS::SNS::Topic", None, f"{where} notifies")
 
 
@@ -204,7 +215,16 @@ def _scalable_target(target: dict[str, Any], stage: Stage, where: str) -> None:
     # (Application Auto Scaling User Guide, "Service-linked roles").
     resource = f"endpoint/{stage.names.endpoint}/variant/"
     if target.get("ServiceNamespace") != "sagemaker" or not str(target.get("ResourceId")).startswith(resource):
-        refuse(f"{where} scales {target.get('ResourceId')!r}, not the stage's endpoint {stage.names.endpoint}")
+        refuse(
+            f"{where} scales {shown(repr(target.get('ResourceId')))}, not the stage's endpoint {stage.names.endpoint}"
+        )
+    if target.get("ScalableDimension") != _SCALED or stage.instances is None:
+        refuse(
+            f"{where} scales {shown(repr(target.get('ScalableDimension')))}; this checkout's config scales "
+            f"{stage.names.stage} by no more than {_SCALED if stage.instances else 'serverless concurrency'}"
+        )
+    whole(target.get("MaxCapacity"), f"the most instances of {where}", stage.most_instances)
+    whole(target.get("MinCapacity"), f"the fewest instances of {where}", stage.most_instances)
 
 
 def _scaling_policy(policy: dict[str, Any], stage: Stage, where: str) -> None:
@@ -215,65 +235,15 @@ def _scaling_policy(policy: dict[str, Any], stage: Stage, where: str) -> None:
 _CHECKS: dict[str, Callable[[dict[str, Any], Stage, str], None]] = {
     "AWS::ApplicationAutoScaling::ScalableTarget": _scalable_target,
     "AWS::ApplicationAutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::CDK::Metadata": _metadata,
     "AWS::CloudWatch::Alarm": _alarm,
-    "AWS::IAM::Policy": _policy,
-    "AWS::IAM::Role": _role,
-    "AWS::KMS::Key": _key,
+    "AWS::IAM::Policy": policy_shape.policy,
+    "AWS::IAM::Role": policy_shape.role,
+    "AWS::KMS::Key": policy_shape.key,
     "AWS::SNS::Subscription": _subscription,
     "AWS::SNS::Topic": _topic,
-    "AWS::SNS::TopicPolicy": _topic_policy,
+    "AWS::SNS::TopicPolicy": policy_shape.topic_policy,
     "AWS::SageMaker::Endpoint": _endpoint,
     "AWS::SageMaker::EndpointConfig": _endpoint_config,
     "AWS::SageMaker::Model": _model,
 }
-
-
-def _statements(
-    document: Any, where: str, principals: set[tuple[str, str]] | None, allows: Callable[[str], bool]
-) -> list[dict[str, Any]]:
-    """The statements of a policy `document`: a resource policy's (`principals` the
-    only ones it may let in) or an identity policy's (None); `allows` the actions
-    (lowercased: IAM User Guide, "IAM JSON policy elements: Action", action names are
-    case-insensitive) it may allow. Deny statements only take away."""
-    only(document, _DOCUMENT, f"the policy of {where}")
-    statements = _listed(document.get("Statement"))
-    keys = _IDENTITY_STATEMENT if principals is None else _IDENTITY_STATEMENT | {"Principal"}
-    for statement in statements:
-        only(statement, keys, f"a statement of {where}")
-        if statement.get("Effect") == "Deny":
-            continue
-        if statement.get("Effect") != "Allow":
-            refuse(f"a statement of {where} has the effect {statement.get('Effect')!r}")
-        refused = [action for action in _listed(statement.get("Action")) if not allows(str(action).lower())]
-        if refused:
-            refuse(f"{where} allows {refused}, which no serving stack's does")
-        if principals is None:
-            continue
-        for kind, value in _principals(statement.get("Principal")):
-            if (kind, value) in principals:
-                continue
-            if kind == "Service":
-                refuse(f"it lets {value!r} act, which no serving stack does")
-            refuse(f"{where} allows the principal {kind} {shown(str(value))!r}")
-    return statements
-
-
-def _principals(principal: Any) -> list[tuple[str, Any]]:
-    """A statement's principals as (kind, value): "*" is ("*", "*")."""
-    if not isinstance(principal, dict):
-        return [("*", principal)]
-    return [(kind, value) for kind, values in principal.items() for value in _listed(values)]
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def only(mapping: Any, allowed: set[str] | frozenset[str], where: str) -> dict[str, Any]:
-    """`mapping`, refused unless it is an object with no keys but `allowed`."""
-    if not isinstance(mapping, dict):
-        refuse(f"{where} is {mapping!r}, not an object")
-    extra = sorted(set(mapping) - allowed)
-    if extra:
-        refuse(f"{where} has {extra}, which no serving stack's has")
-    return mapping

@@ -21,9 +21,8 @@ from stacks.serving.dashboard import EndpointDashboard
 from stacks.serving.endpoint import TfServingEndpoint
 from stacks.serving.model_role import ModelRole
 from stacks.stage.images import serving_image
-from stacks.stage.names import ServingOutputs, StageNames
+from stacks.stage.names import DATA_CAPTURE_PREFIX, ServingOutputs, StageNames
 from stacks.stage.schema import ServerlessServing, StageConfig
-from stacks.storage.stack import DATA_CAPTURE_PREFIX
 
 _SAMPLE_REQUEST = {"instances": ["hello world"]}
 

@@ -23,6 +23,10 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 # Where packaging jobs write in a stage's bucket, each job into `<prefix><job name>/output/`;
 # the bucket policy lets only the packaging role write there (`stacks/storage/bucket_guard.py`).
 PACKAGING_PREFIX = "artifacts/packaging/"
+# Where an endpoint's data capture writes in a stage's bucket, when the stage turns it on:
+# the Model's role may write only there (`stacks/serving/model_role.py`), and a rolled-back
+# template may capture only there (`delivery/serving_shape.py`).
+DATA_CAPTURE_PREFIX = "datacapture/"
 
 
 def endpoint_log_group(endpoint: str) -> str:

@@ -27,8 +27,6 @@ from stacks.storage.bucket_guard import guard_writes
 from stacks.storage.promotion_role import PromotionRole
 
 TRAINING_DATA_PREFIX = "trainingData/"
-# Endpoint data capture, when a stage turns it on.
-DATA_CAPTURE_PREFIX = "datacapture/"
 TRAINING_DATA_KEY = f"{TRAINING_DATA_PREFIX}train/train.csv"
 # The seed's job ignores this file; SageMaker only needs the channel to exist.
 _PLACEHOLDER_CSV = "placeholder\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import boto3
 import pytest
@@ -13,7 +14,9 @@ from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
 from stacks.stage.config import load_from_cdk_json
 from stacks.stage.names import StageNames
+from stacks.stage.schema import StageConfig
 from tests.conftest import ROOT
+from tests.delivery import shape_variants
 from tests.delivery.world import (
     ARCHIVE_KEY,
     DEV,
@@ -27,6 +30,13 @@ from tests.delivery.world import (
     stack_with_outputs,
     upload_archive,
 )
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory) -> dict[str, tuple[dict[str, Any], StageConfig]]:
+    """Each promoted-stage variant's serving template (`shape_variants.VARIANTS`) and
+    the config it was synthesized from, synthesized once."""
+    return shape_variants.synthesize(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -73,10 +73,18 @@ REFUSED = {
     "mixed-keys": ({"Ref": "Role", "Other": 1}, "mixes Ref with other keys"),
     "select-out-of-range": ({"Fn::Select": [2, ["a", "b"]]}, "selects item 2 of 2"),
     "join-a-number": ({"Fn::Join": ["", ["1", 2]]}, "builds a string from 2"),
+    # Malformed arguments end in the refusal too, never in Python's own errors.
+    "split-empty-delimiter": ({"Fn::Split": ["", "ab"]}, "splits by an empty delimiter"),
+    "select-superscript-digit": ({"Fn::Select": ["²", ["a", "b", "c"]]}, "selects item '²' of 3"),
+    "select-more-digits-than-int-takes": ({"Fn::Select": ["9" * 5000, ["a"]]}, "selects item '999"),
+    "select-negative": ({"Fn::Select": [-1, ["a"]]}, "selects item -1 of 1"),
+    "import-a-list": ({"Fn::ImportValue": ["tfhub-serving-staging-bucket-name"]}, "imports \\['tfhub"),
+    "getatt-of-objects": ({"Fn::GetAtt": [{"a": 1}, "Arn"]}, "refers to \\{'a': 1\\}"),
 }
 
 
 @pytest.mark.parametrize(("value", "refusal"), REFUSED.values(), ids=REFUSED.keys())
 def test_what_cannot_be_evaluated_whole_is_refused(value, refusal):
-    with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}"):
+    with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}") as refused:
         EVALUATOR.tree(value)
+    assert len(str(refused.value)) < 400 and "\n" not in str(refused.value)

@@ -16,12 +16,16 @@ import pytest
 from delivery import promote as promotion
 from delivery.artifacts import PromotionError
 from delivery.restorable import require_restorable, template_of, transplant
+from stacks.stage.config import load_stage_config
 from stacks.stage.names import StageNames
+from tests.conftest import cdk_json_context
 from tests.delivery.world import PINNED, REGION
 
 STAGING = StageNames("tfhub-serving", "staging")
 ACCOUNT = "222222222222"  # staging's in cdk.json
 SERVING = "tfhub-serving-staging-serving"
+# Staging and prod as this checkout's config has them, which the synthesized stacks serve.
+CONFIGS = {stage: load_stage_config(cdk_json_context(), stage, check_images=False) for stage in ("staging", "prod")}
 
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])
@@ -29,14 +33,14 @@ def test_the_serving_stacks_synthesized_today_may_be_restored(synthesized, stage
     """Keeps the checks true of what a promoted stage's serving stack is."""
     names = StageNames("tfhub-serving", stage)
     account = {"staging": ACCOUNT, "prod": "333333333333"}[stage]
-    require_restorable(template_of(synthesized(stage).outdir, names), names, REGION, account, PINNED)
+    require_restorable(template_of(synthesized(stage).outdir, names), CONFIGS[stage], REGION, account, PINNED)
 
 
 def test_digits_inside_a_digest_are_no_account(synthesized):
     """The tree digest the stack reports is hex: a run of twelve digits in it names no account."""
     template = copy.deepcopy(template_of(synthesized("staging").outdir, STAGING))
     template["Outputs"]["TreeDigest"] = {"Value": "5e575cba102b1b23fdf1304c7a981af97c857081969461edd1dcb5cf702b5b99"}
-    require_restorable(template, STAGING, REGION, ACCOUNT, PINNED)
+    require_restorable(template, CONFIGS["staging"], REGION, ACCOUNT, PINNED)
 
 
 def _model(template: dict) -> dict:
@@ -62,6 +66,9 @@ def _role_policy(statement: dict) -> Callable[[dict], None]:
 
 IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.20.0-cpu"
 OTHER_BUCKET = {"Fn::Join": ["", ["s3://", {"Fn::ImportValue": "tfhub-serving-dev-bucket-name"}, f"/{PINNED}"]]}
+NESTED: list = []
+for _ in range(60):
+    NESTED = [NESTED]
 HIDDEN_ACCOUNT = {"Fn::Join": ["", ["arn:aws:iam::", "111111111111", ":root"]]}
 
 REFUSED = {
@@ -88,6 +95,18 @@ REFUSED = {
         _role_policy({"Effect": "Allow", "Principal": {"AWS": HIDDEN_ACCOUNT}, "Action": "sts:AssumeRole"}),
         "outside the stage's account",
     ),
+    # Malformed, however: the refusal, on one line, and no other error.
+    "parameters-a-number": (lambda t: t.update(Parameters=5), "has 5, which CDK's do not"),
+    "parameters-a-list": (lambda t: t.update(Parameters=[{"Evil": 1}]), r"has \[\{'Evil': 1\}\]"),
+    "nested-too-deep": (_container(Environment=NESTED), "nests deeper than 40 levels"),
+    "trust-no-principal": (
+        _role_policy({"Effect": "Allow", "Principal": {}, "Action": "sts:AssumeRole"}),
+        "lets in no principal",
+    ),
+    "name-on-lines": (
+        lambda t: t["Resources"].update({"Line\nBreak": {"Type": "AWS::SNS::Topic", "Properties": {"X": 1}}}),
+        r"its AWS::SNS::Topic Line Break has \['X'\]",
+    ),
 }
 
 
@@ -95,8 +114,9 @@ REFUSED = {
 def test_a_stored_serving_template_that_would_deploy_anything_else_is_refused(synthesized, change, refusal):
     template = copy.deepcopy(template_of(synthesized("staging").outdir, STAGING))
     change(template)
-    with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}"):
-        require_restorable(template, STAGING, REGION, ACCOUNT, PINNED)
+    with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}") as refused:
+        require_restorable(template, CONFIGS["staging"], REGION, ACCOUNT, PINNED)
+    assert "\n" not in str(refused.value)
 
 
 def test_an_assembly_without_the_serving_template_is_refused(tmp_path):

@@ -12,15 +12,14 @@ from delivery.artifacts import PromotionError
 from tests.delivery.world import NOW, fails, promote, repackage, rollback, serving_assembly
 
 
-def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(stages, synthesized, tmp_path):
+def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(stages, tmp_path):
     """Scenario 4: the rollback deploys the assembly recorded with the verified
     promotion (its commit's infrastructure), not the one that failed."""
     dev, staging, _ = stages
-    today = synthesized("staging").outdir
 
     def deploys(name: str):
         def deploy(stage, key, digest, given=None):
-            return serving_assembly(today, tmp_path / name, key, name)
+            return serving_assembly(tmp_path / name, key, digest, name)
 
         return deploy
 
@@ -44,24 +43,23 @@ def test_a_rollback_restores_the_infrastructure_that_served_with_the_artifact(st
         rollback(staging, first["record"], lambda *a: pytest.fail("deployed"), "x")
 
 
-def test_a_planted_assembly_that_serves_anything_else_is_never_deployed(stages, synthesized, tmp_path):
+def test_a_planted_assembly_that_serves_anything_else_is_never_deployed(stages, tmp_path):
     """Whoever may act as the promotion role writes promotions/: a record whose
     assembly (content-addressed, hashing right) serves an attacker's bucket through
     the official image is refused before any deploy."""
     dev, staging, _ = stages
-    today = synthesized("staging").outdir
-    evil = serving_assembly(today, tmp_path / "evil", "x", "evil")
-    template_path = evil / "tfhub-serving-staging-serving.template.json"
-    template = json.loads(template_path.read_text())
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::SageMaker::Model":
-            resource["Properties"]["PrimaryContainer"]["ModelDataUrl"] = "s3://attacker/evil.tar.gz"
-    template_path.write_text(json.dumps(template))
 
     def deploys_evil(stage, key, digest, given=None):
         # The promoted key stays in the outputs: only the Model serves something else.
-        text = template_path.read_text().replace('"/x"', json.dumps(f"/{key}"))
-        template_path.write_text(text)
+        evil = serving_assembly(tmp_path / "evil", key, digest, "evil")
+        template_path = evil / "tfhub-serving-staging-serving.template.json"
+        template = json.loads(template_path.read_text())
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::SageMaker::Model":
+                container = resource["Properties"]["PrimaryContainer"]
+                container.pop("ModelDataSource", None)
+                container["ModelDataUrl"] = "s3://attacker/evil.tar.gz"
+        template_path.write_text(json.dumps(template))
         return evil
 
     first = promote(dev, staging, deploys_evil, "one", lambda: NOW)

@@ -1,8 +1,9 @@
 """The serving stack's shape, the only one a rollback deploys from a stored template:
-what staging and prod synthesize (each serving kind, artifact form and alarm setting)
-passes, and equals the allow-list; a template whose policies, principals, alarms,
-autoscaling, endpoint or data reach anything else is refused, however its values
-are built."""
+what staging and prod synthesize (each serving kind, artifact form, alarm, autoscaling,
+data capture and region setting) passes, and equals the allow-list; a template whose
+policies, principals, alarms, subscriptions, tags, endpoint or data reach anything
+else is refused, however its values are built. (Capacity: `test_serving_shape_size.py`;
+values of another type: `test_serving_shape_types.py`.)"""
 
 from __future__ import annotations
 
@@ -12,58 +13,38 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
 
 from delivery.artifacts import PromotionError
+from delivery.policy_shape import grants
 from delivery.restorable import require_restorable, template_of
-from delivery.serving_shape import SERVING_ACTIONS, SHAPE
+from delivery.serving_shape import SHAPE
+from delivery.shape_stage import Stage
+from stacks.stage.images import serving_image
 from stacks.stage.names import StageNames
-from tests.conftest import cdk_json_context, synth_stage
+from tests.delivery.shape_variants import (
+    ACCOUNTS,
+    TARGET,
+    VARIANTS,
+    added,
+    checkout_config,
+    properties_of,
+    updated,
+)
 from tests.delivery.world import PINNED, REGION
 
 STAGING = StageNames("tfhub-serving", "staging")
-ACCOUNTS = {"staging": "222222222222", "prod": "333333333333"}
-DIGEST = "d" * 64
-# What `make assembly` pins a promoted stage to: the promoted copy, a prefix on
-# instances, the archive in it for serverless; and what each variant's template shows.
-VARIANTS: dict[str, tuple[str, str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = {
-    "prod-emails-prefix": (
-        "prod",
-        f"artifacts/promoted/{DIGEST}/",
-        lambda stage: stage["alarms"].update(emails=["oncall@example.com"]),
-        ("AWS::SNS::Subscription", "ModelDataSource", "DataCaptureConfig"),
-    ),
-    "staging-serverless-archive": (
-        "staging",
-        f"artifacts/promoted/{DIGEST}/model.tar.gz",
-        lambda stage: stage.update(serving={"serverless": {"memory_mb": 3072, "max_concurrency": 5}}),
-        ("ServerlessConfig", "ModelDataUrl"),
-    ),
-}
-
-
-@pytest.fixture(scope="module")
-def variants(tmp_path_factory) -> dict[str, Any]:
-    """Each variant's serving template, synthesized once."""
-    templates = {}
-    for name, (stage, key, change, _) in VARIANTS.items():
-        context = {**copy.deepcopy(cdk_json_context()), "artifact": key, "artifact_digest": DIGEST}
-        change(context["stages"][stage])
-        synthesized = synth_stage(stage, tmp_path_factory.mktemp(name), context)
-        templates[name] = Template.from_stack(synthesized.serving).to_json()
-    return templates
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_of_a_promoted_stage_may_be_restored(variants, variant):
     stage, key, _, shows = VARIANTS[variant]
-    names = StageNames("tfhub-serving", stage)
-    assert all(part in json.dumps(variants[variant]) for part in shows)
-    require_restorable(variants[variant], names, REGION, ACCOUNTS[stage], key)
+    template, config = variants[variant]
+    assert all(part in json.dumps(template) for part in shows)
+    require_restorable(template, config, config.region, ACCOUNTS[stage], key)
 
 
 def test_the_shape_is_exactly_what_the_promoted_stages_synthesize(synthesized, variants):
-    templates = [synthesized(stage).serving.to_json() for stage in ACCOUNTS] + list(variants.values())
+    templates = [synthesized(stage).serving.to_json() for stage in ACCOUNTS] + [t for t, _ in variants.values()]
     # The CDK CLI adds its version-reporting resource; an in-process synth does not.
     used: dict[str, set[str]] = {"AWS::CDK::Metadata": {"Analytics"}}
     actions: set[str] = set()
@@ -76,23 +57,16 @@ def test_the_shape_is_exactly_what_the_promoted_stages_synthesize(synthesized, v
                         statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                     )
     assert used == SHAPE
-    assert actions == SERVING_ACTIONS
-
-
-def _of(template: dict, kind: str) -> dict:
-    return next(r["Properties"] for r in template["Resources"].values() if r["Type"] == kind)
-
-
-def _add(kind: str, **properties) -> Callable[[dict], None]:
-    return lambda template: template["Resources"].update(Evil={"Type": kind, "Properties": properties})
-
-
-def _update(kind: str, **properties) -> Callable[[dict], None]:
-    return lambda template: _of(template, kind).update(properties)
+    stage = Stage(
+        checkout_config("staging"), ACCOUNTS["staging"], REGION, "aws", serving_image(REGION, None), PINNED, {}
+    )
+    assert actions == set(grants(stage))
 
 
 def _statement(kind: str, document: str, **statement) -> Callable[[dict], None]:
-    return lambda template: _of(template, kind)[document]["Statement"].append({"Effect": "Allow", **statement})
+    return lambda template: properties_of(template, kind)[document]["Statement"].append(
+        {"Effect": "Allow", **statement}
+    )
 
 
 def _grant(**statement) -> Callable[[dict], None]:
@@ -100,7 +74,7 @@ def _grant(**statement) -> Callable[[dict], None]:
 
 
 def _container(**changes) -> Callable[[dict], None]:
-    return lambda template: _of(template, "AWS::SageMaker::Model")["PrimaryContainer"].update(changes)
+    return lambda template: properties_of(template, "AWS::SageMaker::Model")["PrimaryContainer"].update(changes)
 
 
 def _alarms(**changes) -> Callable[[dict], None]:
@@ -116,6 +90,18 @@ def _trust(principal: Any) -> dict:
     return {"Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}]}
 
 
+def _joined(export: str, tail: str) -> dict:
+    return {"Fn::Join": ["", [*(["s3://"] if export == BUCKET_NAME else []), {"Fn::ImportValue": export}, tail]]}
+
+
+def _publish(change: Callable[[dict], Any]) -> Callable[[dict], None]:
+    """`change` made to the topic policy's statement that lets CloudWatch publish."""
+    return lambda template: change(properties_of(template, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"][1])
+
+
+BUCKET_NAME, BUCKET_ARN = "tfhub-serving-staging-bucket-name", "tfhub-serving-staging-bucket-arn"
+OBJECTS = _joined(BUCKET_ARN, "/*")
+TOPIC = {"Ref": "TfServingAlarmsTopicA884F505"}
 ADMIN = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 SAGEMAKER = _trust({"Service": "sagemaker.amazonaws.com"})
 OWN_ROLE = {"Ref": "ModelRole997FC3A9"}
@@ -124,20 +110,19 @@ OTHER_ROLE = "arn:aws:iam::222222222222:role/x"
 SPLIT = {"Fn::Join": ["", ["arn:aws:iam::", "111111", "111111", ":root"]]}
 SUBSTITUTED = {"Fn::Sub": ["arn:aws:iam::${A}${B}:root", {"A": "111111", "B": "111111"}]}
 LOCATION = {"Fn::Join": ["", ["s3://", {"Fn::ImportValue": "tfhub-serving-staging-bucket-name"}, f"/{PINNED}"]]}
-TARGET = {"ServiceNamespace": "sagemaker", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
 FOREIGN = "names arn:aws:iam::111111111111:root, outside the stage's account"
 
 REFUSED = {
     # The audit's: a policy on a role or user by name, a trust or a bucket built in pieces.
     "policy-on-a-role-by-name": (
-        _add("AWS::IAM::Policy", PolicyName="p", Roles=["tfhub-serving-staging-storage-PromotionRoleABC"]),
+        added("AWS::IAM::Policy", PolicyName="p", Roles=["tfhub-serving-staging-storage-PromotionRoleABC"]),
         "attached to tfhub-serving-staging-storage-PromotionRoleABC, which is no AWS::IAM::Role",
     ),
-    "policy-on-a-user": (_add("AWS::IAM::Policy", PolicyName="p", Users=["mallory"]), r"has \['Users'\]"),
-    "trust-split-in-a-join": (_add("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": SPLIT})), FOREIGN),
-    "trust-sub-variable-map": (_add("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": SUBSTITUTED})), FOREIGN),
+    "policy-on-a-user": (added("AWS::IAM::Policy", PolicyName="p", Users=["mallory"]), r"has \['Users'\]"),
+    "trust-split-in-a-join": (added("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": SPLIT})), FOREIGN),
+    "trust-sub-variable-map": (added("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": SUBSTITUTED})), FOREIGN),
     "capture-to-a-joined-bucket": (
-        _update(
+        updated(
             "AWS::SageMaker::EndpointConfig",
             DataCaptureConfig={"DestinationS3Uri": {"Fn::Join": ["", ["s3://", "attacker-bucket/cap"]]}},
         ),
@@ -145,11 +130,11 @@ REFUSED = {
     ),
     # Roles: SageMaker's only, no managed or inline policies; policies only on them.
     "admin-on-its-own-role": (
-        _add("AWS::IAM::Policy", PolicyName="p", Roles=[OWN_ROLE], PolicyDocument=ADMIN),
+        added("AWS::IAM::Policy", PolicyName="p", Roles=[OWN_ROLE], PolicyDocument=ADMIN),
         r"allows \['\*'\]",
     ),
     "managed-admin": (
-        _add(
+        added(
             "AWS::IAM::Role",
             AssumeRolePolicyDocument=SAGEMAKER,
             ManagedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"],
@@ -157,7 +142,7 @@ REFUSED = {
         r"has \['ManagedPolicyArns'\]",
     ),
     "inline-policy": (
-        _add(
+        added(
             "AWS::IAM::Role",
             AssumeRolePolicyDocument=SAGEMAKER,
             Policies=[{"PolicyName": "p", "PolicyDocument": ADMIN}],
@@ -165,7 +150,7 @@ REFUSED = {
         r"has \['Policies'\]",
     ),
     "trust-own-account": (
-        _add("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": ROOT})),
+        added("AWS::IAM::Role", AssumeRolePolicyDocument=_trust({"AWS": ROOT})),
         f"allows the principal AWS '{ROOT}'",
     ),
     # Policies: the serving role's actions (in any case), S3 in the stage's bucket only.
@@ -175,7 +160,7 @@ REFUSED = {
         r"allows \['s3:\*'\]",
     ),
     "not-action": (_grant(NotAction="s3:GetObject", Resource="*"), r"has \['NotAction'\]"),
-    "s3-everywhere": (_grant(Action="S3:GetObject", Resource="*"), r"grants S3 on \['\*'\]"),
+    "s3-everywhere": (_grant(Action="S3:GetObject", Resource="*"), r"grants S3:GetObject on \['\*'\]"),
     "s3-arn-literal": (
         _grant(Action="s3:GetObject", Resource="arn:aws:s3:::attacker/*"),
         r"names arn:aws:s3:::attacker/\*, not",
@@ -186,7 +171,7 @@ REFUSED = {
         f"allows the principal AWS '{OTHER_ROLE}'",
     ),
     "topic-to-anyone": (
-        _statement("AWS::SNS::TopicPolicy", "PolicyDocument", Principal="*", Action="sns:Subscribe", Resource="*"),
+        _statement("AWS::SNS::TopicPolicy", "PolicyDocument", Principal="*", Action="sns:Publish", Resource="*"),
         "allows the principal",
     ),
     # Alarms tell the stack's topic; subscriptions are emails to it.
@@ -196,31 +181,33 @@ REFUSED = {
     ),
     "ok-action": (_alarms(OKActions=[]), r"has \['OKActions'\]"),
     "subscription-https": (
-        _add(
+        added(
             "AWS::SNS::Subscription",
             Protocol="https",
             Endpoint="https://x.example",
-            TopicArn={"Ref": "TfServingAlarmsTopicA884F505"},
+            TopicArn=TOPIC,
         ),
         "delivers by 'https', not by email",
     ),
     # Autoscaling of the stage's endpoint only, under its service-linked role.
     "scale-another-endpoint": (
-        _add("AWS::ApplicationAutoScaling::ScalableTarget", ResourceId="endpoint/other/variant/AllTraffic", **TARGET),
+        added("AWS::ApplicationAutoScaling::ScalableTarget", ResourceId="endpoint/other/variant/AllTraffic", **TARGET),
         "scales 'endpoint/other/variant/AllTraffic'",
     ),
-    "scaling-role": (_add("AWS::ApplicationAutoScaling::ScalableTarget", RoleARN=OTHER_ROLE), r"has \['RoleARN'\]"),
+    "scaling-role": (added("AWS::ApplicationAutoScaling::ScalableTarget", RoleARN=OTHER_ROLE), r"has \['RoleARN'\]"),
     # The stage's endpoint serving the stack's Model, whose environment is the model's name only.
     "endpoint-name": (
-        _update("AWS::SageMaker::Endpoint", EndpointName="tfhub-serving-other"),
+        updated("AWS::SageMaker::Endpoint", EndpointName="tfhub-serving-other"),
         "is named 'tfhub-serving-other'",
     ),
     "variant-model": (
-        lambda t: _of(t, "AWS::SageMaker::EndpointConfig")["ProductionVariants"][0].update(ModelName="other-model"),
+        lambda t: properties_of(t, "AWS::SageMaker::EndpointConfig")["ProductionVariants"][0].update(
+            ModelName="other-model"
+        ),
         "serves other-model, which is no AWS::SageMaker::Model",
     ),
     "shadow-variants": (
-        _update("AWS::SageMaker::EndpointConfig", ShadowProductionVariants=[]),
+        updated("AWS::SageMaker::EndpointConfig", ShadowProductionVariants=[]),
         r"has \['ShadowProductionVariants'\]",
     ),
     "pip-index": (_container(Environment={"PIP_INDEX_URL": "https://x.example/simple"}), r"has \['PIP_INDEX_URL'\]"),
@@ -235,6 +222,71 @@ REFUSED = {
         "uses Fn::Transform",
     ),
     "output-export": (lambda t: t["Outputs"]["EndpointName"].update(Export={"Name": "x"}), r"has \['Export'\]"),
+    # Each grant of the Model's role only on what the stacks grant it, with their conditions.
+    "s3-whole-bucket": (
+        _grant(Action=["s3:GetObject", "s3:PutObject"], Resource=OBJECTS),
+        r"grants s3:GetObject on \['<stage bucket ARN>/\*'\]",
+    ),
+    "put-beside-the-artifact": (
+        _grant(Action="s3:PutObject", Resource=_joined(BUCKET_ARN, f"/{PINNED}")),
+        r"grants s3:PutObject on \['<stage bucket ARN>/artifacts/",
+    ),
+    "list-every-prefix": (
+        _grant(
+            Action="s3:ListBucket",
+            Resource={"Fn::ImportValue": BUCKET_ARN},
+            Condition={"StringLike": {"s3:prefix": ["*"]}},
+        ),
+        "grants s3:ListBucket without the condition",
+    ),
+    "pull-any-image": (_grant(Action="ecr:BatchGetImage", Resource="*"), r"grants ecr:BatchGetImage on \['\*'\]"),
+    "write-any-log": (_grant(Action="logs:PutLogEvents", Resource="*"), r"grants logs:PutLogEvents on \['\*'\]"),
+    "metrics-anywhere": (
+        _grant(Action="cloudwatch:PutMetricData", Resource="*"),
+        "grants cloudwatch:PutMetricData without the condition",
+    ),
+    "describe-every-alarm": (
+        _grant(Action="cloudwatch:DescribeAlarms", Resource="*"),
+        r"grants cloudwatch:DescribeAlarms on \['\*'\]",
+    ),
+    # The topic's policy: CloudWatch publishing from the stage's alarms in its account, exactly.
+    "topic-publish-unconditioned": (_publish(lambda s: s.pop("Condition")), "lets CloudWatch publish otherwise"),
+    "topic-publish-other-alarms": (
+        _publish(lambda s: s["Condition"]["ArnLike"].update({"aws:SourceArn": "arn:aws:cloudwatch:*"})),
+        "lets CloudWatch publish otherwise",
+    ),
+    "topic-every-action": (_publish(lambda s: s.update(Action="sns:*", Resource="*")), r"allows \['sns:\*'\]"),
+    # Data: isolated on instances, captured only under the data-capture prefix, mailed only to the config's.
+    "isolation-off": (updated("AWS::SageMaker::Model", EnableNetworkIsolation=False), "network isolation False"),
+    "isolation-left-out": (
+        lambda t: properties_of(t, "AWS::SageMaker::Model").pop("EnableNetworkIsolation"),
+        "isolation None",
+    ),
+    "capture-into-the-artifacts": (
+        updated("AWS::SageMaker::EndpointConfig", DataCaptureConfig={"DestinationS3Uri": _joined(BUCKET_NAME, "/a/")}),
+        "captures requests to 's3://<stage bucket>/a/', not under the stage's datacapture/",
+    ),
+    "mail-an-address-not-configured": (
+        added("AWS::SNS::Subscription", Protocol="email", Endpoint="m@x.example", TopicArn=TOPIC),
+        "mails 'm@x.example', which this checkout's config does not name among staging's alarm e-mails",
+    ),
+    "tag-the-role": (
+        lambda t: properties_of(t, "AWS::IAM::Role")["Tags"].append({"Key": "team", "Value": "admin"}),
+        "is tagged 'team': 'admin', which this checkout's config does not tag staging's resources with",
+    ),
+    # What CloudFormation evaluates, CDK's version report and resource metadata included.
+    "version-report-imports": (
+        added("AWS::CDK::Metadata", Analytics={"Fn::ImportValue": "other-export"}),
+        "imports 'other-export'",
+    ),
+    "metadata-imports": (
+        lambda t: t["Resources"]["ModelRole997FC3A9"].update(Metadata={"x": {"Fn::ImportValue": "other-export"}}),
+        "imports 'other-export'",
+    ),
+    # One of a list is no list: a refusal, not a TypeError.
+    "alarm-actions-one": (_alarms(AlarmActions=TOPIC), "the actions of .* is Reference.*, not a list"),
+    "policy-roles-one": (updated("AWS::IAM::Policy", Roles=OWN_ROLE), "the roles of .* not a list"),
+    "topic-policy-topics-one": (updated("AWS::SNS::TopicPolicy", Topics=TOPIC), "the topics of .* not a list"),
 }
 
 
@@ -243,4 +295,4 @@ def test_a_template_of_any_other_shape_is_refused(synthesized, change, refusal):
     template = copy.deepcopy(template_of(synthesized("staging").outdir, STAGING))
     change(template)
     with pytest.raises(PromotionError, match=f"not one a rollback may deploy: .*{refusal}"):
-        require_restorable(template, STAGING, REGION, ACCOUNTS["staging"], PINNED)
+        require_restorable(template, checkout_config("staging"), REGION, ACCOUNTS["staging"], PINNED)

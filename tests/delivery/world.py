@@ -7,15 +7,17 @@ import hashlib
 import io
 import json
 import pathlib
-import shutil
 import tarfile
+from typing import cast
 
+import aws_cdk as cdk
 import boto3
 
 from delivery import promote as promotion
 from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
 from stacks.stage.names import StageNames
+from tests.conftest import cdk_json_context, synth_stage
 
 
 def passes(stage: str) -> dict:
@@ -149,12 +151,13 @@ def serve_pinned(staging, packaged_dir: pathlib.Path, digest: str, key: str = "a
 PINNED = "artifacts/universal-sentence-encoder/4/model.tar.gz"
 
 
-def serving_assembly(synthesized_dir: pathlib.Path, into: pathlib.Path, key: str, description: str) -> pathlib.Path:
-    """A copy of a synthesized staging assembly serving `key` instead of PINNED, its
-    serving template marked with `description` (to tell assemblies apart)."""
-    shutil.copytree(synthesized_dir, into)
+def serving_assembly(into: pathlib.Path, key: str, digest: str, description: str) -> pathlib.Path:
+    """Staging's assembly as a promotion synthesizes it to serve `key` reporting `digest`,
+    its serving template marked with `description` (to tell assemblies apart)."""
+    stage = synth_stage("staging", into, {**cdk_json_context(), "artifact": key, "artifact_digest": digest})
+    cast(cdk.App, cdk.App.of(stage.storage)).synth()
     template_path = into / "tfhub-serving-staging-serving.template.json"
-    template = json.loads(template_path.read_text().replace(f"/{PINNED}", f"/{key}"))
+    template = json.loads(template_path.read_text())
     template["Description"] = description
     template_path.write_text(json.dumps(template))
     return into
