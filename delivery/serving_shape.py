@@ -165,19 +165,29 @@ def _endpoint_config(config: dict[str, Any], stage: Stage, where: str) -> None:
             )
 
 
+# What an operator does when the record served another shape than this checkout's config.
+_OTHER_CHECKOUT = " (to restore it, roll back from a checkout of the record's commit, whose cdk.json gives that)"
+
+
 def _capacity(variant: dict[str, Any], stage: Stage, where: str) -> None:
     """`variant` pays for no more than this checkout's config gives the stage (above)."""
     serving = stage.config.serving
     if isinstance(serving, ServerlessServing):
         if "ServerlessConfig" not in variant or _INSTANCES & set(variant):
-            refuse(f"{where} runs on instances; this checkout's config serves {stage.names.stage} serverless")
+            refuse(
+                f"{where} runs on instances; this checkout's config serves {stage.names.stage} serverless"
+                f"{_OTHER_CHECKOUT}"
+            )
         limits = only(variant["ServerlessConfig"], _SERVERLESS, f"the serverless config of {where}")
         whole(limits.get("MemorySizeInMB"), f"the memory of {where}", serving.memory_mb)
         whole(limits.get("MaxConcurrency"), f"the concurrency of {where}", serving.max_concurrency)
         return
     if "ServerlessConfig" in variant or variant.get("InstanceType") != serving.instance_type:
         runs = "serverless" if "ServerlessConfig" in variant else shown(repr(variant.get("InstanceType")))
-        refuse(f"{where} runs {runs}; this checkout's config runs {stage.names.stage} on {serving.instance_type}")
+        refuse(
+            f"{where} runs {runs}; this checkout's config runs {stage.names.stage} on {serving.instance_type}"
+            f"{_OTHER_CHECKOUT}"
+        )
     whole(variant.get("InitialInstanceCount"), f"the instance count of {where}", stage.most_instances)
 
 
