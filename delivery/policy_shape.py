@@ -83,9 +83,22 @@ def policy(properties: dict[str, Any], stage: Stage, where: str) -> None:
                 refuse(f"{where} grants {action} without the condition {condition}")
 
 
+# What the alarm topic's key lets CloudWatch do (stacks/serving/operations.py): encrypt
+# a notification for the topic, nothing else.
+_CLOUDWATCH_KEY_ACTIONS = {"kms:decrypt", "kms:generatedatakey*"}
+
+
 def key(properties: dict[str, Any], stage: Stage, where: str) -> None:
     account = ("AWS", f"arn:{stage.partition}:iam::{stage.account}:root")
-    _statements(properties.get("KeyPolicy"), where, {account, _CLOUDWATCH}, lambda action: action.startswith("kms:"))
+    statements = _statements(
+        properties.get("KeyPolicy"), where, {account, _CLOUDWATCH}, lambda action: action.startswith("kms:")
+    )
+    for statement in statements:
+        if statement["Effect"] != "Allow" or _CLOUDWATCH not in _principals(statement.get("Principal")):
+            continue
+        extra = sorted({action.lower() for action in listed(statement.get("Action"))} - _CLOUDWATCH_KEY_ACTIONS)
+        if extra:
+            refuse(f"{where} lets CloudWatch {shown(repr(extra))}, beyond encrypting the alarms' notifications")
 
 
 def topic_policy(properties: dict[str, Any], stage: Stage, where: str) -> None:
