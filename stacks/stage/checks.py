@@ -17,21 +17,25 @@ from stacks.stage.schema import ConfigError, breaks_rule
 from stacks.stage.stage_settings import StageSettings
 
 
-def check_stage(settings: StageSettings, where: str, region: str, *, packages: bool, artifact_key: str) -> None:
+def check_stage(
+    settings: StageSettings, where: str, region: str, *, packages: bool, artifact_key: str, region_origin: str = ""
+) -> None:
     """Raise the ConfigError of the first joined rule `settings` breaks.
 
     `packages`: cdk.json's stage packages on deploy; `artifact_key`: the key
-    path the pinned artifact came from (the stage's, or `-c artifact`).
+    path the pinned artifact came from (the stage's, or `-c artifact`);
+    `region_origin`: what errors about the region add when cdk.json did not name it.
     """
     serving = settings.serving
     if serving.serverless is not None:
         if region not in limits.SERVERLESS_REGIONS:
-            raise breaks_rule(
+            rule = breaks_rule(
                 "serverless-regions",
                 f"{where}.region",
                 region,
                 f"available in {', '.join(sorted(limits.SERVERLESS_REGIONS))}",
             )
+            raise ConfigError(f"{rule}{region_origin}")
         if settings.pinned_artifact is not None and settings.pinned_artifact.endswith("/"):
             raise breaks_rule(
                 "serverless-model-data", artifact_key, settings.pinned_artifact, "stage serves serverless"
@@ -42,7 +46,7 @@ def check_stage(settings: StageSettings, where: str, region: str, *, packages: b
     if key_arn and key_arn.split(":")[3] != region:
         raise ConfigError(
             f"{where}.packaging.volume_kms_key_arn: {key_arn!r} is not allowed; the key is in "
-            f"{key_arn.split(':')[3]}, the stage in {region}: use a key of {region}"
+            f"{key_arn.split(':')[3]}, the stage in {region}{region_origin}: use a key of {region}"
         )
     _check_deployment(settings, where)
     if settings.cost_guard is not None:

@@ -106,17 +106,15 @@ def load_stage_config(
     may_fall_back = stage == FALLBACK_STAGE
     account = _account(settings.account, where, default_account, may_fall_back)
     artifact_key = _CLI_ARTIFACT if artifact is not None else f"{where}.pinned_artifact"
-    try:
-        region = _region(settings.region, where, default_region, may_fall_back)
-        check_stage(settings, where, region, packages=packages, artifact_key=artifact_key)
-    except ConfigError as error:
-        if settings.region is None and may_fall_back and str(error).startswith(f"{where}.region:"):
-            # The user never wrote this value: point at where it came from.
-            raise ConfigError(
-                f"{error} (it came from the environment by the region rule: AWS_REGION, "
-                f"AWS_DEFAULT_REGION or the profile's region; cdk.json leaves {where}.region null)"
-            ) from None
-        raise
+    # The user never wrote a fallback region: errors about it point at where it came from.
+    region_origin = (
+        f" (it came from the environment by the region rule: AWS_REGION, AWS_DEFAULT_REGION or the "
+        f"profile's region; cdk.json leaves {where}.region null)"
+        if settings.region is None and may_fall_back
+        else ""
+    )
+    region = _region(settings.region, where, default_region, may_fall_back, region_origin)
+    check_stage(settings, where, region, packages=packages, artifact_key=artifact_key, region_origin=region_origin)
     if check_images:
         check_stage_images(settings, where, region)
     return _stage_config(
@@ -177,7 +175,7 @@ def _account(value: str | None, where: str, fallback: str | None, may_fall_back:
     return value
 
 
-def _region(value: str | None, where: str, fallback: str | None, may_fall_back: bool) -> str:
+def _region(value: str | None, where: str, fallback: str | None, may_fall_back: bool, origin: str) -> str:
     if value is None:
         value = fallback if may_fall_back else None
         if value is None:
@@ -186,7 +184,7 @@ def _region(value: str | None, where: str, fallback: str | None, may_fall_back: 
     if value not in allowed:
         raise ConfigError(
             f"{where}.region: {value!r} is not allowed; the TF Serving image "
-            f"{images.SERVING_TF_VERSION} exists in: {', '.join(allowed)}"
+            f"{images.SERVING_TF_VERSION} exists in: {', '.join(allowed)}{origin}"
         )
     return value
 

@@ -77,7 +77,11 @@ def test_a_user_tag_never_overrides_a_built_in_one(context, key):
 
 def test_a_volume_key_must_be_in_the_stages_region(context):
     context["stages"]["dev"]["packaging"]["volume_kms_key_arn"] = "arn:aws:kms:eu-west-1:111111111111:key/" + "1" * 36
-    assert_error(context, "dev", "volume_kms_key_arn", "the key is in eu-west-1, the stage in us-east-1")
+    message = assert_error(context, "dev", "volume_kms_key_arn", "the key is in eu-west-1, the stage in us-east-1")
+    # dev's region is null in cdk.json here: the message says where us-east-1 came from.
+    assert "us-east-1 (it came from the environment by the region rule" in message
+    context["stages"]["dev"]["region"] = "us-east-1"
+    assert "environment" not in assert_error(context, "dev", "the key is in eu-west-1, the stage in us-east-1")
 
 
 def test_a_non_string_artifact_digest_is_one_line(context):
