@@ -10,8 +10,9 @@ are refused: SageMaker would either fail on them (S3ModelDataSource) or place
 something other than what the manifest lists. An archive must end as a tar
 archive ends, as a hub archive must (`packaging_job/packager/archive.py`): a
 file hidden behind a broken header is found by extractors that read on. Nor
-may it hold what tar programs read differently (a global pax header, a sparse
-file), where SageMaker's extraction could find files this reading does not.
+may it hold what tar programs read differently (a global pax header that places
+or names files, a sparse file), where SageMaker's extraction could find files
+this reading does not.
 """
 
 from __future__ import annotations

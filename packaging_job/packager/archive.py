@@ -9,8 +9,10 @@ disk is checked before each file (`Budget`, which bounds a folder handle's
 copy too), and the archive must end as a tar archive ends: a header that is
 not a header after some members, data after the end-of-archive marker, or a
 stream cut short, is a corrupt archive, never a partial model. Nor may it
-hold what tar programs read differently: a global pax header (with one,
-tarfile and GNU tar can find different files in one archive), a sparse or
+hold what tar programs read differently: a global pax header with a field
+that places or names files (with a global `size`, tarfile and GNU tar find
+different files in one archive; a `comment` such as `git archive` writes is
+fine), a sparse or
 contiguous file (`members`, which a promotion's reading of a model.tar.gz
 shares).
 """
@@ -33,6 +35,10 @@ _MIB = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
 # Keep this much of the decompressed stream: tarfile reads ahead in records.
 _TAIL = 4 * tarfile.RECORDSIZE
+# Global pax fields that neither place nor name a member's bytes (POSIX.1-2008,
+# pax, "pax Extended Header"): readers ignore `comment`, and times and owners
+# are dropped by extraction anyway. `git archive` writes a global `comment`.
+_DESCRIPTIVE_GLOBAL_FIELDS = frozenset({"comment", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname"})
 # A small download may expand to ratio x this much before the ratio counts.
 _RATIO_FLOOR = _MIB
 
@@ -160,8 +166,11 @@ def _require_read_alike(archive: tarfile.TarFile, member: tarfile.TarInfo) -> No
     # archive's pax_headers. Which of its fields apply to which member is where tar
     # programs part ways (POSIX.1-2008, pax, "pax Header Block"): with a global
     # `size`, tarfile reads one file where GNU tar reads that file and a second one.
-    if archive.pax_headers:
-        raise NotReadAlike("it has a global pax header (type 'g'), which tar programs apply differently")
+    placing = sorted(set(archive.pax_headers) - _DESCRIPTIVE_GLOBAL_FIELDS)
+    if placing:
+        raise NotReadAlike(
+            f"it has a global pax header (type 'g') setting {', '.join(placing)}, which tar programs apply differently"
+        )
     if not member.isfile():
         return
     # tarfile counts these as regular files: a sparse one ('S', or pax GNU.sparse.*

@@ -60,7 +60,7 @@ REFUSED = r"^Refusing the archive from the hub: {}.*point the handle at that cop
 @pytest.mark.parametrize(
     ("body", "refusal"),
     [
-        (HIDING + END, REFUSED.format(r"it has a global pax header \(type 'g'\)")),
+        (HIDING + END, REFUSED.format(r"it has a global pax header \(type 'g'\) setting size,")),
         (member("m/s.bin", b"", tarfile.GNUTYPE_SPARSE) + END, REFUSED.format("'m/s.bin' is a sparse file")),
         (
             member("m/s.bin", b"ab", pax={"GNU.sparse.map": "0,2", "GNU.sparse.size": "2"}) + END,
@@ -86,6 +86,16 @@ def test_a_global_header_after_the_last_member_is_refused_as_corrupt(tmp_path):
     body = member("m/ok.txt", b"ok") + tarfile.TarInfo.create_pax_global_header({"comment": "x"}) + END
     with pytest.raises(PackagingError, match=r"^The archive from the hub is truncated or corrupt after m/ok.txt"):
         extracted(body, tmp_path)
+
+
+def test_a_global_header_that_only_describes_is_read(tmp_path):
+    # As `git archive` writes one: a comment with the commit id, before the first member.
+    body = tarfile.TarInfo.create_pax_global_header({"comment": "0" * 40}) + member("m/ok.txt", b"ok") + END
+    (tmp_path / "read").mkdir()
+    assert extracted(body, tmp_path / "read") == ["m/ok.txt"]
+    with_path = tarfile.TarInfo.create_pax_global_header({"comment": "x", "path": "m/other.txt"})
+    with pytest.raises(PackagingError, match=REFUSED.format(r"it has a global pax header \(type 'g'\) setting path,")):
+        extracted(with_path + member("m/ok.txt", b"ok") + END, tmp_path)
 
 
 @pytest.mark.parametrize("form", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
