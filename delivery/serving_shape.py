@@ -85,6 +85,11 @@ def require_kinds(resources: dict[str, Any]) -> None:
         refuse(f"its serving stack holds {sorted(kinds - set(SHAPE))}, which no serving stack of a promoted stage has")
     for name, resource in resources.items():
         only(resource, _ATTRIBUTES, f"its resource {name}")
+        # A retained resource outlives `cdk destroy` and goes on billing (an endpoint's
+        # instances); the stacks let CloudFormation delete every serving resource.
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy, "Delete") != "Delete":
+                refuse(f"its resource {name} has {policy} {shown(repr(resource[policy]))}; the stacks' is Delete")
 
 
 def require_shape(resources: dict[str, Any], stage: Stage) -> None:

@@ -79,6 +79,12 @@ REFUSED = {
     "data-url": (_container(ModelDataUrl="s3://attacker/evil.tar.gz"), "s3://attacker/evil.tar.gz"),
     "data-other-stage": (_container(ModelDataUrl=OTHER_BUCKET), "imports 'tfhub-serving-dev-bucket-name'"),
     "role": (lambda t: _model(t).update(ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/admin"), "runs as"),
+    "retained": (
+        lambda t: next(r for r in t["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint").update(
+            DeletionPolicy="Retain"
+        ),
+        "has DeletionPolicy 'Retain'; the stacks' is Delete",
+    ),
     "lambda": (_resource("AWS::Lambda::Function"), r"holds \['AWS::Lambda::Function'\]"),
     "transform": (lambda t: t.update(Transform="AWS::Include"), r"has \['Transform'\]"),
     "fn-transform": (_resource("AWS::SNS::Topic", TopicName={"Fn::Transform": {"Name": "M"}}), "Fn::Transform"),
