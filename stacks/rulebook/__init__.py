@@ -112,6 +112,14 @@ RULES = {
             "CapacitySize",
         ),
         Rule(
+            "blue-green-timeout",
+            "a blue/green update's waits (one per traffic shift, and the wait before the old fleet ends) stay "
+            "below its execution timeout, which is at most 8 hours; the stacks set it to the waits plus half an hour "
+            "for the new fleet",
+            f'{_API}, BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28800, "larger than the total '
+            'waiting time specified in TerminationWaitInSeconds and WaitIntervalInSeconds"',
+        ),
+        Rule(
             "rollback-alarms",
             "auto-rollback watches 1-10 CloudWatch alarms, and the execution role may cloudwatch:DescribeAlarms "
             "on them",

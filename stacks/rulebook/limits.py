@@ -7,8 +7,6 @@ by the rehearsal's SageMaker (to refuse a request); nothing here imports the CDK
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from fractions import Fraction
 from functools import cache
 
 from botocore.loaders import Loader
@@ -188,12 +186,6 @@ _PURPOSES = {ENDPOINT_INSTANCE_TYPES: "real-time endpoints", TRAINING_INSTANCE_T
 # CreateTrainingJob.HyperParameters: each value at most 2500 characters.
 HYPERPARAMETER_MAX = 2500
 
-# TrafficRoutingConfig: CanarySize at most half the variant's instances; LinearStepSize 10-50 %.
-CANARY_MAX_PERCENT = 50
-LINEAR_PERCENT = (10, 50)
-# AutoRollbackConfig.Alarms: 1-10.
-ROLLBACK_ALARMS = (1, 10)
-
 
 # Instance families whose CPUs are Arm: AWS Graviton (the `g` attribute of EC2's
 # "Instance type naming conventions") and NVIDIA Grace (P6e-GB200, "Amazon EC2 P6e
@@ -249,28 +241,3 @@ def unoffered(instance_type: str, shape: str) -> str | None:
         if other != shape and any(instance_family(kind) == family for kind in offered_instance_types(other))
     ]
     return f"ml.{family} is offered only for {' and '.join(elsewhere)}" if elsewhere else f"no ml.{family} is offered"
-
-
-def step_problem(strategy: str, instances: int, fleet_sizes: Iterable[int]) -> str | None:
-    """Why a canary or linear step of `instances` (CapacitySize INSTANCE_COUNT) breaks
-    its document's share of the variant at one of `fleet_sizes` (every count
-    autoscaling may hold when an update starts), or None."""
-    if instances < 1:
-        return f"a step of {instances} instance(s) moves no traffic"
-    low, high = (0, CANARY_MAX_PERCENT) if strategy == "canary" else LINEAR_PERCENT
-    for count in fleet_sizes:
-        share = Fraction(100 * instances, count)
-        if not low <= share <= high:
-            return (
-                f"{instances} of {count} instance(s) is {float(share):.3g} %, outside {low}-{high} % of the "
-                "variant's instances"
-            )
-    return None
-
-
-def percent_problem(strategy: str, percent: int) -> str | None:
-    """Why a CAPACITY_PERCENT step breaks its document's share, or None."""
-    low, high = (1, CANARY_MAX_PERCENT) if strategy == "canary" else LINEAR_PERCENT
-    if not low <= percent <= high:
-        return f"a {strategy} step of {percent} % is outside {low}-{high} % of the variant's instances"
-    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stacks.rulebook import Violation, limits, violation
+from stacks.rulebook import Violation, limits, traffic, violation
 
 
 class Lookups(Protocol):
@@ -132,8 +132,15 @@ def _deployment(request: dict, config: dict | None, lookups: Lookups, where: str
             )
             if problem:
                 found.append(violation(rule, where, problem))
+    policy = deployment.get("BlueGreenUpdatePolicy")
+    if policy:
+        problem = _timeout_problem(
+            policy, routing, _fleet_sizes(config, lookups.scaling(request.get("EndpointName", ""))) if config else ""
+        )
+        if problem:
+            found.append(violation("blue-green-timeout", where, problem))
     alarms = (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms")
-    low, high = limits.ROLLBACK_ALARMS
+    low, high = traffic.ROLLBACK_ALARMS
     if alarms is not None and not low <= len(alarms) <= high:
         found.append(violation("rollback-alarms", where, f"{len(alarms)} rollback alarms"))
     return found
@@ -152,15 +159,41 @@ def _fleet_sizes(config: dict, scaling: dict[str, tuple[int, int]]) -> list[int]
     return sorted(sizes)
 
 
+def _timeout_problem(policy: dict, routing: dict, fleet_sizes: list[int] | str) -> str | None:
+    """Why the update's execution timeout is out of range or no longer than its waits
+    (at the largest fleet, for linear steps of instances), or None; a wait that no
+    timeout can cover is a problem even when the request leaves the timeout out."""
+    kind = str(routing.get("Type", "ALL_AT_ONCE")).lower()
+    size = routing.get("LinearStepSize") or {}
+    wait, termination = routing.get("WaitIntervalInSeconds", 0), policy.get("TerminationWaitInSeconds", 0)
+    timeout = policy.get("MaximumExecutionTimeoutInSeconds")
+    low, high = traffic.BLUE_GREEN_TIMEOUT_SECONDS
+    if timeout is not None and (not isinstance(timeout, int) or not low <= timeout <= high):
+        return f"MaximumExecutionTimeoutInSeconds {timeout} is outside {low}-{high}"
+    step = size.get("Value")
+    if not all(isinstance(v, int) for v in (wait, termination)) or (kind == "linear" and not isinstance(step, int)):
+        return None  # not known before deploy; the timeout's range was checked
+    percent = size.get("Type") == "CAPACITY_PERCENT"
+    if kind == "linear" and not percent and isinstance(fleet_sizes, str):
+        return None  # the fleet is not known before deploy
+    largest = 1 if percent or isinstance(fleet_sizes, str) else max(fleet_sizes, default=1)
+    waiting = traffic.blue_green_waiting(
+        traffic.traffic_shifts(kind, step or 1, largest, percent=percent), wait, termination
+    )
+    if waiting >= (high if timeout is None else timeout):
+        return f"{waiting} s of waits against a timeout of {high if timeout is None else timeout} s"
+    return None
+
+
 def _step_problem(strategy: str, size: dict, fleet_sizes: list[int] | str) -> str | None:
     value = size.get("Value")
     if not isinstance(value, int):
         return f"step size {value} is not known before deploy, so it cannot be checked"
     if size.get("Type") == "CAPACITY_PERCENT":
-        return limits.percent_problem(strategy, value)
+        return traffic.percent_problem(strategy, value)
     if isinstance(fleet_sizes, str):
         return fleet_sizes
-    return limits.step_problem(strategy, value, fleet_sizes)
+    return traffic.step_problem(strategy, value, fleet_sizes)
 
 
 def _endpoint(request: dict, lookups: Lookups) -> list[Violation]:

@@ -135,10 +135,15 @@ class TfServingEndpoint(Construct):
             self.alarms = EndpointAlarms(
                 self, "Alarms", endpoint_name=endpoint_name, names=alarm_names, settings=alarms
             )
-        if deployment:
-            # By name, as the execution role's DescribeAlarms grant names them.
-            endpoint_kwargs["deployment_config"] = deployment_config(deployment, list(rollback_alarms))
         scaling = serving.autoscaling if isinstance(serving, InstanceServing) else None
+        if deployment:
+            largest = (
+                (scaling.max_instances if scaling else serving.instance_count)
+                if isinstance(serving, InstanceServing)
+                else 1
+            )
+            # By name, as the execution role's DescribeAlarms grant names them.
+            endpoint_kwargs["deployment_config"] = deployment_config(deployment, list(rollback_alarms), largest)
         if scaling:
             # Keep the instance count autoscaling chose across updates; weights
             # and data capture still come from the new config.

@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.rulebook import traffic
 from stacks.sagemaker_access import alarm_arn
 from stacks.stage.names import INVOCATION_METRICS_NAMESPACE
 from stacks.stage.schema import Alarms, Autoscaling, Deployment
@@ -126,8 +127,14 @@ class EndpointAlarms(Construct):
             alarm.add_alarm_action(actions.SnsAction(self.topic))
 
 
-def deployment_config(deployment: Deployment, alarm_names: list[str]) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
-    """Blue/green traffic shifting; a breaching alarm rolls the update back."""
+def deployment_config(
+    deployment: Deployment, alarm_names: list[str], largest_fleet: int
+) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+    """Blue/green traffic shifting; a breaching alarm rolls the update back.
+
+    `largest_fleet`: the most instances autoscaling may hold, which sets how many
+    linear steps (and so waits) the execution timeout must cover (rule blue-green-timeout).
+    """
     wait = deployment.wait_minutes * 60
     step = (
         # Counted in instances, so a step is whole at any fleet size autoscaling holds.
@@ -145,6 +152,9 @@ def deployment_config(deployment: Deployment, alarm_names: list[str]) -> sagemak
         blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
             traffic_routing_configuration=routing,
             termination_wait_in_seconds=wait,
+            maximum_execution_timeout_in_seconds=traffic.blue_green_timeout(
+                deployment.strategy, deployment.step_instances, largest_fleet, wait
+            ),
         ),
         auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
             alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in alarm_names]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stacks.rulebook import limits
+from stacks.rulebook import limits, traffic
 from stacks.stage import images
 from stacks.stage.schema import ConfigError, breaks_rule
 from stacks.stage.stage_settings import StageSettings
@@ -86,10 +86,26 @@ def _check_deployment(settings: StageSettings, where: str) -> None:
         raise ConfigError(f"{sub}.strategy: {strategy!r} needs {where}.alarms: the shift rolls back on them")
     scaling = instances.autoscaling
     fleet_sizes = range(scaling.min, scaling.max + 1) if scaling else (instances.count,)
-    problem = limits.step_problem(strategy, step, fleet_sizes)
+    problem = traffic.step_problem(strategy, step, fleet_sizes)
     if problem:
         raise breaks_rule(
             "canary-size" if strategy == "canary" else "linear-step", f"{sub}.step_instances", step, problem
+        )
+    # All at once waits at most twice the longest wait (2 x 60 minutes) and fits; canary
+    # three times; linear once per step, which many small steps can take past the limit.
+    timeout = traffic.blue_green_timeout(strategy, step, max(fleet_sizes), deployment.wait_minutes * 60)
+    most = traffic.BLUE_GREEN_TIMEOUT_SECONDS[1]
+    if timeout > most:
+        shifts = traffic.traffic_shifts(strategy, step, max(fleet_sizes))
+        raise breaks_rule(
+            "blue-green-timeout",
+            f"{sub}.wait_minutes",
+            deployment.wait_minutes,
+            f"{shifts} steps of {step} at up to {max(fleet_sizes)} instances and the wait before the old fleet "
+            f"ends make {(timeout - traffic.NEW_FLEET_SECONDS) // 60} minutes of waits, over the "
+            f"{(most - traffic.NEW_FLEET_SECONDS) // 60} that leave {traffic.NEW_FLEET_SECONDS // 60} minutes for the "
+            "new fleet; use fewer, larger "
+            "steps or a shorter wait",
         )
 
 

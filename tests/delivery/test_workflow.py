@@ -13,7 +13,10 @@ import yaml
 
 from account_setup.deploy_role import MAX_SESSION
 from delivery.target import SETTLE_MINUTES
-from tests.conftest import ROOT
+from stacks.rulebook import traffic
+from stacks.stage.config import load_stage_config
+from stacks.stage.schema import InstanceServing
+from tests.conftest import ROOT, cdk_json_context
 from tests.delivery.workflow_expressions import context, evaluate
 from tests.delivery.workflow_runner import WORKFLOW, jobs, step, workflow
 
@@ -188,6 +191,22 @@ def test_each_session_outlasts_its_job_and_fits_the_roles_limit():
         assert options["role-session-name"].startswith(f"deliver-{name}-${{{{ github.run_id }}}}-"), name
     # Two blue/green cycles (the update and a rollback) fit in the promoting jobs.
     assert jobs()["staging"]["timeout-minutes"] >= 120 and jobs()["prod"]["timeout-minutes"] >= 120
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_a_promote_step_outlasts_the_longest_update_sagemaker_may_run(stage):
+    """The endpoint update's execution timeout (rule blue-green-timeout, set from the
+    stage's config) fits the promote step: an update SageMaker still runs is never
+    cut short by the step's own timeout, which would roll back mid-shift."""
+    config = load_stage_config(cdk_json_context(), stage, check_images=False)
+    deployment, serving = config.deployment, config.serving
+    assert deployment is not None and isinstance(serving, InstanceServing)
+    largest = serving.autoscaling.max_instances if serving.autoscaling else serving.instance_count
+    timeout = traffic.blue_green_timeout(
+        deployment.strategy, deployment.step_instances, largest, deployment.wait_minutes * 60
+    )
+    (promote,) = [s for s in jobs()[stage]["steps"] if s.get("run", "").startswith("make promote FROM=")]
+    assert 60 * promote["timeout-minutes"] >= timeout, (promote["timeout-minutes"], timeout)
 
 
 def test_a_hung_deploy_fails_in_time_for_its_rollback_within_the_jobs_timeout():

@@ -107,6 +107,26 @@ KNOWN_BAD = {
         {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": routing("LINEAR", "INSTANCE_COUNT", 3)},
         Knows(configs={"c": {"ProductionVariants": [instances(count=4)]}}),
     ),
+    # Ten linear steps of one instance, an hour after each and before the old fleet
+    # ends: 11 hours of waits, which no timeout (8 hours at most) exceeds.
+    "blue-green-timeout": (
+        "CreateEndpoint",
+        {
+            "EndpointName": "e",
+            "EndpointConfigName": "c",
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "LINEAR",
+                        "WaitIntervalInSeconds": 3600,
+                        "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                    },
+                    "TerminationWaitInSeconds": 3600,
+                }
+            },
+        },
+        Knows(configs={"c": {"ProductionVariants": [instances(count=10)]}}),
+    ),
     "rollback-alarms": (
         "CreateEndpoint",
         {

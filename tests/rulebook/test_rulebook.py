@@ -17,9 +17,9 @@ from stacks.rulebook.limits import (
     has_instance_store,
     instance_family,
     offered_instance_types,
-    step_problem,
     unoffered,
 )
+from stacks.rulebook.traffic import step_problem
 from tests.rulebook.known_requests import CONFIG_ONLY, GOOD, KNOWN_BAD, TEMPLATE_ONLY
 
 
