@@ -2,7 +2,8 @@
 
 Its stacks and their states, the endpoint's status and variants (instance type and
 current/desired count, or the serverless settings), the artifact and digest it
-serves, the last promotion (from where, when, which commit, its smoke verdict),
+serves (and, for an uncompressed prefix, whether it holds exactly its
+manifest's files), the last promotion (from where, when, which commit, its smoke verdict),
 its alarms' states, the last packaging job and how long it took (or has been
 running), and the dashboard's URL. A missing piece (a stage never deployed, a
 failed endpoint, no promotion, job, dashboard or alarm) is stated as such, never
@@ -11,7 +12,7 @@ a traceback or a silent gap; `--json` has every key, null where a piece is missi
 The stacks are read first, and what cannot read them (no credentials, access
 denied on DescribeStacks) is the tools' usual one line and exit code 1
 (`tools/cli.py`). Every other section (endpoint, last promotion, alarms, last
-packaging job) is read on its own: an AWS refusal or error in one (a deleted
+packaging job, served files) is read on its own: an AWS refusal or error in one (a deleted
 endpoint config, AccessDenied on DescribeAlarms, a promotion record that does not
 parse) is one line in that section saying what could not be read and why, the
 other sections still show, and the exit code stays 0 (the screen is the answer).
@@ -30,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from delivery import artifact_forms as forms
 from delivery import records
 from delivery.deployed import DeployedStage, deployed_stage
 from delivery.status_screen import NOT_DEPLOYED, render
@@ -128,6 +130,28 @@ def last_promotion(s3, bucket: str | None) -> dict[str, Any] | None:
     }
 
 
+def served_files(s3, artifact: str | None) -> dict[str, list[str]] | None:
+    """The objects under the served uncompressed prefix that its manifest does not list,
+    and the listed files it lacks; None when the stage serves an archive or nothing.
+
+    Promoted objects are write-once (the bucket refuses overwrites), but a holder of
+    the promotion role can still add an object beside them, and SageMaker downloads
+    every object under the prefix at each instance start (CreateModel,
+    S3ModelDataSource): an added `code/inference.py`, or a higher model version, which
+    TF Serving prefers, would be served from the next scale-out. The listing shows it.
+    """
+    if not artifact or forms.is_archive(artifact):
+        return None
+    try:
+        listed = {entry["path"] for entry in forms.read_manifest(s3, artifact)["files"]} | {forms.MANIFEST}
+        present = forms.prefix_paths(s3, artifact)
+    except forms.ArtifactError as error:
+        raise UserError(str(error)) from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{artifact}'s {forms.MANIFEST} is not a manifest ({error!r})") from error
+    return {"unlisted": sorted(present - listed), "missing": sorted(listed - present)}
+
+
 def alarms(cloudwatch, names: tuple[str, ...]) -> dict[str, str]:
     if not names:
         return {}
@@ -184,6 +208,9 @@ def status(stage: DeployedStage) -> dict[str, Any]:
         "endpoint": section("endpoint", lambda: endpoint(sagemaker, config.endpoint_name)),
         "artifact": outputs.get(ServingOutputs.ARTIFACT_LOCATION),
         "digest": outputs.get(ServingOutputs.TREE_DIGEST),
+        "served_files": section(
+            "served_files", lambda: served_files(stage.client("s3"), outputs.get(ServingOutputs.ARTIFACT_LOCATION))
+        ),
         "dashboard": outputs.get(ServingOutputs.DASHBOARD_URL),
         "last_promotion": section(
             "last_promotion", lambda: last_promotion(stage.client("s3"), _bucket(stage, config) if deployed else None)

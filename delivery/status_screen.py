@@ -14,6 +14,7 @@ NOT_DEPLOYED = "NOT DEPLOYED"
 # The sections `status` reads on their own, by their key in the report, as the screen names them.
 SECTIONS = {
     "endpoint": "endpoint",
+    "served_files": "served files",
     "last_promotion": "last promotion",
     "alarms": "alarms",
     "last_packaging_job": "last packaging job",
@@ -28,6 +29,7 @@ def render(report: dict[str, Any]) -> str:
     lines += _section(report, "endpoint", _endpoint)
     lines.append(f"  serves: {report['artifact'] or 'nothing reported'}")
     lines.append(f"  digest: {report['digest'] or 'none reported'}")
+    lines += _section(report, "served_files", _served_files)
     lines += _section(report, "last_promotion", _promotion)
     lines += _section(report, "alarms", _alarms)
     lines += _section(report, "last_packaging_job", _packaging_job)
@@ -62,6 +64,20 @@ def _endpoint(report: dict[str, Any]) -> list[str]:
                 f"{variant['desired_instances']} instances"
             )
     return lines
+
+
+def _served_files(report: dict[str, Any]) -> list[str]:
+    check = report["served_files"]
+    if check is None:
+        return []
+    if not check["unlisted"] and not check["missing"]:
+        return ["  served files: exactly the manifest's"]
+    return [
+        f"  served files: NOT the manifest's: unlisted {check['unlisted'][:5]}, missing {check['missing'][:5]}; "
+        "SageMaker loads every object under the prefix at each instance start: find who wrote them (the "
+        "bucket's access logs) and serve another verified state before the next scale-out (README, "
+        "Who can change what serves)"
+    ]
 
 
 def _promotion(report: dict[str, Any]) -> list[str]:

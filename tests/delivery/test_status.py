@@ -35,6 +35,7 @@ def bare_report(**parts) -> dict:
         "endpoint": None,
         "artifact": None,
         "digest": None,
+        "served_files": None,
         "dashboard": None,
         "last_promotion": None,
         "alarms": {},
@@ -90,7 +91,7 @@ def test_the_json_has_the_same_keys_deployed_or_not(staging):
 def deploy(stage: DeployedStage) -> None:
     """A stage as a promotion leaves it: stacks, bucket, a record, an endpoint on instances, alarms."""
     config = stage.config
-    bucket = f"{config.stage}-bucket"
+    bucket, served = f"{config.stage}-bucket", "artifacts/promoted/abc/model/"
     s3, sagemaker, cloudwatch = stage.client("s3"), stage.client("sagemaker"), stage.client("cloudwatch")
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.region})
     stack_with_outputs(
@@ -103,10 +104,15 @@ def deploy(stage: DeployedStage) -> None:
         stage.client("cloudformation"),
         config.serving_stack_name,
         {
-            "ArtifactLocation": "s3://staging-bucket/artifacts/promoted/abc/model/",
+            "ArtifactLocation": f"s3://{bucket}/{served}",
             "TreeDigest": "a" * 64,
             "DashboardUrl": "https://console/dashboards:name=tfhub-serving-staging",
         },
+    )
+    # The served copy: its one model file and the manifest listing it.
+    s3.put_object(Bucket=bucket, Key=f"{served}m/1/saved_model.pb", Body=b"pb")
+    s3.put_object(
+        Bucket=bucket, Key=f"{served}manifest.json", Body=json.dumps({"files": [{"path": "m/1/saved_model.pb"}]})
     )
     records.write(
         s3,

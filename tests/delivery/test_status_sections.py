@@ -61,7 +61,7 @@ def assert_only_failed(screen: str, report: dict, key: str, because: str, intact
     }
     for other in intact:
         assert expected[other](), f"{other} is not intact:\n{screen}\n{json.dumps(report, indent=1)}"
-    assert "  serves: s3://staging-bucket/artifacts/promoted/abc/model/" in lines
+    assert f"  serves: s3://{report['stage']}-bucket/artifacts/promoted/abc/model/" in lines
     assert "  digest: " + "a" * 64 in lines and report["digest"] == "a" * 64
     assert report["dashboard"] and f"  dashboard: {report['dashboard']}" in lines
 
