@@ -2,9 +2,10 @@
 
 Only regular files and folders are extracted: links (which `tarfile`'s `data`
 filter admits when they stay inside the destination, but which a later move
-can turn outward), devices and absolute or `..` paths are refused. The sizes
-are bounded as the archive streams in (downloaded bytes, extracted bytes,
-file count, and the ratio of the two, which a decompression bomb breaks), the
+can turn outward), devices, absolute or `..` paths and names that are not
+UTF-8 are refused. The sizes are bounded as the archive streams in
+(downloaded bytes, extracted bytes, the ratio of the two, which a
+decompression bomb breaks, and the entries, folders as well as files), the
 disk is checked before each file (`Budget`, which bounds a folder handle's
 copy too), and the archive must end as a tar archive ends: a header that is
 not a header after some members, data after the end-of-archive marker, or a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import errno
 import gzip
 import http.client
+import os
 import shutil
 import tarfile
 import zlib
@@ -98,8 +100,9 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
     try:
         for archive, member in members(cast(IO[bytes], counted)):
             _refuse_unsafe(member, origin)
+            # A folder costs an inode as a file does: 0 bytes, but one entry of the budget.
+            budget.admit(member.size if member.isfile() else 0)
             if member.isfile():
-                budget.admit(member.size)
                 _within_ratio(limits, budget.total, counted.read_bytes, origin)
             archive.extract(member, destination, filter=tarfile.data_filter)
             last = member.name
@@ -118,7 +121,7 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
         ) from error
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            raise _disk_full(origin) from error
+            raise disk_full(origin) from error
         raise _corrupt(origin, last, error) from error
     except (tarfile.TarError, EOFError, zlib.error, http.client.HTTPException) as error:
         raise _corrupt(origin, last, error) from error
@@ -185,6 +188,7 @@ def _require_read_alike(archive: tarfile.TarFile, member: tarfile.TarInfo) -> No
 def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:
     if member.name.startswith(("/", "\\")):
         raise tarfile.AbsolutePathError(member)
+    require_utf8_name(member.name, origin)
     if not (member.isfile() or member.isdir()):
         kind = "a link" if member.issym() or member.islnk() else "not a file or folder"
         raise PackagingError(
@@ -193,9 +197,21 @@ def _refuse_unsafe(member: tarfile.TarInfo, origin: str) -> None:
         )
 
 
+def require_utf8_name(name: str, origin: str) -> None:
+    """Refuse a path whose bytes are not UTF-8 (decoded with surrogate escapes): the
+    manifest names every file in UTF-8 JSON, which such a name cannot be written in."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PackagingError(
+            f"Refusing {os.fsencode(name)!r} from {origin}: its name is not UTF-8 text, which the manifest "
+            "names every file in. Rename it in UTF-8 and repackage the model."
+        ) from None
+
+
 class Budget:
-    """The files and bytes a model has taken so far, checked against the limits
-    and the free disk before each file is written (extracted, copied or downloaded)."""
+    """The entries (files and folders) and bytes a model has taken so far, checked against
+    the limits and the free disk before each is written (extracted, copied or downloaded)."""
 
     def __init__(self, limits: Limits, destination: str, origin: str) -> None:
         self.limits, self.destination, self.origin = limits, destination, origin
@@ -205,8 +221,8 @@ class Budget:
         self.files, self.total = self.files + 1, self.total + size
         if self.files > self.limits.files:
             raise PackagingError(
-                f"The model from {self.origin} holds more than {self.limits.files} files "
-                "(packaging.limits.files): raise the limit if the model really has that many."
+                f"The model from {self.origin} holds more than {self.limits.files} files and folders "
+                "(packaging.limits.files, which counts both): raise the limit if the model really has that many."
             )
         if self.total > self.limits.model_mb * _MIB:
             raise PackagingError(
@@ -214,7 +230,7 @@ class Budget:
                 "(packaging.limits.model_mb): raise the limit if the model really is that large."
             )
         if shutil.disk_usage(self.destination).free < size + self.limits.spare_mb * _MIB:
-            raise _disk_full(self.origin)
+            raise disk_full(self.origin)
 
 
 def _within_ratio(limits: Limits, total: int, downloaded: int, origin: str) -> None:
@@ -225,7 +241,7 @@ def _within_ratio(limits: Limits, total: int, downloaded: int, origin: str) -> N
         )
 
 
-def _disk_full(origin: str) -> PackagingError:
+def disk_full(origin: str) -> PackagingError:
     return PackagingError(
         f"Not enough disk space for the model from {origin}: raise packaging.volume_gb "
         "(the training volume holds the archive's contents and the packaged copy)."

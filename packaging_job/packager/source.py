@@ -3,12 +3,14 @@
 Handles: tfhub.dev and Kaggle model URLs, any http(s) URL serving a hub
 compressed archive, `s3://` archives or SavedModel prefixes, and local paths.
 Redirects stay on https (on http only when the handle itself is http); a
-local tree may hold no links; an archive's sha256 may be pinned
-(`Pinned`), and then nothing else is packaged.
+local tree may hold no links nor names that are not UTF-8; an archive's
+sha256 may be pinned (`Pinned`), and then nothing else is packaged. An S3
+body cut short, and keys that cannot sit side by side on disk, are refused.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -17,10 +19,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from .archive import Budget, Limits
+from .archive import Budget, Limits, disk_full, require_utf8_name
 from .errors import PackagingError
 
 COMPRESSED_QUERY = "tf-hub-format=compressed"
@@ -81,7 +83,7 @@ def open_archive(resolved: Resolved, s3_client=None) -> Iterator[IO[bytes]]:
         bucket, key = _split_s3(resolved.url)
         body = _s3_get(s3_client, bucket, key)
         try:
-            yield body
+            yield cast(IO[bytes], _S3Body(body, resolved.url))
         finally:
             body.close()
     else:
@@ -138,13 +140,43 @@ def _s3_get(client, bucket: str, key: str):
         return client.get_object(Bucket=bucket, Key=key)["Body"]
 
 
+class _S3Body:
+    """An object's body, read as it arrives: a body cut short says so."""
+
+    def __init__(self, body, uri: str) -> None:
+        self.body, self.uri = body, uri
+
+    def read(self, size: int = -1) -> bytes:
+        from botocore.exceptions import HTTPClientError, IncompleteReadError
+
+        try:
+            return self.body.read(size if size >= 0 else None)
+        # botocore's StreamingBody.read raises these for a connection broken or timed out
+        # mid-body, and for fewer bytes than the response's Content-Length.
+        except (HTTPClientError, IncompleteReadError) as error:
+            raise _cut_short(self.uri, error) from error
+
+
+def _cut_short(uri: str, error: BaseException) -> PackagingError:
+    return PackagingError(
+        f"The download of {uri} was cut short ({error}): the connection to S3 broke before the whole "
+        "object arrived. Retry the job; if it recurs, check the network path to S3 (inside SageMaker, "
+        "the VPC's S3 endpoint or NAT)."
+    )
+
+
 @contextmanager
 def _s3_errors(uri: str) -> Iterator[None]:
-    """S3 failures as a message: a refused or missing object, S3 out of reach, or no credentials at all."""
+    """S3 failures as a message: a refused or missing object, S3 out of reach, a download
+    cut short, or no credentials at all."""
+    from boto3.exceptions import RetriesExceededError
     from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
     try:
         yield
+    except RetriesExceededError as error:
+        # boto3's download_file (s3transfer) retries a body cut short or timed out, then raises this.
+        raise _cut_short(uri, error.last_exception) from error
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         raise PackagingError(
@@ -188,17 +220,18 @@ def copy_tree(resolved: Resolved, destination: str, limits: Limits, s3_client=No
     """Copy a SavedModel directory (local or S3 prefix) into `destination`, within `limits`."""
     budget = Budget(limits, destination, resolved.url)
     if urlsplit(resolved.url).scheme != "s3":
-        links = [
-            os.path.join(folder, name)
-            for folder, dirs, files in os.walk(resolved.url)
-            for name in dirs + files
-            if os.path.islink(os.path.join(folder, name))
-        ]
-        if links:
-            raise PackagingError(
-                f"{resolved.url} holds links ({links[0]} ...): a model folder holds only "
-                "files and folders; a link could make what serves differ from what was checked."
-            )
+        for folder, dirs, files in os.walk(resolved.url):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    raise PackagingError(
+                        f"{resolved.url} holds links ({path} ...): a model folder holds only "
+                        "files and folders; a link could make what serves differ from what was checked."
+                    )
+                require_utf8_name(os.path.relpath(path, resolved.url), resolved.url)
+            # Each folder is an entry of the budget, as in an archive; the copy admits the files.
+            for _ in dirs:
+                budget.admit(0)
 
         def copy(source: str, target: str) -> None:
             budget.admit(os.path.getsize(source))
@@ -207,6 +240,8 @@ def copy_tree(resolved: Resolved, destination: str, limits: Limits, s3_client=No
         shutil.copytree(resolved.url, destination, copy_function=copy, dirs_exist_ok=True)
         return
     bucket, prefix = _split_s3(resolved.url)
+    # S3 keys are UTF-8 (Amazon S3 User Guide, "Naming Amazon S3 objects"): their names need no check.
+    folders: set[str] = set()
     with _s3_errors(resolved.url):
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
@@ -216,8 +251,34 @@ def copy_tree(resolved: Resolved, destination: str, limits: Limits, s3_client=No
                 target = os.path.realpath(os.path.join(destination, relative))
                 if not target.startswith(os.path.realpath(destination) + os.sep):
                     raise PackagingError(f"Unsafe key {obj['Key']!r} under s3://{bucket}/{prefix}.")
+                # The folders a key implies are entries of the budget too, once each.
+                folder = os.path.dirname(relative)
+                while folder and folder not in folders:
+                    folders.add(folder)
+                    budget.admit(0)
+                    folder = os.path.dirname(folder)
                 budget.admit(obj["Size"])
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                s3_client.download_file(bucket, obj["Key"], target)
+                _download(s3_client, bucket, obj["Key"], target, resolved.url)
     if not budget.files:
         raise PackagingError(f"No objects under s3://{bucket}/{prefix}: check the prefix.")
+
+
+def _download(client, bucket: str, key: str, target: str, origin: str) -> None:
+    uri = f"s3://{bucket}/{key}"
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with _s3_errors(uri):
+            client.download_file(bucket, key, target)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+        # S3 keys are names, not paths: `p/x` and `p/x/y` may both exist, a file and a folder cannot.
+        raise PackagingError(
+            f"Cannot copy {uri}: another key under {origin} makes one of its path's names both a file "
+            "and a folder, which a disk cannot hold. Remove the key that is not part of the model."
+        ) from error
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise disk_full(origin) from error
+        raise PackagingError(
+            f"Cannot copy {uri} to the job's disk ({error.strerror or error}): check the keys under {origin}, "
+            "whose names become paths (each part at most 255 bytes)."
+        ) from error
