@@ -79,7 +79,7 @@ _JOB_MINUTES_WHY = (
     f"within CloudFormation's {CLOUDFORMATION_LIMIT_MINUTES}-minute limit for a custom resource"
 )
 # `packaging.limits` keys (the packager's `Limits` fields, its hyperparameters
-# max-<key>) and their upper bounds: at most 1 TiB, a million files, 10000:1.
+# max-<key>) and their upper bounds: at most 1 TiB, a million files and folders, 10000:1.
 LIMIT_BOUNDS = {"download_mb": 1 << 20, "model_mb": 1 << 20, "files": 1_000_000, "ratio": 10_000}
 
 
