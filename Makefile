@@ -13,7 +13,7 @@ APPROVAL ?= broadening
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 CDK := $(CURDIR)/node_modules/.bin/cdk
 
-.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments assembly status smoke digest clean \
+.PHONY: help synth test local logs rehearse deploy destroy diff promote promote-arguments stage-argument assembly status smoke digest clean \
 	deps deps-dev deps-emulators deps-checkov deps-test python \
 	installed-deps installed-deps-dev installed-deps-emulators installed-deps-checkov installed-deps-test
 
@@ -99,29 +99,35 @@ local: deps-dev
 rehearse: deps-emulators
 	$(PY) -m rehearsal
 
+# An empty STAGE= (`make deploy STAGE=`) would reach the tool as a bare `--stage`,
+# which argparse reports in its own terms; said in make's instead, before anything
+# is installed. The value is tested by make, never handed to the shell.
+stage-argument:
+	@$(if $(strip $(STAGE)),:,echo "make $(firstword $(MAKECMDGOALS)) needs STAGE=<stage>, a stage of cdk.json (STAGE=dev, for one); STAGE= is empty" >&2; exit 2)
+
 ## deploy STAGE=dev      both stacks of the stage on AWS (APPROVAL=never skips the IAM prompt)
 # Synthesized first, so that the deployed endpoint can be checked against the
 # update's rules (delivery/preflight.py) before anything deploys. `--progress
 # events`: on a terminal the CLI's default progress bar redraws its lines in place
 # and would write over the progress lines printed beside it.
-deploy: deps
-	@$(PY) -m tools.credentials --stage $(STAGE)
+deploy: stage-argument deps
+	@$(PY) -m tools.credentials --stage $(STAGE) --command deploy
 	$(CDK) synth --quiet -c stage=$(STAGE) -o cdk.out/deploy-$(STAGE)
 	$(PY) -m tools.deploy_progress --stage $(STAGE) --assembly cdk.out/deploy-$(STAGE) -- \
 		$(CDK) deploy --app cdk.out/deploy-$(STAGE) --all --require-approval $(APPROVAL) --progress events
 
 ## diff STAGE=prod       what a deploy of the stage would change
-diff: deps
-	@$(PY) -m tools.credentials --stage $(STAGE)
+diff: stage-argument deps
+	@$(PY) -m tools.credentials --stage $(STAGE) --command diff
 	$(CDK) diff -c stage=$(STAGE)
 
 ## logs STAGE=dev        follow the stage's packaging job while `make deploy` waits on it
-logs: deps
+logs: stage-argument deps
 	$(PY) -m tools.follow_logs --stage $(STAGE)
 
 ## destroy STAGE=dev     remove the stage, then fail if any SageMaker resource of it is left
-destroy: deps
-	@$(PY) -m tools.credentials --stage $(STAGE)
+destroy: stage-argument deps
+	@$(PY) -m tools.credentials --stage $(STAGE) --command destroy
 	$(CDK) destroy --all -c stage=$(STAGE) --force
 	$(PY) -m delivery.leftovers --stage $(STAGE)
 
@@ -148,20 +154,20 @@ promote: promote-arguments deps
 
 ## assembly STAGE=staging DIGEST=sha256   synthesize the stage pinned to that digest's promoted copy, into
 ##         cdk.out/assembly-STAGE (CI builds each once per commit; make promote ASSEMBLY=... deploys it)
-assembly: deps
+assembly: stage-argument deps
 	$(PY) -m delivery.assembly --stage $(STAGE) --digest "$$DIGEST" --out cdk.out/assembly-$(STAGE)
 
 ## status STAGE=staging  one screen for the stage: stacks, endpoint, what it serves, last promotion,
 ##                       alarms, last packaging job, dashboard [JSON=1 for scripts]
-status: deps
+status: stage-argument deps
 	$(PY) -m delivery.status --stage $(STAGE) $(if $(filter-out 0,$(JSON)),--json)
 
 ## digest STAGE=dev      print the tree digest the stage serves (CI hands dev's on to the promotions)
-digest: deps
+digest: stage-argument deps
 	@$(PY) -m delivery.digest --stage $(STAGE)
 
 ## smoke STAGE=staging   call the stage's endpoint with its artifact's sample and check the answer
-smoke: deps
+smoke: stage-argument deps
 	$(PY) -m delivery.smoke --stage $(STAGE)
 
 ## clean                 remove cdk.out and pytest's cache

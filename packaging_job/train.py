@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _stop)
     _stop_with_the_toolkit()
+    from_s3 = contract.is_s3_handle(args.hub_handle)
     try:
+        malformed = contract.malformed_s3_handle(args.hub_handle)
+        if malformed:
+            raise PackagingError(malformed)
         package(
             args.hub_handle,
             args.model_dir,
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             inference_code=_in_submit_dir(args.inference_code),
             hub_sha256=args.hub_sha256 or None,
             limits=Limits(**{field: getattr(args, field) for field in contract.LIMITS}),
-            s3_client=_s3_client() if args.hub_handle.startswith("s3://") else None,
+            s3_client=_s3_client() if from_s3 else None,
             log=lambda message: print(progress.line(message), flush=True),
         )
     except PackagingError as error:

@@ -96,6 +96,16 @@ def test_promote_reads_an_empty_variable_as_its_meaning(tmp_path, variables, lin
     assert message.startswith(line)
 
 
+@pytest.mark.parametrize("target", ["deploy", "diff", "destroy", "logs", "digest", "smoke", "status", "assembly"])
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_stage_is_named_as_the_make_variable(target, value):
+    result = make("-s", target, f"STAGE={value}")
+    assert result.returncode == 2
+    line, made = result.stderr.splitlines()
+    assert line == f"make {target} needs STAGE=<stage>, a stage of cdk.json (STAGE=dev, for one); STAGE= is empty"
+    assert made.startswith("make: *** [Makefile:") and "--stage" not in result.stderr
+
+
 @pytest.mark.parametrize("switch, json_given", [("JSON=1", True), ("JSON=0", False), ("JSON=", False)])
 def test_status_json_0_is_off(switch, json_given):
     result = make("-n", "status", "STAGE=dev", switch)

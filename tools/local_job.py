@@ -19,12 +19,14 @@ import pathlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import NoCredentialsError
 
 from packaging_job.packager import contract
+from stacks.stage.region import active_profile, environment_region
 from tools.cli import UserError, run, switched_on
 from tools.toolkit import failure_message, stream_toolkit, write_layout
 
@@ -95,12 +97,20 @@ def main(argv: list[str]) -> int:
         help="show the toolkit's and TensorFlow's output",
     )
     args = parser.parse_args(argv)
+    args.handle = job_handle(args.handle)
     sample = _sample(args.sample_input or (DEMO_SAMPLE if not args.handle else ""))
     out = _out_folder(args.out)
     if not args.verbose:
         os.environ.update(_QUIET_ENV)
-    if args.handle.startswith("s3://"):
-        _require_credentials()
+    if contract.is_s3_handle(args.handle):
+        malformed = contract.malformed_s3_handle(args.handle)
+        if malformed:
+            raise UserError(malformed)
+        # The toolkit and the job, in their own processes, read this environment.
+        os.environ.update(aws_environment(os.environ))
+        _require_credentials(
+            boto3.Session(profile_name=active_profile(os.environ), region_name=environment_region(os.environ))
+        )
     else:
         # Only an s3:// handle needs AWS; the toolkit reads the profile on
         # start, and a stale AWS_PROFILE must not fail a local run.
@@ -119,15 +129,49 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _require_credentials() -> None:
-    """Stop before the toolkit starts if this environment has no usable AWS credentials.
+def job_handle(handle: str) -> str:
+    """`handle` as the job must get it: a local one (a path, or a file: URL) as an
+    absolute path, since the toolkit runs the job from its own copy of the code
+    folder, where a relative path names nothing; any other handle as given."""
+    handle = handle.strip()
+    if not handle or contract.is_s3_handle(handle):
+        return handle
+    try:
+        parts = urlsplit(handle)
+    except ValueError:  # a malformed host: not a local handle, and the job says why
+        return handle
+    if parts.scheme not in ("", "file"):
+        return handle
+    # Read as `packager/source.py` reads a local handle: a file: URL by its path.
+    return os.path.abspath(parts.path if parts.scheme == "file" else handle)
+
+
+def aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The AWS variables an s3:// run sets for the toolkit and the job: the profile
+    the README's rule picks (AWS_PROFILE, else AWS_DEFAULT_PROFILE) and the region
+    rule's region (`stacks/stage/region.py`).
+
+    botocore reads AWS_DEFAULT_PROFILE before AWS_PROFILE (its config variable
+    `profile`), and AWS_DEFAULT_REGION for the region: both names carry the chosen
+    value, so every process reads the same.
+    """
+    region = environment_region(environ)
+    variables = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    profile = active_profile(environ)
+    if profile:
+        variables.update(AWS_PROFILE=profile, AWS_DEFAULT_PROFILE=profile)
+    return variables
+
+
+def _require_credentials(session: boto3.Session) -> None:
+    """Stop before the toolkit starts if `session` has no usable AWS credentials.
 
     The toolkit builds a boto3 session on start, so a missing profile would fail
     it with a traceback; here it fails as tools.cli explains it, in one line.
     boto3 looks for credentials in its documented order ("Configuring
     credentials", boto3 guide) and finds none as None.
     """
-    if boto3.Session().get_credentials() is None:
+    if session.get_credentials() is None:
         raise NoCredentialsError()
 
 

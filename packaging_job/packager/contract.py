@@ -9,6 +9,8 @@ job by them too.
 
 from __future__ import annotations
 
+from urllib.parse import SplitResult, urlsplit
+
 # `sagemaker_program`: the script the training toolkit runs from the submit directory.
 PROGRAM = "train.py"
 # TensorFlow's DEFAULT_SERVING_SIGNATURE_DEF_KEY, the signature TF Serving answers
@@ -34,3 +36,31 @@ LIMITS = {
     "files": "max-files",
     "ratio": "max-ratio",
 }
+
+
+def is_s3_handle(handle: str) -> bool:
+    """Whether the job reads `handle` from S3: its scheme, as urlsplit reads it
+    (lowercased, so `S3://` too), is s3, as `source.resolve` decides it."""
+    return _parts(handle).scheme == "s3"
+
+
+def malformed_s3_handle(handle: str) -> str | None:
+    """The one line refusing an S3 handle that names no bucket or no key
+    (`s3:/x`, `s3://bucket`); None for any other handle. The stage's schema
+    requires the same at synth (`stacks/stage/settings.py`)."""
+    parts = _parts(handle)
+    if parts.scheme != "s3" or (parts.netloc and parts.path):
+        return None
+    return (
+        f"Hub handle {handle!r} is not an S3 URI the job can read: write s3://bucket/key "
+        "(an archive, such as model.tar.gz) or s3://bucket/prefix/ (a SavedModel folder)."
+    )
+
+
+def _parts(handle: str) -> SplitResult:
+    handle = handle.strip()
+    try:
+        return urlsplit(handle)
+    except ValueError:
+        # A malformed host (an unclosed IPv6 bracket): the scheme alone, and no bucket.
+        return urlsplit(handle.partition("//")[0])

@@ -135,7 +135,9 @@ def test_deploy_jobs_install_everything_before_credentials_exist():
         for command in after:
             for target in re.findall(r"make (?:-s )?([a-z-]+)", command):
                 assert target in ("deploy", "smoke", "digest", "promote"), (name, command)
-                assert re.search(rf"^{target}: (promote-arguments )?deps$", (ROOT / "Makefile").read_text(), re.M)
+                assert re.search(
+                    rf"^{target}: (promote-arguments |stage-argument )?deps$", (ROOT / "Makefile").read_text(), re.M
+                )
 
 
 def test_the_preview_installs_everything_before_credentials_exist_and_after_runs_only_the_pinned_cli():

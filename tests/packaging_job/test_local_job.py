@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 
+import boto3
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, moto_server
+from tools.local_job import aws_environment, job_handle
 from tools.toolkit import failure_message, stream_toolkit, write_layout
 
 # Whatever could give the run credentials other than what a test sets.
@@ -101,6 +103,80 @@ def test_an_s3_handle_without_credentials_is_one_line(tmp_path, profile, expecte
     line, made = result.stderr.splitlines()
     assert line.startswith(expected)
     assert made.endswith("Error 1")  # make reporting the tool's own exit code
+
+
+@pytest.mark.parametrize(
+    ("handle", "expected"),
+    [
+        ("s3:/x", "Hub handle 's3:/x' is not an S3 URI the job can read: write s3://bucket/key"),
+        # An S3 handle in any case is one: here, one without credentials.
+        ("S3://bucket/model.tar.gz", "No AWS credentials found: set AWS_PROFILE"),
+    ],
+)
+def test_a_mistyped_s3_handle_is_one_line_before_the_job_starts(tmp_path, handle, expected):
+    result = make_local(
+        f"HANDLE={handle}", unset=_AWS_CREDENTIAL_VARIABLES, HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Running the packaging job" not in result.stdout
+    line, made = result.stderr.splitlines()
+    assert line.startswith(expected) and made.endswith("Error 1")
+
+
+def test_an_s3_handle_is_read_with_the_profile_the_readme_names(tmp_path, text_archive):
+    # AWS_PROFILE before AWS_DEFAULT_PROFILE, as the CDK CLI and the delivery tools take
+    # them; botocore alone would take the missing AWS_DEFAULT_PROFILE and fail.
+    with moto_server() as url:
+        s3 = boto3.client(
+            "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+        )
+        s3.create_bucket(Bucket="models")
+        s3.put_object(Bucket="models", Key="text.tar.gz", Body=text_archive)
+        config = tmp_path / "config"
+        config.write_text("[profile chosen]\naws_access_key_id = k\naws_secret_access_key = s\nregion = eu-west-2\n")
+        result = make_local(
+            "HANDLE=s3://models/text.tar.gz",
+            "MODEL_NAME=text",
+            unset=_AWS_CREDENTIAL_VARIABLES,
+            HOME=str(tmp_path),
+            AWS_CONFIG_FILE=str(config),
+            AWS_PROFILE="chosen",
+            AWS_DEFAULT_PROFILE="gone",
+            AWS_ENDPOINT_URL=url,
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(line.startswith("  Packaged text/1: ") for line in result.stdout.splitlines())
+
+
+def test_a_relative_local_handle_is_the_callers_path(tmp_path, text_model):
+    # As a user types it from the project folder; the job itself runs from the toolkit's copy of its code.
+    relative = os.path.relpath(text_model, ROOT)
+    result = make_local(f"HANDLE={relative}", "MODEL_NAME=text", TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(line.startswith("  Packaged text/1: ") for line in result.stdout.splitlines())
+
+
+def test_a_local_handle_becomes_absolute_and_any_other_stays_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert job_handle("model") == job_handle(" file:model ") == str(tmp_path / "model")
+    assert job_handle("file:///srv/model") == "/srv/model"
+    for handle in ("", "s3://bucket/m.tar.gz", "https://tfhub.dev/google/m/1", "gs://bucket/m"):
+        assert job_handle(handle) == handle
+
+
+@pytest.mark.parametrize(
+    ("environ", "profile", "region"),
+    [
+        ({"AWS_PROFILE": "a", "AWS_DEFAULT_PROFILE": "b", "AWS_DEFAULT_REGION": "eu-west-1"}, "a", "eu-west-1"),
+        ({"AWS_DEFAULT_PROFILE": "b", "AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}, "b", "eu-west-2"),
+        ({}, None, "us-east-1"),
+    ],
+)
+def test_the_job_gets_one_profile_and_the_region_rules_region(environ, profile, region):
+    variables = aws_environment(environ)
+    assert (variables.get("AWS_PROFILE"), variables.get("AWS_DEFAULT_PROFILE")) == (profile, profile)
+    assert variables["AWS_REGION"] == variables["AWS_DEFAULT_REGION"] == region
 
 
 def test_a_sample_that_is_not_json_is_refused_before_anything_runs():

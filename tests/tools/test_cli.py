@@ -41,6 +41,9 @@ NO_STORAGE = (
     r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: "
     r"deploy the target stage's storage first\.$"
 )
+DEPLOY_ROLE, LOOKUP_ROLE = (
+    f"arn:aws:iam::222222222222:role/cdk-hnb659fds-{kind}-role-222222222222-us-east-1" for kind in ("deploy", "lookup")
+)
 MISSING_PROFILE = r"^AWS profile 'gone' \(from AWS_PROFILE or AWS_DEFAULT_PROFILE\) is not in this machine's AWS config"
 
 EXPECTED = {
@@ -54,10 +57,11 @@ EXPECTED = {
     "wrong account": {
         tool: r"^Stage prod lives in account 333333333333, but the credentials in use are account "
         r"222222222222's"
-        for tool in TOOLS
+        for tool in (*TOOLS, *TARGETS)
     },
     "unknown stage": {
-        tool: r"^Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging$" for tool in TOOLS
+        tool: r"^Configuration error: stage: 'qa' is not declared; allowed: dev, prod, staging$"
+        for tool in (*TOOLS, *TARGETS)
     },
     "not deployed": {
         "logs": r"^Stage dev is neither deployed nor being deployed in us-east-1 "
@@ -84,6 +88,17 @@ EXPECTED = {
         "status": r"^AWS refused DescribeStacks \(AccessDenied",
         "rollback": r"^AWS refused DescribeStacks \(AccessDenied: .*not authorized to perform: "
         r"cloudformation:DescribeStacks",
+        # The CLI would try the bootstrap's roles, then these credentials themselves (tools/credentials.py).
+        **{
+            target: rf"^make {target} cannot reach stage dev's stacks as arn:aws:iam::222222222222:user/nobody: "
+            rf"it can assume no CDK bootstrap role \(sts:AssumeRole on {roles}; .* and may not "
+            r"cloudformation:DescribeStacks on tfhub-serving-dev-storage itself\.$"
+            for target, roles in [
+                ("deploy", DEPLOY_ROLE),
+                ("destroy", DEPLOY_ROLE),
+                ("diff", f"{LOOKUP_ROLE} or {DEPLOY_ROLE}"),
+            ]
+        },
     },
 }
 
