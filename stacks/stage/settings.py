@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from packaging_job.packager import contract
 from packaging_job.packager.contract import DEFAULT_SIGNATURE, MODEL_NAME_ALLOWED, MODEL_NAME_PATTERN
 from stacks.rulebook import limits
 from stacks.stage.errors import Refused
@@ -59,8 +60,9 @@ class ModelSettings(Settings):
         except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
             parts = urlsplit("")
         reachable = parts.scheme in ("https", "http") and parts.netloc
-        # s3://bucket/key.tar.gz is an archive, s3://bucket/prefix/ a tree; bare s3://bucket is neither.
-        in_s3 = parts.scheme == "s3" and parts.netloc and parts.path
+        # s3://bucket/key.tar.gz is an archive, s3://bucket/prefix/ a tree; bare s3://bucket is
+        # neither: the job's own test of an S3 handle decides, as it will at run time.
+        in_s3 = contract.is_s3_handle(value) and contract.malformed_s3_handle(value) is None
         if not (reachable or in_s3):
             raise Refused(
                 f"{value!r} is not allowed; use an https:// (or http://) URL or an s3://bucket/key URI "
