@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery import artifacts
 from delivery.artifacts import PromotionError
@@ -21,7 +21,7 @@ from delivery.deployed import deployed_stage
 from stacks.model_packaging.handler_asset.packaging_handler.job_request import memory_problem
 from stacks.stage.names import StageNames
 from stacks.stage.schema import ServerlessServing
-from tools.cli import UserError
+from tools.cli import UserError, explain
 
 # What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
 Smoke = Callable[[str], dict[str, Any]]
@@ -79,8 +79,11 @@ def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
         return None
     try:
         report = smoke(stage)
-    except UserError as error:  # no answer at all is a failed smoke test, recorded as such
-        return {"passed": False, "problems": [str(error)]}
+    # No answer at all is a failed smoke test, recorded as such: also an AWS call that
+    # failed after botocore's retries (an endpoint out of reach, a read timeout, a
+    # refused call), which would otherwise stop the promotion with no verdict recorded.
+    except (UserError, BotoCoreError, ClientError) as error:
+        return {"passed": False, "problems": [" ".join((explain(error) or str(error)).split())]}
     return {"passed": not report["problems"], **report}
 
 
