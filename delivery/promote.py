@@ -33,7 +33,6 @@ from functools import partial
 from typing import Any
 
 from delivery import artifact_copy, artifacts, preflight, records, restorable
-from delivery import artifact_forms as forms
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
@@ -69,7 +68,7 @@ def promote(
     writer = target.writing()
     key = artifacts.promoted_key(digest, archive=target.serverless)
     copy_uri = f"s3://{bucket}/{key}"
-    manifest = _copy_once(source, uri, writer, copy_uri, digest)
+    manifest = artifact_copy.verified_copy(source.s3, uri, writer.s3, copy_uri, digest)
     fits_memory(target, manifest)
     facts = {
         "source_stage": source.stage,
@@ -108,38 +107,6 @@ def _require_verified(source: StageAccess, digest: str) -> None:
     raise PromotionError(
         f"{source.stage} has no promotion of {digest} whose smoke test passed: promote only what "
         f"{source.stage} verified."
-    )
-
-
-def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
-    """The verified promoted copy: written once, never overwritten or deleted.
-
-    Only bytes the digest's manifest lists are ever written (`artifact_copy.py`).
-    A complete copy already there (a re-run, or after a rollback) is verified and
-    used; one cut short is completed; one that does not verify is reported and left
-    alone: an endpoint may serve it, and nobody may delete it.
-    """
-    try:
-        if forms.exists(target.s3, copy_uri):
-            try:
-                return artifacts.verify(target.s3, copy_uri, digest)
-            except PromotionError as error:
-                if forms.is_archive(copy_uri):
-                    raise _left_alone(error) from error
-        manifest, expected = artifacts.listed_files(source.s3, uri, digest)
-        artifact_copy.copy(source.s3, uri, target.s3, copy_uri, manifest, expected)
-    except forms.ArtifactError as error:
-        raise PromotionError(str(error)) from error
-    try:
-        return artifacts.verify(target.s3, copy_uri, digest)
-    except PromotionError as error:
-        raise _left_alone(error) from error
-
-
-def _left_alone(error: PromotionError) -> PromotionError:
-    return PromotionError(
-        f"{error} The promoted copy is left alone (an endpoint may serve it, and promoted copies are "
-        "never deleted): investigate who changed it."
     )
 
 
