@@ -38,7 +38,17 @@ from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
 from delivery.rollback import rollback
 from delivery.smoke import smoke_stage
-from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, stage_access, state_line, verdict
+from delivery.target import (
+    Deploy,
+    Smoke,
+    StageAccess,
+    after_start,
+    fits_memory,
+    serving_now,
+    stage_access,
+    state_line,
+    verdict,
+)
 from stacks.stage.config import load_from_cdk_json, read_context
 from tools.cli import UserError, run
 
@@ -81,20 +91,25 @@ def promote(
         "commit": commit,
     }
     start = records.started(writer.s3, bucket, facts)
-    deployed = deploy(target.stage, key, digest, assembly)
-    verdict_ = verdict(smoke, target.stage)
-    # Assumed again: a session chained from CI's role lasts at most an hour, and a
-    # blue/green deploy with its smoke test may take longer.
-    writer = target.writing()
-    record = {
-        **facts,
-        "started": start["record"],
-        # The infrastructure that served it, for a rollback to restore with it.
-        "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
-        "time": now().isoformat(timespec="seconds"),
-        "smoke": verdict_,
-    }
-    return records.write(writer.s3, bucket, record)
+    again = (
+        "Fix the cause, then run the same promotion again, or return to the last verified state: "
+        f"make promote TO={target.stage} RECORD=last-verified"
+    )
+    with after_start(start, target.stage, again):
+        deployed = deploy(target.stage, key, digest, assembly)
+        verdict_ = verdict(smoke, target.stage)
+        # Assumed again: a session chained from CI's role lasts at most an hour, and a
+        # blue/green deploy with its smoke test may take longer.
+        writer = target.writing()
+        record = {
+            **facts,
+            "started": start["record"],
+            # The infrastructure that served it, for a rollback to restore with it.
+            "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
+            "time": now().isoformat(timespec="seconds"),
+            "smoke": verdict_,
+        }
+        return records.write(writer.s3, bucket, record)
 
 
 def _require_verified(source: StageAccess, digest: str) -> None:
@@ -208,7 +223,10 @@ def main(argv: list[str]) -> int:
                     assembly=args.assembly,
                 )
         except PromotionError as error:
-            raise UserError(f"Promotion stopped, nothing changed: {error}") from error
+            # Raised before any deploy started (after it, `after_start` says so). A
+            # rollback claims nothing of the stage: the promotion before it may have changed it.
+            stopped = "Rollback stopped" if args.record else "Promotion stopped, nothing changed"
+            raise UserError(f"{stopped}: {error}") from error
         print(json.dumps(record, indent=2))
     finally:
         # Whatever the outcome, even an unexpected error or an interrupt: a failed

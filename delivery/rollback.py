@@ -15,7 +15,7 @@ from delivery import artifacts, records
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.restorable import require_restorable, template_of
-from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, settled, verdict
+from delivery.target import Deploy, Smoke, StageAccess, after_start, fits_memory, serving_now, settled, verdict
 from stacks.stage.config import load_from_cdk_json
 
 
@@ -55,9 +55,9 @@ def rollback(
         rollback_to=earlier["record"],
         replaced=records.served_by(writer.s3, bucket, serving_now(target)),
     )
-    start = records.started(writer.s3, bucket, facts)
     with tempfile.TemporaryDirectory() as folder:
-        # The recorded assembly: the infrastructure that served with this artifact.
+        # The recorded assembly: the infrastructure that served with this artifact,
+        # checked before anything is logged or deployed.
         stored = earlier.get("assembly")
         restored = stage_assembly.restore(writer.s3, bucket, stored, pathlib.Path(folder)) if stored else None
         if restored:
@@ -68,21 +68,24 @@ def rollback(
             # puts the template into an assembly this checkout synthesizes (`promote.cdk_deploy`).
             config = load_from_cdk_json(stage_assembly.ROOT / "cdk.json", target.stage, os.environ)
             require_restorable(template_of(restored, target.names), config, region, account, key)
-        deployed = deploy(target.stage, key, digest, restored)
-        writer = target.writing()  # a fresh session, as for a promotion
-        record = {
-            **facts,
-            "started": start["record"],
-            "time": now().isoformat(timespec="seconds"),
-            "smoke": verdict(smoke, target.stage),
-            # What served with it now: the recorded assembly, or (a state from before the
-            # first promotion, or an old record) this checkout's, stored for the next rollback.
-            "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
-            "infrastructure": f"as recorded with {earlier['record']}"
-            if restored
-            else f"this checkout's: none was recorded with {earlier['record']}",
-        }
-    return records.write(writer.s3, bucket, record)
+        start = records.started(writer.s3, bucket, facts)
+        again = f"Fix the cause, then run the rollback again: make promote TO={target.stage} RECORD={record_key}"
+        with after_start(start, target.stage, again):
+            deployed = deploy(target.stage, key, digest, restored)
+            writer = target.writing()  # a fresh session, as for a promotion
+            record = {
+                **facts,
+                "started": start["record"],
+                "time": now().isoformat(timespec="seconds"),
+                "smoke": verdict(smoke, target.stage),
+                # What served with it now: the recorded assembly, or (a state from before the
+                # first promotion, or an old record) this checkout's, stored for the next rollback.
+                "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
+                "infrastructure": f"as recorded with {earlier['record']}"
+                if restored
+                else f"this checkout's: none was recorded with {earlier['record']}",
+            }
+            return records.write(writer.s3, bucket, record)
 
 
 # What a record says of itself, not of the state it served.

@@ -9,7 +9,8 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,6 +86,20 @@ def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
     except (UserError, BotoCoreError, ClientError) as error:
         return {"passed": False, "problems": [" ".join((explain(error) or str(error)).split())]}
     return {"passed": not report["problems"], **report}
+
+
+@contextmanager
+def after_start(start: dict[str, Any], stage: str, again: str) -> Iterator[None]:
+    """Around all that follows a deploy's "started" record: an expected failure there
+    (the deploy's, or recording its outcome) says where that start is logged, how to
+    see the stage's state, and `again`, what to run next; never that nothing changed."""
+    try:
+        yield
+    except UserError as error:
+        raise UserError(
+            f"{error} Its start is logged in {start['record']}; make status STAGE={stage} shows what the "
+            f"stage serves now. {again}"
+        ) from error
 
 
 def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:

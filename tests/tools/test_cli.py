@@ -38,7 +38,7 @@ KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 BARE_REGION = "eu-west-2"
 # A rollback reads the target's bucket first: without its storage stack, nothing to read.
 NO_STORAGE = (
-    r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: "
+    r"^Rollback stopped: No CloudFormation export tfhub-serving-dev-bucket-name: "
     r"deploy the target stage's storage first\.$"
 )
 MISSING_PROFILE = r"^AWS profile 'gone' \(from AWS_PROFILE or AWS_DEFAULT_PROFILE\) is not in this machine's AWS config"
