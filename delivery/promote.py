@@ -14,9 +14,9 @@ its log) is promoted. A rollback serves an earlier record again, with the
 assembly recorded beside it: `make promote TO=prod RECORD=promotions/<file>`,
 `RECORD=previous` to undo the newest deploy, or `RECORD=last-verified` for the newest
 verified state (`records.resolve`). Anything wrong (missing
-stack, missing artifact, digest mismatch) stops before the deploy, and a copy
-that does not verify is removed again; whatever happens, the stage's state
-at the end is printed.
+stack, missing artifact, digest mismatch) stops before the deploy; a promoted
+copy that does not verify is reported and left alone, never deleted; whatever
+happens, the stage's state at the end is printed.
 """
 
 from __future__ import annotations
