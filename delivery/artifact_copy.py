@@ -11,7 +11,7 @@ and no object is created). `manifest.json` is written last, so a copy cut
 short holds only correct files and no manifest, and the next promotion of the
 digest writes the files that are missing. Every write is conditional
 (If-None-Match: an object there already is never replaced). `verified_copy`
-makes or reuses a copy and verifies it.
+makes or reuses a copy and verifies it, for promotions and rollbacks alike.
 """
 
 from __future__ import annotations
