@@ -10,7 +10,8 @@ copying objects using multipart upload": an aborted upload's parts are freed
 and no object is created). `manifest.json` is written last, so a copy cut
 short holds only correct files and no manifest, and the next promotion of the
 digest writes the files that are missing. Every write is conditional
-(If-None-Match: an object there already is never replaced).
+(If-None-Match: an object there already is never replaced). `verified_copy`
+makes or reuses a copy and verifies it, for promotions and rollbacks alike.
 """
 
 from __future__ import annotations
@@ -21,9 +22,21 @@ import os
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
-from delivery.artifact_forms import MANIFEST, ArtifactError, File, files, is_archive, listed, prefix_paths, split
+from delivery import artifacts
+from delivery.artifact_forms import (
+    MANIFEST,
+    ArtifactError,
+    File,
+    exists,
+    files,
+    is_archive,
+    listed,
+    prefix_paths,
+    split,
+)
+from delivery.artifacts import PromotionError
 
 _PART = 64 << 20
 
@@ -49,6 +62,38 @@ class _Checked:
                 f"{self._sha256.hexdigest()}, {self._size} bytes): it was changed after it was packaged, or while "
                 "it was read. Nothing of that file was written; promote again once the source is intact."
             )
+
+
+def verified_copy(source_s3, source_uri: str, target_s3, copy_uri: str, digest: str) -> dict[str, Any]:
+    """The verified promoted copy at `copy_uri` of the artifact at `source_uri`
+    (its manifest, as verified): written once, never overwritten or deleted.
+
+    A complete copy already there (a re-run, or after a rollback) is verified and
+    used; one cut short is completed; one that does not verify is reported and left
+    alone: an endpoint may serve it, and nobody may delete it.
+    """
+    try:
+        if exists(target_s3, copy_uri):
+            try:
+                return artifacts.verify(target_s3, copy_uri, digest)
+            except PromotionError as error:
+                if is_archive(copy_uri):
+                    raise _left_alone(error) from error
+        manifest, expected = artifacts.listed_files(source_s3, source_uri, digest)
+        copy(source_s3, source_uri, target_s3, copy_uri, manifest, expected)
+    except ArtifactError as error:
+        raise PromotionError(str(error)) from error
+    try:
+        return artifacts.verify(target_s3, copy_uri, digest)
+    except PromotionError as error:
+        raise _left_alone(error) from error
+
+
+def _left_alone(error: PromotionError) -> PromotionError:
+    return PromotionError(
+        f"{error} The promoted copy is left alone (an endpoint may serve it, and promoted copies are "
+        "never deleted): investigate who changed it."
+    )
 
 
 def copy(source_s3, source_uri: str, target_s3, target_uri: str, manifest: bytes, expected: dict[str, dict]) -> None:

@@ -91,15 +91,14 @@ def require_pinned(assembly: pathlib.Path, serving_stack: str, artifact_key: str
 
 def deploy(assembly: pathlib.Path, only: str | None = None) -> None:
     """`cdk deploy` of the stacks of `assembly` as they were synthesized: all, or only
-    the stack `only` (not the stacks it depends on)."""
+    the stack `only` (not the stacks it depends on). A failure is one line; the
+    promotion or rollback that deploys adds what it logged and what to run next
+    (`target.after_start`)."""
     stacks = [only, "--exclusively"] if only else ["--all"]
     command = [str(CDK), "deploy", "--app", str(assembly), *stacks, "--require-approval", "never"]
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0:
-        raise UserError(
-            f"The deploy of {assembly} failed (cdk exit code {result.returncode}, its output is "
-            "above); no promotion was recorded: fix the cause and run the same promotion again."
-        )
+        raise UserError(f"The deploy of {assembly} failed (cdk exit code {result.returncode}, its output is above).")
 
 
 def pack(assembly: pathlib.Path) -> bytes:

@@ -14,9 +14,9 @@ its log) is promoted. A rollback serves an earlier record again, with the
 assembly recorded beside it: `make promote TO=prod RECORD=promotions/<file>`,
 `RECORD=previous` to undo the newest deploy, or `RECORD=last-verified` for the newest
 verified state (`records.resolve`). Anything wrong (missing
-stack, missing artifact, digest mismatch) stops before the deploy, and a copy
-that does not verify is removed again; whatever happens, the stage's state
-at the end is printed.
+stack, missing artifact, digest mismatch) stops before the deploy; a promoted
+copy that does not verify is reported and left alone, never deleted; whatever
+happens, the stage's state at the end is printed.
 """
 
 from __future__ import annotations
@@ -33,13 +33,22 @@ from functools import partial
 from typing import Any
 
 from delivery import artifact_copy, artifacts, preflight, records, restorable
-from delivery import artifact_forms as forms
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
 from delivery.rollback import rollback
 from delivery.smoke import smoke_stage
-from delivery.target import Deploy, Smoke, StageAccess, fits_memory, serving_now, stage_access, state_line, verdict
+from delivery.target import (
+    Deploy,
+    Smoke,
+    StageAccess,
+    after_start,
+    fits_memory,
+    serving_now,
+    stage_access,
+    state_line,
+    verdict,
+)
 from stacks.stage.config import load_from_cdk_json, read_context
 from tools.cli import UserError, run
 
@@ -69,7 +78,7 @@ def promote(
     writer = target.writing()
     key = artifacts.promoted_key(digest, archive=target.serverless)
     copy_uri = f"s3://{bucket}/{key}"
-    manifest = _copy_once(source, uri, writer, copy_uri, digest)
+    manifest = artifact_copy.verified_copy(source.s3, uri, writer.s3, copy_uri, digest)
     fits_memory(target, manifest)
     facts = {
         "source_stage": source.stage,
@@ -82,20 +91,25 @@ def promote(
         "commit": commit,
     }
     start = records.started(writer.s3, bucket, facts)
-    deployed = deploy(target.stage, key, digest, assembly)
-    verdict_ = verdict(smoke, target.stage)
-    # Assumed again: a session chained from CI's role lasts at most an hour, and a
-    # blue/green deploy with its smoke test may take longer.
-    writer = target.writing()
-    record = {
-        **facts,
-        "started": start["record"],
-        # The infrastructure that served it, for a rollback to restore with it.
-        "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
-        "time": now().isoformat(timespec="seconds"),
-        "smoke": verdict_,
-    }
-    return records.write(writer.s3, bucket, record)
+    again = (
+        "Fix the cause, then run the same promotion again, or return to the last verified state: "
+        f"make promote TO={target.stage} RECORD=last-verified"
+    )
+    with after_start(start, target.stage, again):
+        deployed = deploy(target.stage, key, digest, assembly)
+        verdict_ = verdict(smoke, target.stage)
+        # Assumed again: a session chained from CI's role lasts at most an hour, and a
+        # blue/green deploy with its smoke test may take longer.
+        writer = target.writing()
+        record = {
+            **facts,
+            "started": start["record"],
+            # The infrastructure that served it, for a rollback to restore with it.
+            "assembly": stage_assembly.store(writer.s3, bucket, deployed) if deployed else None,
+            "time": now().isoformat(timespec="seconds"),
+            "smoke": verdict_,
+        }
+        return records.write(writer.s3, bucket, record)
 
 
 def _require_verified(source: StageAccess, digest: str) -> None:
@@ -108,38 +122,6 @@ def _require_verified(source: StageAccess, digest: str) -> None:
     raise PromotionError(
         f"{source.stage} has no promotion of {digest} whose smoke test passed: promote only what "
         f"{source.stage} verified."
-    )
-
-
-def _copy_once(source: StageAccess, uri: str, target: StageAccess, copy_uri: str, digest: str) -> dict[str, Any]:
-    """The verified promoted copy: written once, never overwritten or deleted.
-
-    Only bytes the digest's manifest lists are ever written (`artifact_copy.py`).
-    A complete copy already there (a re-run, or after a rollback) is verified and
-    used; one cut short is completed; one that does not verify is reported and left
-    alone: an endpoint may serve it, and nobody may delete it.
-    """
-    try:
-        if forms.exists(target.s3, copy_uri):
-            try:
-                return artifacts.verify(target.s3, copy_uri, digest)
-            except PromotionError as error:
-                if forms.is_archive(copy_uri):
-                    raise _left_alone(error) from error
-        manifest, expected = artifacts.listed_files(source.s3, uri, digest)
-        artifact_copy.copy(source.s3, uri, target.s3, copy_uri, manifest, expected)
-    except forms.ArtifactError as error:
-        raise PromotionError(str(error)) from error
-    try:
-        return artifacts.verify(target.s3, copy_uri, digest)
-    except PromotionError as error:
-        raise _left_alone(error) from error
-
-
-def _left_alone(error: PromotionError) -> PromotionError:
-    return PromotionError(
-        f"{error} The promoted copy is left alone (an endpoint may serve it, and promoted copies are "
-        "never deleted): investigate who changed it."
     )
 
 
@@ -241,7 +223,10 @@ def main(argv: list[str]) -> int:
                     assembly=args.assembly,
                 )
         except PromotionError as error:
-            raise UserError(f"Promotion stopped, nothing changed: {error}") from error
+            # Raised before any deploy started (after it, `after_start` says so). A
+            # rollback claims nothing of the stage: the promotion before it may have changed it.
+            stopped = "Rollback stopped" if args.record else "Promotion stopped, nothing changed"
+            raise UserError(f"{stopped}: {error}") from error
         print(json.dumps(record, indent=2))
     finally:
         # Whatever the outcome, even an unexpected error or an interrupt: a failed

@@ -9,11 +9,12 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from delivery import artifacts
 from delivery.artifacts import PromotionError
@@ -21,7 +22,7 @@ from delivery.deployed import deployed_stage
 from stacks.model_packaging.handler_asset.packaging_handler.job_request import memory_problem
 from stacks.stage.names import StageNames
 from stacks.stage.schema import ServerlessServing
-from tools.cli import UserError
+from tools.cli import UserError, explain
 
 # What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
 Smoke = Callable[[str], dict[str, Any]]
@@ -79,9 +80,26 @@ def verdict(smoke: Smoke | None, stage: str) -> dict[str, Any] | None:
         return None
     try:
         report = smoke(stage)
-    except UserError as error:  # no answer at all is a failed smoke test, recorded as such
-        return {"passed": False, "problems": [str(error)]}
+    # No answer at all is a failed smoke test, recorded as such: also an AWS call that
+    # failed after botocore's retries (an endpoint out of reach, a read timeout, a
+    # refused call), which would otherwise stop the promotion with no verdict recorded.
+    except (UserError, BotoCoreError, ClientError) as error:
+        return {"passed": False, "problems": [" ".join((explain(error) or str(error)).split())]}
     return {"passed": not report["problems"], **report}
+
+
+@contextmanager
+def after_start(start: dict[str, Any], stage: str, again: str) -> Iterator[None]:
+    """Around all that follows a deploy's "started" record: an expected failure there
+    (the deploy's, or recording its outcome) says where that start is logged, how to
+    see the stage's state, and `again`, what to run next; never that nothing changed."""
+    try:
+        yield
+    except UserError as error:
+        raise UserError(
+            f"{error} Its start is logged in {start['record']}; make status STAGE={stage} shows what the "
+            f"stage serves now. {again}"
+        ) from error
 
 
 def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:

@@ -27,10 +27,12 @@ def promoting(monkeypatch):
         raise raised[0]
 
     monkeypatch.setattr(promotion, "promote", promote)
+    monkeypatch.setattr(promotion, "rollback", promote)
     return raised
 
 
 ARGV = ["--from", "dev", "--to", "staging"]
+ROLLBACK = ["--to", "staging", "--record", "previous"]
 
 
 @pytest.mark.parametrize(
@@ -46,16 +48,21 @@ def test_the_state_is_printed_after_an_unexpected_error_which_still_propagates(p
     assert capsys.readouterr().out.splitlines() == [STATE]
 
 
+NO_STATE = "No verified state to return to: promotions/00000002-x.json is the stage's first promotion"
+
+
 @pytest.mark.parametrize(
-    ("error", "line"),
+    ("argv", "error", "line"),
     [
-        (PromotionError("digest mismatch"), "Promotion stopped, nothing changed: digest mismatch"),
-        (UserError("the deploy failed"), "the deploy failed"),
+        (ARGV, PromotionError("digest mismatch"), "Promotion stopped, nothing changed: digest mismatch"),
+        (ARGV, UserError("the deploy failed"), "the deploy failed"),
+        # Right after a failed promotion changed the stage: no claim that nothing did.
+        (ROLLBACK, PromotionError(NO_STATE), f"Rollback stopped: {NO_STATE}"),
     ],
 )
-def test_an_expected_failure_keeps_its_line_and_exit_code_after_the_state(promoting, capsys, error, line):
+def test_an_expected_failure_keeps_its_line_and_exit_code_after_the_state(promoting, capsys, argv, error, line):
     promoting.append(error)
-    assert run(promotion.main, ARGV) == 1
+    assert run(promotion.main, argv) == 1
     printed = capsys.readouterr()
     assert printed.out.splitlines() == [STATE] and printed.err.splitlines() == [line]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from delivery import records
+from delivery import artifacts, records
 from delivery.artifacts import PromotionError
 from tests.delivery.world import (
     NOW,
@@ -186,8 +186,10 @@ def test_a_first_promotion_whose_deploy_never_finished_returns_to_what_was_there
     back = rollback(
         staging, "previous", lambda stage, key, digest, assembly=None: served.append(key), "back", lambda: NOW
     )
-    assert served == ["artifacts/pinned/use/4/"] and back["target_artifact"] == pinned
-    assert back["rollback_to"] == records.BEFORE
+    # Served from the write-once promoted copy of what was there, made from it.
+    copy = promoted(record["tree_digest"])
+    assert served == [copy] and back["target_artifact"] == f"s3://staging-bucket/{copy}"
+    assert back["rollback_to"] == records.BEFORE and back["source_artifact"] == pinned
 
 
 def test_last_verified_after_a_promotion_refused_before_its_deploy_keeps_what_serves(stages):
@@ -251,7 +253,7 @@ def test_a_failed_first_promotion_rolls_back_to_what_the_stage_served_before(sta
             "back",
             lambda hours=hours: NOW + dt.timedelta(hours=hours),
         )
-    assert served == [("artifacts/pinned/use/4/", record["tree_digest"])] * 2
+    assert served == [(promoted(record["tree_digest"]), record["tree_digest"])] * 2
     assert back["rollback_to"] == "before-the-first-promotion"
     # Said plainly: nothing recorded the infrastructure that served it then.
     assert back["infrastructure"] == "this checkout's: none was recorded with before-the-first-promotion"
@@ -263,3 +265,29 @@ def test_a_failed_first_promotion_onto_nothing_says_plainly_there_is_nothing_to_
     assert first["replaced"] is None
     with pytest.raises(PromotionError, match="is the stage's first promotion and the stage served nothing before it"):
         rollback(staging, "previous", lambda *a: pytest.fail("deployed"), "back")
+
+
+def test_what_served_before_the_first_promotion_comes_back_as_a_copy_its_key_cannot_change(stages, packaged):
+    """The key a stage served before its first promotion (`pinned_artifact`) is one
+    other principals may write (tests/storage/test_bucket_access.py): a rollback to it
+    serves the write-once promoted copy of its digest, made once as verified, so a
+    later write to that key changes nothing a rollback deploys."""
+    dev, staging, record = stages
+    serve_pinned(staging, packaged[0], record["tree_digest"])
+    repackage(dev, "other")
+    promote(dev, staging, lambda *a: None, "one", lambda: NOW, smoke=fails)
+    first = rollback(staging, "previous", lambda *a: None, "back", lambda: NOW + dt.timedelta(hours=1), smoke=fails)
+    staging.s3.put_object(Bucket="staging-bucket", Key="artifacts/pinned/use/4/use/4/saved_model.pb", Body=b"evil")
+    # Nothing verified yet: last-verified is again the state before the first promotion.
+    served: list[str] = []
+    again = rollback(
+        staging,
+        records.LAST_VERIFIED,
+        lambda stage, key, digest, assembly=None: served.append(key),
+        "back",
+        lambda: NOW + dt.timedelta(hours=2),
+    )
+    copy = promoted(record["tree_digest"])
+    assert served == [copy] and again["rollback_to"] == records.BEFORE
+    assert first["target_artifact"] == again["target_artifact"] == f"s3://staging-bucket/{copy}"
+    artifacts.verify(staging.s3, f"s3://staging-bucket/{copy}", record["tree_digest"])

@@ -38,7 +38,7 @@ KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 BARE_REGION = "eu-west-2"
 # A rollback reads the target's bucket first: without its storage stack, nothing to read.
 NO_STORAGE = (
-    r"^Promotion stopped, nothing changed: No CloudFormation export tfhub-serving-dev-bucket-name: "
+    r"^Rollback stopped: No CloudFormation export tfhub-serving-dev-bucket-name: "
     r"deploy the target stage's storage first\.$"
 )
 DEPLOY_ROLE, LOOKUP_ROLE = (
