@@ -142,9 +142,11 @@ def served_files(s3, artifact: str | None) -> dict[str, list[str]] | None:
     """
     if not artifact or forms.is_archive(artifact):
         return None
+    bucket, prefix = forms.split(artifact)
     try:
         listed = {entry["path"] for entry in forms.read_manifest(s3, artifact)["files"]} | {forms.MANIFEST}
-        present = forms.prefix_paths(s3, artifact)
+        # The raw listing: a zero-byte folder object or an odd key added is named, not a reason to stop.
+        present = {key[len(prefix) :] for key, _ in forms.listed(s3, bucket, prefix)}
     except forms.ArtifactError as error:
         raise UserError(str(error)) from error
     except (ValueError, KeyError, TypeError) as error:

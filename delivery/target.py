@@ -1,7 +1,8 @@
 """A stage as a promotion or rollback reaches it: its clients (writing as its
 promotion role), what it serves now, whether it holds a model, the smoke
-test's verdict on it, and waiting for CloudFormation to finish an update of its
-serving stack that is still running."""
+test's verdict on it, what a failure after a deploy's start says, and waiting
+for CloudFormation to finish an update of its serving stack that is still
+running."""
 
 from __future__ import annotations
 
@@ -95,9 +96,12 @@ def after_start(start: dict[str, Any], stage: str, again: str) -> Iterator[None]
     see the stage's state, and `again`, what to run next; never that nothing changed."""
     try:
         yield
-    except UserError as error:
+    except (UserError, ClientError, BotoCoreError) as error:
+        # AWS refusing or failing the outcome's record or the assembly's upload is
+        # expected too: the stage was deployed all the same.
+        said = " ".join((explain(error) or str(error)).split())
         raise UserError(
-            f"{error} Its start is logged in {start['record']}; make status STAGE={stage} shows what the "
+            f"{said} Its start is logged in {start['record']}; make status STAGE={stage} shows what the "
             f"stage serves now. {again}"
         ) from error
 

@@ -29,6 +29,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import IO, cast
 
 from .errors import PackagingError
@@ -96,12 +97,12 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
     """Extract a tar.gz stream member by member; memory stays flat in the archive's size."""
     counted = _Counted(stream, limits.download_mb * _MIB, origin)
     budget = Budget(limits, destination, origin)
+    folders: set[PurePosixPath] = set()
     last = "the start"
     try:
         for archive, member in members(cast(IO[bytes], counted)):
             _refuse_unsafe(member, origin)
-            # A folder costs an inode as a file does: 0 bytes, but one entry of the budget.
-            budget.admit(member.size if member.isfile() else 0)
+            _admit(budget, member, folders)
             if member.isfile():
                 _within_ratio(limits, budget.total, counted.read_bytes, origin)
             archive.extract(member, destination, filter=tarfile.data_filter)
@@ -125,6 +126,19 @@ def extract(stream: IO[bytes], destination: str, origin: str, limits: Limits = L
         raise _corrupt(origin, last, error) from error
     except (tarfile.TarError, EOFError, zlib.error, http.client.HTTPException) as error:
         raise _corrupt(origin, last, error) from error
+
+
+def _admit(budget: Budget, member: tarfile.TarInfo, folders: set[PurePosixPath]) -> None:
+    """Count `member` against the budget, and each folder it creates: a folder costs an
+    inode as a file does (0 bytes, one entry), whether the archive lists it or only
+    implies it by a deeper member's path (`a/b/c/f` makes three)."""
+    path = PurePosixPath(member.name)
+    for folder in [*reversed(path.parents[:-1]), *([path] if member.isdir() else [])]:
+        if folder not in folders:
+            folders.add(folder)
+            budget.admit(0)
+    if not member.isdir():
+        budget.admit(member.size)
 
 
 class BadEnd(tarfile.TarError):

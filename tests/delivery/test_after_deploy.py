@@ -12,7 +12,7 @@ import subprocess
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from delivery import assembly as stage_assembly
@@ -122,3 +122,26 @@ def test_a_failed_rollback_deploy_names_the_rollback_to_run_again(stages, failin
         "Fix the cause, then run the rollback again: make promote TO=staging RECORD=previous"
     )
     assert "same promotion" not in str(raised.value)
+
+
+def test_an_outcome_aws_refuses_to_record_still_names_the_logged_start(stages, monkeypatch):
+    """The deploy happened; only writing its outcome failed (AccessDenied on PutObject):
+    the line says so, as for a failed deploy, never a bare AWS refusal."""
+    dev, staging, _ = stages
+    write = records.write
+
+    def refused(s3, bucket, record):
+        if "started" not in record:  # the start record goes through; the outcome names its start
+            return write(s3, bucket, record)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "PutObject")
+
+    monkeypatch.setattr(records, "write", refused)
+    with pytest.raises(UserError) as raised:
+        promote(dev, staging, lambda *a: None, "one", lambda: NOW)
+    started = records.newest(staging.s3, "staging-bucket")
+    assert records.require(staging.s3, "staging-bucket", started)["deploy"] == records.STARTED
+    assert str(raised.value).startswith("AWS refused PutObject (AccessDenied: denied)")
+    assert f"Its start is logged in {started}; make status STAGE=staging shows what the stage serves now." in str(
+        raised.value
+    )
+    assert "\n" not in str(raised.value)

@@ -23,10 +23,14 @@ def test_an_object_added_beside_a_served_copy_is_named(staging):
     s3 = staging.client("s3")
     s3.put_object(Bucket=BUCKET, Key=f"{SERVED}code/inference.py", Body=b"import os")
     s3.put_object(Bucket=BUCKET, Key=f"{SERVED}m/99/saved_model.pb", Body=b"other")
+    s3.put_object(Bucket=BUCKET, Key=f"{SERVED}m/98/", Body=b"")  # a folder object, which breaks S3ModelDataSource
     report = status.status(staging)
-    assert report["served_files"] == {"unlisted": ["code/inference.py", "m/99/saved_model.pb"], "missing": []}
+    assert report["served_files"] == {
+        "unlisted": ["code/inference.py", "m/98/", "m/99/saved_model.pb"],
+        "missing": [],
+    }
     (line,) = [line for line in status.render(report).splitlines() if line.startswith("  served files:")]
-    assert line.startswith("  served files: NOT the manifest's: unlisted ['code/inference.py', 'm/99/saved_model.pb']")
+    assert line.startswith("  served files: NOT the manifest's: unlisted ['code/inference.py', 'm/98/', 'm/99/")
     assert "at each instance start" in line
 
 

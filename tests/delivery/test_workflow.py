@@ -208,7 +208,10 @@ def test_a_promote_step_outlasts_the_longest_update_sagemaker_may_run(stage):
         deployment.strategy, deployment.step_instances, largest, deployment.wait_minutes * 60
     )
     (promote,) = [s for s in jobs()[stage]["steps"] if s.get("run", "").startswith("make promote FROM=")]
-    assert 60 * promote["timeout-minutes"] >= timeout, (promote["timeout-minutes"], timeout)
+    assert 60 * promote["timeout-minutes"] >= timeout, (
+        f"{stage}'s updates may run {timeout // 60} minutes: raise its promote step's timeout-minutes "
+        f"({promote['timeout-minutes']}) in deliver.yml, or shorten stages.{stage}.deployment.wait_minutes"
+    )
 
 
 def test_a_hung_deploy_fails_in_time_for_its_rollback_within_the_jobs_timeout():

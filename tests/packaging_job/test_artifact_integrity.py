@@ -152,6 +152,20 @@ def test_every_archive_member_folders_too_counts_against_max_files(text_model, t
     assert_nothing_left(tmp_path)
 
 
+def test_folders_an_archive_only_implies_count_against_max_files_too(text_model, tmp_path):
+    # No folder entry for a0..a9: each deep file makes ten folders the budget must see.
+    deep = tarfile.TarInfo("assets/" + "/".join(f"a{depth}" for depth in range(10)) + "/f")
+    deep.size = 1
+    handle = archive_of(text_model, tmp_path, deep, data=b"x")
+    with tarfile.open(handle) as archive:
+        entries = len(archive.getmembers()) + 10
+    assert run(handle, tmp_path, limits=Limits(files=entries))
+    shutil.rmtree(tmp_path / "model")
+    with pytest.raises(PackagingError, match=rf"more than {entries - 1} files and folders"):
+        run(handle, tmp_path, limits=Limits(files=entries - 1))
+    assert_nothing_left(tmp_path)
+
+
 @mock_aws
 @pytest.mark.parametrize("where", ["local folder", "s3 prefix"])
 def test_a_folder_handle_counts_its_folders_against_max_files_too(text_model, tmp_path, where):
