@@ -5,7 +5,9 @@ template, `shape_stage.Stage` is what they compare it with).
 - a role only SageMaker may assume;
 - a policy attached only to the template's own roles, granting each of the Model
   role's actions only on what `stacks/serving/model_role.py` grants it (`grants`):
-  its artifact's objects in the stage's bucket, listing only them, data capture
+  its artifact's objects in the stage's bucket (of a prefix, its model version's
+  folder and manifest, or the whole prefix as earlier stacks granted), listing only
+  them, data capture
   only under the stage's data-capture prefix, the region's TF Serving repository,
   the endpoint's own log group, its rollback alarms; `*` only where the service has
   no resource-level permission, with the condition the stacks put on it;
@@ -43,7 +45,7 @@ def grants(stage: Stage) -> dict[str, tuple[set[str], Condition]]:
     pull = {stage.image.repository_arn(stage.partition)}
     alarms = {stage.arn("cloudwatch", f"alarm:{name}") for name in stage.config.alarm_names}
     return {
-        "s3:GetObject": ({f"{BUCKET_ARN}/{artifact}"}, {}),
+        "s3:GetObject": ({f"{BUCKET_ARN}/{objects}" for objects in stage.artifact_objects}, {}),
         "s3:ListBucket": ({BUCKET_ARN}, {"StringLike": {"s3:prefix": [artifact]}}),
         "s3:PutObject": ({f"{BUCKET_ARN}/{DATA_CAPTURE_PREFIX}*"}, {}),
         "ecr:BatchCheckLayerAvailability": (pull, {}),

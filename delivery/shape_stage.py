@@ -10,7 +10,7 @@ from typing import Any
 
 from delivery.intrinsics import Reference, refuse, shown
 from stacks.stage.images import ContainerImage
-from stacks.stage.names import StageNames
+from stacks.stage.names import StageNames, served_objects
 from stacks.stage.schema import InstanceServing, StageConfig
 
 
@@ -34,9 +34,20 @@ class Stage:
 
     @property
     def artifact_pattern(self) -> str:
-        """The objects of the artifact as the Model's role names them: a prefix is
+        """The objects of the artifact as the Model's role lists them: a prefix is
         every object under it, an archive the one key (`stacks/serving/model_role.py`)."""
         return f"{self.artifact_key}*" if self.artifact_key.endswith("/") else self.artifact_key
+
+    @property
+    def artifact_objects(self) -> set[str]:
+        """What the Model's role may be granted s3:GetObject on: an archive's key; of a
+        prefix, the packaging job's layout of it for the configured model
+        (`stacks.stage.names.served_objects`), or every object under it as templates
+        stored before that narrowing grant it."""
+        if not self.artifact_key.endswith("/"):
+            return {self.artifact_key}
+        model = self.config.model
+        return {self.artifact_pattern, *served_objects(self.artifact_key, model.name, model.version)}
 
     @property
     def instances(self) -> InstanceServing | None:

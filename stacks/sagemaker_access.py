@@ -34,11 +34,14 @@ def log_group_arn(stack: Stack, name: str) -> str:
     )
 
 
-def read_statements(bucket: s3.IBucket, pattern: str, what: str) -> list[iam.PolicyStatement]:
-    """Get the objects matching `pattern` (a key, or a prefix ending in '*') and list
-    only them: sids Read<what> and List<what>."""
+def read_statements(
+    bucket: s3.IBucket, pattern: str, what: str, objects: Sequence[str] | None = None
+) -> list[iam.PolicyStatement]:
+    """Get the objects matching `pattern` (a key, or a prefix ending in '*'), or only
+    `objects` among them when given, and list only `pattern`: sids Read<what> and List<what>."""
+    readable = [bucket.arn_for_objects(key) for key in (objects or [pattern])]
     return [
-        iam.PolicyStatement(sid=f"Read{what}", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(pattern)]),
+        iam.PolicyStatement(sid=f"Read{what}", actions=["s3:GetObject"], resources=readable),
         iam.PolicyStatement(
             sid=f"List{what}",
             actions=["s3:ListBucket"],

@@ -1,7 +1,8 @@
 """The role the SageMaker Model runs as: it reads exactly the artifact it serves.
 
 It may read that one artifact (the pinned key, or the packaging job's output
-for this deploy), pull the serving image, write its endpoint's logs and
+for this deploy; of an uncompressed one, only the model version `model` names and
+its manifest), pull the serving image, write its endpoint's logs and
 metrics, describe its rollback alarms and write data capture. It may write
 nothing under `artifacts/`: a serving container, which on serverless has
 internet access, cannot change what a promotion copies. It lives in the
@@ -28,7 +29,8 @@ from stacks.sagemaker_access import (
     sagemaker_role,
 )
 from stacks.stage.images import ContainerImage
-from stacks.stage.names import ENDPOINT_METRICS_NAMESPACE, endpoint_log_group
+from stacks.stage.names import ENDPOINT_METRICS_NAMESPACE, endpoint_log_group, served_objects
+from stacks.stage.schema import ModelConfig
 
 
 class ModelRole(Construct):
@@ -40,6 +42,7 @@ class ModelRole(Construct):
         bucket: s3.IBucket,
         artifact_key: str,
         artifact_is_prefix: bool,
+        model: ModelConfig,
         image: ContainerImage,
         endpoint_name: str,
         capture_prefix: str | None = None,
@@ -48,13 +51,15 @@ class ModelRole(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.role = sagemaker_role(self, f"SageMaker Model of endpoint {endpoint_name}: reads the artifact it serves")
-        # A prefix is every object under it; an archive is the one key.
+        # A prefix is listed whole (SageMaker lists it to download it), but only the
+        # packaging job's layout of it is read: an object added elsewhere under it
+        # fails the download instead of being served. An archive is the one key.
         pattern = f"{artifact_key}*" if artifact_is_prefix else artifact_key
-        artifact = bucket.arn_for_objects(pattern)
+        objects = served_objects(artifact_key, model.name, model.version) if artifact_is_prefix else (pattern,)
         logs = log_group_arn(stack, endpoint_log_group(endpoint_name))
         streams = f"{logs}:log-stream:*"
         statements = [
-            *read_statements(bucket, pattern, "TheArtifact"),
+            *read_statements(bucket, pattern, "TheArtifact", objects),
             *runtime_statements(stack, [image], logs, streams, ENDPOINT_METRICS_NAMESPACE),
         ]
         reasons = {
@@ -63,9 +68,10 @@ class ModelRole(Construct):
             "wildcard covers only this endpoint's own log group.",
         }
         if artifact_is_prefix:
-            reasons[artifact] = (
-                "The uncompressed artifact is every object under its own prefix (the pinned one, "
-                "or this deploy's packaging job's), and nothing else in the bucket."
+            reasons[bucket.arn_for_objects(objects[0])] = (
+                f"TF Serving loads every file of the served model version, {model.name}/{model.version}/ "
+                "under this artifact's own prefix (the pinned one, or this deploy's packaging job's); "
+                "their names are the model's, unknown at synth."
             )
         if rollback_alarms:
             # SageMaker reads the auto-rollback alarms as this role ("Auto-Rollback

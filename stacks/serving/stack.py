@@ -82,6 +82,7 @@ class ServingStack(Stack):
             bucket=bucket,
             artifact_key=artifact_key,
             artifact_is_prefix=is_prefix,
+            model=config.model,
             image=image,
             endpoint_name=config.endpoint_name,
             capture_prefix=DATA_CAPTURE_PREFIX if config.data_capture_percent else None,

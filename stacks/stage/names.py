@@ -27,6 +27,23 @@ PACKAGING_PREFIX = "artifacts/packaging/"
 # the Model's role may write only there (`stacks/serving/model_role.py`), and a rolled-back
 # template may capture only there (`delivery/serving_shape.py`).
 DATA_CAPTURE_PREFIX = "datacapture/"
+# What an uncompressed artifact holds (`packaging_job/packager/package.py`): the folder TF
+# Serving loads, `<model name>/<version>/`, and the packaging manifest at its root. The
+# Model's role may read only these (`stacks/serving/model_role.py`): SageMaker downloads
+# every object under an S3Prefix (API reference, "S3ModelDataSource"), so one added
+# anywhere else under it fails the download instead of being served.
+ARTIFACT_MANIFEST = "manifest.json"
+
+
+def served_folder(model_name: str, version: int | str) -> str:
+    """The folder of an uncompressed artifact TF Serving loads: `<name>/<version>/`."""
+    return f"{model_name}/{version}/"
+
+
+def served_objects(prefix: str, model_name: str, version: int | str) -> tuple[str, str]:
+    """The keys of the uncompressed artifact at `prefix` its Model may read, as IAM
+    patterns: its served folder's objects and its manifest."""
+    return f"{prefix}{served_folder(model_name, version)}*", f"{prefix}{ARTIFACT_MANIFEST}"
 
 
 def endpoint_log_group(endpoint: str) -> str:

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.serving.endpoint import TfServingEndpoint
 from stacks.serving.model_role import ModelRole
 from stacks.stage.images import serving_image
-from stacks.stage.schema import Alarms, Deployment, InstanceServing, ServerlessServing
+from stacks.stage.schema import Alarms, Deployment, InstanceServing, ModelConfig, ServerlessServing
 
 # Each test synthesizes a bare stack (the helper below).
 pytestmark = pytest.mark.synth
@@ -32,6 +32,7 @@ def endpoint_template(serving, **production) -> Template:
         bucket=bucket,
         artifact_key=key,
         artifact_is_prefix=not archive,
+        model=ModelConfig("text", 1, "https://example.com/m.tar.gz"),
         image=image,
     )
     TfServingEndpoint(

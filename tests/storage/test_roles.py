@@ -79,11 +79,15 @@ def test_the_models_role_reads_exactly_the_artifact_it_serves(synthesized, stage
     assert any(d.startswith("ModelRolePermissions") for d in model["DependsOn"])
 
 
-def test_an_uncompressed_artifact_is_read_under_its_own_prefix(context, tmp_path):
+def test_an_uncompressed_artifact_is_read_only_as_the_packaging_job_lays_it_out(context, tmp_path):
     context["stages"]["staging"]["pinned_artifact"] = "artifacts/promoted/abc/model/"
     serving = Template.from_stack(synth_stage("staging", tmp_path, context).serving)
     _, statements = role_and_statements(serving, "ModelRole")
-    assert tail(statements["ReadTheArtifact"]["Resource"]) == "/artifacts/promoted/abc/model/*"
+    # Its model version's files and its manifest: not code/, another version, nor the root.
+    assert sorted(tail(r) for r in statements["ReadTheArtifact"]["Resource"]) == [
+        "/artifacts/promoted/abc/model/manifest.json",
+        "/artifacts/promoted/abc/model/universal-sentence-encoder/4/*",
+    ]
     assert statements["ListTheArtifact"]["Condition"] == {
         "StringLike": {"s3:prefix": ["artifacts/promoted/abc/model/*"]}
     }
