@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 import threading
@@ -64,9 +65,12 @@ class _Checked:
             )
 
 
-def verified_copy(source_s3, source_uri: str, target_s3, copy_uri: str, digest: str) -> dict[str, Any]:
+def verified_copy(
+    source_s3, source_uri: str, target_s3, copy_uri: str, digest: str, accept: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """The verified promoted copy at `copy_uri` of the artifact at `source_uri`
     (its manifest, as verified): written once, never overwritten or deleted.
+    `accept` refuses a manifest the target cannot serve, before anything is written.
 
     A complete copy already there (a re-run, or after a rollback) is verified and
     used; one cut short is completed; one that does not verify is reported and left
@@ -75,11 +79,15 @@ def verified_copy(source_s3, source_uri: str, target_s3, copy_uri: str, digest: 
     try:
         if exists(target_s3, copy_uri):
             try:
-                return artifacts.verify(target_s3, copy_uri, digest)
+                verified = artifacts.verify(target_s3, copy_uri, digest)
             except PromotionError as error:
                 if is_archive(copy_uri):
                     raise _left_alone(error) from error
+            else:
+                accept(verified)
+                return verified
         manifest, expected = artifacts.listed_files(source_s3, source_uri, digest)
+        accept(json.loads(manifest))
         copy(source_s3, source_uri, target_s3, copy_uri, manifest, expected)
     except ArtifactError as error:
         raise PromotionError(str(error)) from error

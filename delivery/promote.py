@@ -43,6 +43,7 @@ from delivery.target import (
     Smoke,
     StageAccess,
     after_start,
+    fits_layout,
     fits_memory,
     serving_now,
     stage_access,
@@ -78,7 +79,7 @@ def promote(
     writer = target.writing()
     key = artifacts.promoted_key(digest, archive=target.serverless)
     copy_uri = f"s3://{bucket}/{key}"
-    manifest = artifact_copy.verified_copy(source.s3, uri, writer.s3, copy_uri, digest)
+    manifest = artifact_copy.verified_copy(source.s3, uri, writer.s3, copy_uri, digest, partial(fits_layout, target))
     fits_memory(target, manifest)
     facts = {
         "source_stage": source.stage,

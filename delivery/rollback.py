@@ -8,6 +8,7 @@ import os
 import pathlib
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from delivery import artifact_copy, artifacts, records
@@ -15,7 +16,17 @@ from delivery import artifact_forms as forms
 from delivery import assembly as stage_assembly
 from delivery.artifacts import PromotionError
 from delivery.restorable import require_restorable, template_of
-from delivery.target import Deploy, Smoke, StageAccess, after_start, fits_memory, serving_now, settled, verdict
+from delivery.target import (
+    Deploy,
+    Smoke,
+    StageAccess,
+    after_start,
+    fits_layout,
+    fits_memory,
+    serving_now,
+    settled,
+    verdict,
+)
 from stacks.stage.config import load_from_cdk_json
 
 
@@ -51,6 +62,7 @@ def rollback(
         manifest = artifacts.verify(writer.s3, earlier["target_artifact"], digest)
     else:
         earlier, manifest = _promoted_copy(writer, bucket, earlier)
+    fits_layout(target, manifest)
     fits_memory(target, manifest)
     _, key = forms.split(earlier["target_artifact"])
     facts = {key_: value for key_, value in earlier.items() if key_ not in _OWN_FIELDS}
@@ -102,7 +114,9 @@ def _promoted_copy(writer: StageAccess, bucket: str, before: dict[str, Any]) -> 
     and the copy's manifest."""
     digest = str(before["digest"])
     copy_uri = f"s3://{bucket}/{artifacts.promoted_key(digest, archive=writer.serverless)}"
-    manifest = artifact_copy.verified_copy(writer.s3, before["target_artifact"], writer.s3, copy_uri, digest)
+    manifest = artifact_copy.verified_copy(
+        writer.s3, before["target_artifact"], writer.s3, copy_uri, digest, partial(fits_layout, writer)
+    )
     moved = {
         **before,
         "source_stage": writer.stage,

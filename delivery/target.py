@@ -21,8 +21,8 @@ from delivery import artifacts
 from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
 from stacks.model_packaging.handler_asset.packaging_handler.job_request import memory_problem
-from stacks.stage.names import StageNames
-from stacks.stage.schema import ServerlessServing
+from stacks.stage.names import ARTIFACT_MANIFEST, StageNames, served_folder
+from stacks.stage.schema import ModelConfig, ServerlessServing
 from tools.cli import UserError, explain
 
 # What the smoke test of a just-deployed stage reports (`delivery.smoke.smoke`).
@@ -52,6 +52,8 @@ class StageAccess:
     # Serves promoted copies (no packaging job of its own): as a source, it hands on
     # only what its own promotion log shows it verified.
     promoted: bool = False
+    # The model its config serves (`fits_layout`); None only for a source.
+    model: ModelConfig | None = None
 
     @property
     def serverless(self) -> bool:
@@ -114,6 +116,37 @@ def fits_memory(target: StageAccess, manifest: dict[str, Any]) -> None:
             raise PromotionError(f"{target.stage} is serverless and {problem}.")
 
 
+def fits_layout(target: StageAccess, manifest: dict[str, Any]) -> None:
+    """A target on instances serves the uncompressed copy, of which its Model's role
+    reads only the configured model's version folder and manifest.json
+    (`stacks/serving/model_role.py`): the copy must hold that model, TF Serving's
+    default model name being the config's too (`stacks/serving/stack.py`), and nothing
+    else, or SageMaker's download of it would fail."""
+    if target.serverless:
+        return
+    model = target.model
+    if model is None:
+        raise PromotionError(f"The model {target.stage} serves is unknown: refusing to give it an artifact.")
+    name, version = manifest.get("model_name"), manifest.get("model_version")
+    if name != model.name or str(version) != str(model.version):
+        raise PromotionError(
+            f"The artifact holds {name}/{version}, but {target.stage}'s config serves "
+            f"{model.name}/{model.version}: package the configured model."
+        )
+    folder = served_folder(model.name, model.version)
+    outside = sorted(
+        path
+        for path in (str(entry.get("path")) for entry in manifest.get("files", []))
+        if not path.startswith(folder) and path != ARTIFACT_MANIFEST
+    )
+    if outside:
+        code = " (the stacks never serve inference code)" if any(p.startswith("code/") for p in outside) else ""
+        raise PromotionError(
+            f"The artifact holds {outside[:5]} outside {folder}, which {target.stage}'s Model may not read{code}: "
+            "package it without them."
+        )
+
+
 def stage_access(
     stage: str, role_arn: str | None = None, target: bool = False, region: str | None = None
 ) -> StageAccess:
@@ -131,6 +164,7 @@ def stage_access(
         config.serving.memory_mb if isinstance(config.serving, ServerlessServing) else None,
         assume=(lambda role: deployed.as_role(role, f"promote-{stage}").client("s3")) if target else None,
         promoted=config.packaging is None,
+        model=config.model,
     )
 
 

@@ -22,6 +22,7 @@ from tests.delivery.world import (
     DEV,
     DEV_ACCOUNT,
     JOB_PREFIX,
+    MODEL,
     REGION,
     SLS,
     STAGING_ACCOUNT,
@@ -77,7 +78,11 @@ def stages(packaged):
         yield (
             StageAccess("dev", DEV, dev.client("cloudformation"), dev_s3),
             StageAccess(
-                "staging", StageNames("tfhub-serving", "staging"), staging.client("cloudformation"), staging_s3
+                "staging",
+                StageNames("tfhub-serving", "staging"),
+                staging.client("cloudformation"),
+                staging_s3,
+                model=MODEL,
             ),
             record,
         )

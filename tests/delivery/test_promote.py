@@ -16,6 +16,7 @@ from delivery.artifacts import PromotionError
 from stacks.stage.names import StageNames
 from tests.delivery.world import (
     JOB_PREFIX,
+    MODEL,
     NOW,
     StageAccess,
     fails,
@@ -228,7 +229,7 @@ def test_prod_takes_only_a_digest_staging_verified(stages):
     source = StageAccess(
         "staging", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, promoted=True
     )
-    prod = StageAccess("prod", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3)
+    prod = StageAccess("prod", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, model=MODEL)
     with pytest.raises(PromotionError, match="staging has no promotion of .* whose smoke test passed"):
         promote(source, prod, lambda *a: pytest.fail("deployed"), "x", expected_digest=record["tree_digest"])
     promote(dev, staging, lambda *a: None, "two", lambda: NOW + dt.timedelta(hours=1))  # verified this time

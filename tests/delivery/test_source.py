@@ -10,6 +10,7 @@ from delivery.artifacts import PromotionError
 from stacks.stage.names import StageNames
 from tests.delivery.world import (
     DEV,
+    MODEL,
     NOW,
     REGION,
     SLS,
@@ -76,7 +77,7 @@ def test_a_stage_serving_promoted_copies_is_promoted_only_from_the_copy_of_its_d
     digest = record["tree_digest"]
     promote(dev, staging, lambda *a: None, "one", lambda: NOW)
     source = StageAccess("staging", staging.names, staging.cloudformation, staging.s3, promoted=True)
-    prod = StageAccess("prod", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3)
+    prod = StageAccess("prod", StageNames("tfhub-serving", "staging"), staging.cloudformation, staging.s3, model=MODEL)
     for key in ("artifacts/pinned/use/4/", promoted("e" * 64)):
         staging.cloudformation.delete_stack(StackName=staging.names.serving_stack)
         serve_pinned(staging, packaged[0], digest, key)

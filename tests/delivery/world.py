@@ -17,6 +17,7 @@ from delivery import promote as promotion
 from fixtures.demo_model import save_text_model
 from packaging_job.packager.package import package
 from stacks.stage.names import StageNames
+from stacks.stage.schema import ModelConfig
 from tests.conftest import cdk_json_context, synth_stage
 
 
@@ -57,6 +58,8 @@ DEV, SLS = StageNames("tfhub-serving", "dev"), StageNames("tfhub-serving", "sls"
 # Where a packaging job of dev leaves its model (instances: a prefix); a promotion
 # takes a source artifact only from its own stage's job folders.
 JOB_PREFIX = f"{DEV.packaging_output_prefix}0123456789ab/output/model/"
+# The model the `packaged` fixture packages, as a target stage's config names it.
+MODEL = ModelConfig("use", 4, "https://example.com/use.tar.gz")
 
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
