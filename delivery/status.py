@@ -137,8 +137,9 @@ def served_files(s3, artifact: str | None) -> dict[str, list[str]] | None:
     Promoted objects are write-once (the bucket refuses overwrites), but a holder of
     the promotion role can still add an object beside them, and SageMaker downloads
     every object under the prefix at each instance start (CreateModel,
-    S3ModelDataSource): an added `code/inference.py`, or a higher model version, which
-    TF Serving prefers, would be served from the next scale-out. The listing shows it.
+    S3ModelDataSource): one its Model's role may not read (`code/inference.py`, a
+    higher model version) fails the next scale-out, one inside the model version's
+    folder is served from it. The listing shows either.
     """
     if not artifact or forms.is_archive(artifact):
         return None

@@ -74,8 +74,9 @@ def _served_files(report: dict[str, Any]) -> list[str]:
         return ["  served files: exactly the manifest's"]
     return [
         f"  served files: NOT the manifest's: unlisted {check['unlisted'][:5]}, missing {check['missing'][:5]}; "
-        "SageMaker loads every object under the prefix at each instance start: find who wrote them (the "
-        "bucket's access logs) and serve another verified state before the next scale-out (README, "
+        "SageMaker downloads every object under the prefix at each instance start, which fails on one its "
+        "Model may not read or serves one it may: find who wrote them (the bucket's access logs) and serve "
+        "another verified state before the next scale-out (README, "
         "Who can change what serves)"
     ]
 
