@@ -20,8 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from delivery import artifacts
 from delivery.artifacts import PromotionError
 from delivery.deployed import deployed_stage
+from packaging_job.packager.manifest import MANIFEST_NAME
 from stacks.model_packaging.handler_asset.packaging_handler.job_request import memory_problem
-from stacks.stage.names import ARTIFACT_MANIFEST, StageNames, served_folder
+from stacks.stage.names import StageNames, served_folder
 from stacks.stage.schema import ModelConfig, ServerlessServing
 from tools.cli import UserError, explain
 
@@ -137,7 +138,7 @@ def fits_layout(target: StageAccess, manifest: dict[str, Any]) -> None:
     outside = sorted(
         path
         for path in (str(entry.get("path")) for entry in manifest.get("files", []))
-        if not path.startswith(folder) and path != ARTIFACT_MANIFEST
+        if not path.startswith(folder) and path != MANIFEST_NAME
     )
     if outside:
         code = " (the stacks never serve inference code)" if any(p.startswith("code/") for p in outside) else ""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from packaging_job.packager.manifest import MANIFEST_NAME
+
 # Where SageMaker writes what a stage runs (developer guide: "Log groups and streams that
 # Amazon SageMaker AI sends to Amazon CloudWatch Logs", "Monitor Amazon SageMaker AI with
 # Amazon CloudWatch"): every training job logs to one group, a stream per host named
@@ -32,7 +34,6 @@ DATA_CAPTURE_PREFIX = "datacapture/"
 # Model's role may read only these (`stacks/serving/model_role.py`): SageMaker downloads
 # every object under an S3Prefix (API reference, "S3ModelDataSource"), so one added
 # anywhere else under it fails the download instead of being served.
-ARTIFACT_MANIFEST = "manifest.json"
 
 
 def served_folder(model_name: str, version: int | str) -> str:
@@ -43,7 +44,7 @@ def served_folder(model_name: str, version: int | str) -> str:
 def served_objects(prefix: str, model_name: str, version: int | str) -> tuple[str, str]:
     """The keys of the uncompressed artifact at `prefix` its Model may read, as IAM
     patterns: its served folder's objects and its manifest."""
-    return f"{prefix}{served_folder(model_name, version)}*", f"{prefix}{ARTIFACT_MANIFEST}"
+    return f"{prefix}{served_folder(model_name, version)}*", f"{prefix}{MANIFEST_NAME}"
 
 
 def endpoint_log_group(endpoint: str) -> str:
