@@ -48,6 +48,18 @@ def packaged(tmp_path_factory) -> tuple[pathlib.Path, dict]:
     return work / "model", record
 
 
+@pytest.fixture(scope="session")
+def packaged_as_configured(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    """The packaged model under the name and version cdk.json's stages serve, for the
+    tests that run the make targets on the real config (an instance stage's Model reads
+    only that folder, so a promotion refuses any other)."""
+    model = load_from_cdk_json(ROOT / "cdk.json", "staging", {}).model
+    work = tmp_path_factory.mktemp("configured")
+    source = save_text_model(str(work / "src" / "model"))
+    record = package(source, str(work / "model"), model.name, model.version, log=lambda m: None)
+    return work / "model", record
+
+
 @pytest.fixture
 def stages(packaged):
     model_dir, record = packaged

@@ -53,13 +53,14 @@ def accounts(moto):
 
 
 @pytest.fixture(scope="module")
-def built(moto, packaged, tmp_path_factory) -> tuple[Runner, JobRun]:
+def built(moto, packaged_as_configured, tmp_path_factory) -> tuple[Runner, JobRun]:
     """One run of the workflow: the build job, run once for the packaged model's
-    digest, its assemblies in the run's artifact storage for the later jobs.
+    digest (packaged under cdk.json's model name), its assemblies in the run's
+    artifact storage for the later jobs.
     prod's assembly is stood in for: no test here deploys prod, and it would
     cost another synth (the assembly tool is tested in test_assembly.py)."""
     runner = Runner(tmp_path_factory.mktemp("run"), aws_endpoint_url=moto.url)
-    digest = packaged[1]["tree_digest"]
+    digest = packaged_as_configured[1]["tree_digest"]
     build = run_job(
         workflow(),
         "build",
@@ -178,12 +179,12 @@ def test_staging_refuses_an_empty_or_hostile_digest_before_any_aws_call(built, a
     assert "Contents" not in accounts.client("staging", "s3").list_objects_v2(Bucket="staging-bucket")
 
 
-def test_a_promotion_from_dev_without_source_region_stops_before_any_aws_call(built, accounts, packaged):
+def test_a_promotion_from_dev_without_source_region_stops_before_any_aws_call(built, accounts, packaged_as_configured):
     """Scenario 5: dev's region is its environment's, never staging's. With the
     SOURCE_REGION variable unset (it reaches the job as ""), the promotion says
     what is missing before any AWS call, instead of looking for dev's stack in
     staging's region."""
-    digest = packaged[1]["tree_digest"]
+    digest = packaged_as_configured[1]["tree_digest"]
     serving_in_dev(accounts, {"TreeDigest": digest})
     unset = {k: v for k, v in variables("staging").items() if k != "SOURCE_REGION"}
     staging, answered = run_staging(built, accounts, digest, unset)
@@ -192,16 +193,16 @@ def test_a_promotion_from_dev_without_source_region_stops_before_any_aws_call(bu
     assert answered["promote"] == answered["aws-actions/configure-aws-credentials"]
 
 
-def test_a_promotion_whose_deploy_fails_is_rolled_back(built, accounts, packaged):
+def test_a_promotion_whose_deploy_fails_is_rolled_back(built, accounts, packaged_as_configured):
     """The staging job, whole, on the happy path up to the deploy: the tested
     digest's artifact is read from dev (its read role, its region), copied into
     staging and verified, the deploy's start recorded, the built assembly checked
     to pin it; then `cdk deploy` fails, as moto holds no CDK bootstrap (where the
     emulation stops). The rollback step runs, and on a stage that served nothing
     before says so plainly; the job fails."""
-    digest = packaged[1]["tree_digest"]
+    digest = packaged_as_configured[1]["tree_digest"]
     # As dev's packaging job leaves it (serverless dev: a model.tar.gz).
-    upload_archive(accounts.client("dev", "s3"), "dev-bucket", ARCHIVE_KEY, packaged[0])
+    upload_archive(accounts.client("dev", "s3"), "dev-bucket", ARCHIVE_KEY, packaged_as_configured[0])
     serving_in_dev(accounts, {"TreeDigest": digest})
     staging, _ = run_staging(built, accounts, digest, variables("staging"))
     assert staging.outcomes() == [(name, "success") for name in STAGING_STEPS[:5]] + [
@@ -222,12 +223,12 @@ def test_a_promotion_whose_deploy_fails_is_rolled_back(built, accounts, packaged
     assert (record["deploy"], record["digest"], record["commit"]) == ("started", digest, built[0].sha)
 
 
-def test_nothing_is_rolled_back_when_the_promotion_never_ran(built, accounts, packaged):
+def test_nothing_is_rolled_back_when_the_promotion_never_ran(built, accounts, packaged_as_configured):
     """A job that fails before its promotion (here the credentials action refuses
     a role of an account the environment does not allow) skips the rollback:
     the stage was not touched."""
     wrong_account = {**variables("staging"), "AWS_ACCOUNT_ID": ACCOUNTS["prod"]}
-    staging, _ = run_staging(built, accounts, packaged[1]["tree_digest"], wrong_account)
+    staging, _ = run_staging(built, accounts, packaged_as_configured[1]["tree_digest"], wrong_account)
     assert staging.outcomes()[4:] == [
         ("aws-actions/configure-aws-credentials", "failure"),
         ("promote", "skipped"),
