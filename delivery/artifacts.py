@@ -11,7 +11,7 @@ from typing import Any
 from delivery import artifact_forms as forms
 from delivery.deployed import serving_outputs
 from packaging_job.packager.manifest import DIGEST_VERSION, tree_digest
-from stacks.stage.names import ServingOutputs, StageNames
+from stacks.stage.names import ServingOutputs, StageNames, served_folder
 from tools.cli import UserError
 
 PROMOTED_PREFIX = "artifacts/promoted/"
@@ -104,7 +104,7 @@ def verify(s3, uri: str, expected_digest: str) -> dict[str, Any]:
             f"{uri} does not hold exactly the manifest's files: unlisted "
             f"{sorted(set(present) - set(listed))[:5]}, missing {sorted(set(listed) - set(present))[:5]}."
         )
-    served = f"{manifest['model_name']}/{manifest['model_version']}/saved_model.pb"
+    served = f"{served_folder(manifest['model_name'], manifest['model_version'])}saved_model.pb"
     if served not in listed:
         raise PromotionError(f"{uri} holds no {served}, which TF Serving would load.")
     actual = tree_digest([present[path] for path in sorted(present)])
